@@ -1,0 +1,187 @@
+//! One P2P connection to the node, only to hear about new blocks the moment the node accepts
+//! them (`headers` after `sendheaders`, or `inv`). Any Bitcoin Core version, no configuration.
+//! Reconnects with capped backoff; the caller keeps polling as a fallback meanwhile.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::network::Network;
+use crate::types::sha256d;
+
+const PROTOCOL_VERSION: i32 = 70016;
+/// Larger messages than this (the biggest we care about is `inv`, 1.8 MB at most) end the
+/// connection.
+const MAX_PAYLOAD: usize = 4 << 20;
+const MSG_BLOCK: u32 = 2;
+const MSG_WITNESS_BLOCK: u32 = 0x4000_0002;
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+fn message(magic: [u8; 4], command: &str, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(24 + payload.len());
+    m.extend_from_slice(&magic);
+    let mut cmd = [0u8; 12];
+    for (dst, src) in cmd.iter_mut().zip(command.bytes()) {
+        *dst = src;
+    }
+    m.extend_from_slice(&cmd);
+    m.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    m.extend_from_slice(&sha256d(&[payload])[..4]);
+    m.extend_from_slice(payload);
+    m
+}
+
+fn version_payload(nonce: u64) -> Vec<u8> {
+    let mut p = Vec::with_capacity(100);
+    p.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    p.extend_from_slice(&0u64.to_le_bytes()); // services: none
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    p.extend_from_slice(&(now as i64).to_le_bytes());
+    for _ in 0..2 {
+        // addr_recv, addr_from: services, IPv6 address, port.
+        p.extend_from_slice(&[0u8; 8 + 16 + 2]);
+    }
+    p.extend_from_slice(&nonce.to_le_bytes());
+    let agent = concat!("/ferrum:", env!("CARGO_PKG_VERSION"), "/");
+    p.push(agent.len() as u8);
+    p.extend_from_slice(agent.as_bytes());
+    p.extend_from_slice(&0i32.to_le_bytes()); // start height
+    p.push(0); // relay: no transaction announcements
+    p
+}
+
+/// Reads one message: (command, payload).
+async fn read_message(stream: &mut TcpStream, magic: [u8; 4]) -> Result<(String, Vec<u8>), P2pError> {
+    let mut head = [0u8; 24];
+    stream.read_exact(&mut head).await?;
+    if head[..4] != magic {
+        return Err(P2pError::Protocol("wrong network magic".into()));
+    }
+    let command: String = head[4..16].iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect();
+    let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(P2pError::Protocol(format!("{command} message of {len} bytes")));
+    }
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await?;
+    if sha256d(&[&payload])[..4] != head[20..24] {
+        return Err(P2pError::Protocol(format!("bad checksum on {command}")));
+    }
+    Ok((command, payload))
+}
+
+/// True if an `inv` payload announces a block.
+fn inv_has_block(payload: &[u8]) -> bool {
+    let mut r = crate::parse::Reader::new(payload);
+    let Ok(n) = r.count(36) else { return false };
+    (0..n).any(|_| match (r.u32(), r.take(32)) {
+        (Ok(kind), Ok(_)) => kind == MSG_BLOCK || kind == MSG_WITNESS_BLOCK,
+        _ => false,
+    })
+}
+
+/// Connects, handshakes, and calls `notify` on every block announcement until the connection
+/// fails.
+async fn session(addr: &str, network: Network, notify: &Notify, connected: &(dyn Fn() + Sync)) -> Result<(), P2pError> {
+    let magic = network.magic();
+    let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .map_err(|_| P2pError::Protocol("connect timed out".into()))??;
+    stream.set_nodelay(true)?;
+    let nonce = u64::from_le_bytes(
+        sha256d(&[addr.as_bytes(), &std::process::id().to_le_bytes()])[..8].try_into().unwrap_or_default(),
+    );
+    stream.write_all(&message(magic, "version", &version_payload(nonce))).await?;
+    let mut handshaken = false;
+    loop {
+        let (command, payload) = if handshaken {
+            read_message(&mut stream, magic).await?
+        } else {
+            tokio::time::timeout(Duration::from_secs(30), read_message(&mut stream, magic))
+                .await
+                .map_err(|_| P2pError::Protocol("no handshake within 30 s".into()))??
+        };
+        match command.as_str() {
+            "version" => stream.write_all(&message(magic, "verack", &[])).await?,
+            "verack" => {
+                handshaken = true;
+                stream.write_all(&message(magic, "sendheaders", &[])).await?;
+                connected();
+                // Whatever happened while we were away.
+                notify.notify_one();
+            }
+            "ping" => stream.write_all(&message(magic, "pong", &payload)).await?,
+            "headers" if payload.first().is_some_and(|n| *n > 0) => notify.notify_one(),
+            "inv" if inv_has_block(&payload) => notify.notify_one(),
+            _ => {}
+        }
+    }
+}
+
+/// Keeps a P2P connection to `addr` up for as long as the task runs, calling `notify` on block
+/// announcements. Logs the first failure and the recovery, not every retry.
+pub async fn listen(addr: String, network: Network, notify: Arc<Notify>) {
+    let failing = std::sync::atomic::AtomicBool::new(false);
+    let connected = std::sync::atomic::AtomicBool::new(false);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        connected.store(false, Ordering::Relaxed);
+        let on_connect = || {
+            connected.store(true, Ordering::Relaxed);
+            if failing.swap(false, Ordering::Relaxed) {
+                tracing::info!(%addr, "P2P connection to bitcoind restored");
+            } else {
+                tracing::debug!(%addr, "P2P connection to bitcoind up");
+            }
+        };
+        if let Err(e) = session(&addr, network, &notify, &on_connect).await {
+            if !failing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(%addr, "P2P connection to bitcoind lost ({e}); polling until it is back");
+            }
+        }
+        if connected.load(Ordering::Relaxed) {
+            backoff = Duration::from_millis(500);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inv_parsing() {
+        let mut p = vec![2u8];
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&[0; 32]);
+        p.extend_from_slice(&MSG_WITNESS_BLOCK.to_le_bytes());
+        p.extend_from_slice(&[0; 32]);
+        assert!(inv_has_block(&p));
+        p[37] = 1; // second entry: a transaction
+        assert!(!inv_has_block(&p));
+        assert!(!inv_has_block(&[0xff, 0xff]));
+    }
+
+    #[test]
+    fn message_framing() {
+        let m = message([1, 2, 3, 4], "ping", &[9; 8]);
+        assert_eq!(&m[..4], &[1, 2, 3, 4]);
+        assert_eq!(&m[4..8], b"ping");
+        assert_eq!(m[8..16], [0; 8]);
+        assert_eq!(u32::from_le_bytes([m[16], m[17], m[18], m[19]]), 8);
+        assert_eq!(m.len(), 32);
+    }
+}

@@ -1,0 +1,240 @@
+//! JSON-RPC and REST over one pool of HTTP connections to bitcoind, with authentication.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::http::{HttpClient, HttpError};
+use super::DaemonError;
+
+/// bitcoind's code for "still loading, try again".
+pub const RPC_IN_WARMUP: i64 = -28;
+pub const RPC_METHOD_NOT_FOUND: i64 = -32601;
+
+/// How we prove ourselves to bitcoind.
+#[derive(Clone)]
+pub enum Auth {
+    /// The `.cookie` file bitcoind writes at every start; read again when the node restarts.
+    Cookie(PathBuf),
+    /// `rpcuser`/`rpcpassword` or an `rpcauth` line's user and password.
+    UserPass { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Cookie(path) => f.debug_tuple("Cookie").field(path).finish(),
+            Auth::UserPass { user, .. } => {
+                f.debug_struct("UserPass").field("user", user).field("password", &"<redacted>").finish()
+            }
+        }
+    }
+}
+
+impl Auth {
+    fn header(&self) -> Result<String, DaemonError> {
+        let credentials = match self {
+            Auth::Cookie(path) => std::fs::read_to_string(path)
+                .map_err(|e| DaemonError::CookieUnreadable { path: path.clone(), reason: e.to_string() })?
+                .trim()
+                .to_string(),
+            Auth::UserPass { user, password } => format!("{user}:{password}"),
+        };
+        Ok(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))
+    }
+}
+
+/// One bitcoind endpoint: JSON-RPC calls (single and batched) and REST GETs.
+pub struct RpcClient {
+    http: HttpClient,
+    auth: Auth,
+    auth_header: RwLock<Option<String>>,
+    next_id: AtomicU64,
+}
+
+/// The error member of one JSON-RPC reply.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcClient {
+    pub fn new(addr: String, auth: Auth, timeout: Duration) -> Self {
+        RpcClient {
+            http: HttpClient::new(addr, timeout),
+            auth,
+            auth_header: RwLock::new(None),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        self.http.addr()
+    }
+
+    fn cached_header(&self) -> Result<String, DaemonError> {
+        if let Some(h) = self.auth_header.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(h.clone());
+        }
+        let h = self.auth.header()?;
+        *self.auth_header.write().unwrap_or_else(|e| e.into_inner()) = Some(h.clone());
+        Ok(h)
+    }
+
+    fn forget_credentials(&self) {
+        *self.auth_header.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.http.reset();
+    }
+
+    /// POSTs a JSON body; on 401 with a cookie, re-reads the cookie once (the node restarted).
+    async fn post(&self, body: &[u8]) -> Result<(u16, Vec<u8>), DaemonError> {
+        for attempt in 0..2 {
+            let header = self.cached_header()?;
+            let resp = self
+                .http
+                .request("POST", "/", &[("Authorization", &header), ("Content-Type", "application/json")], body)
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            match resp.status {
+                401 if attempt == 0 && matches!(self.auth, Auth::Cookie(_)) => self.forget_credentials(),
+                401 => return Err(DaemonError::Auth("401 Unauthorized: wrong RPC user, password or cookie".into())),
+                403 => {
+                    return Err(DaemonError::Auth("403 Forbidden: this address is not in bitcoind's rpcallowip".into()))
+                }
+                status => return Ok((status, resp.body)),
+            }
+        }
+        Err(DaemonError::Auth("401 Unauthorized".into()))
+    }
+
+    fn unreachable(&self, e: HttpError) -> DaemonError {
+        if e.is_connection() {
+            // The node may come back with a new cookie.
+            self.forget_credentials();
+            DaemonError::Unreachable { addr: self.addr().to_string(), reason: e.to_string() }
+        } else {
+            DaemonError::Protocol(e.to_string())
+        }
+    }
+
+    /// Calls one method and decodes its result.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, DaemonError> {
+        let value = self.call_value(method, params).await?;
+        serde_json::from_value(value).map_err(|e| DaemonError::Protocol(format!("unexpected result of {method}: {e}")))
+    }
+
+    pub async fn call_value(&self, method: &str, params: Value) -> Result<Value, DaemonError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::to_vec(&serde_json::json!({"id": id, "method": method, "params": params}))
+            .map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        let (status, body) = self.post(&body).await?;
+        let reply: Value = serde_json::from_slice(&body).map_err(|_| {
+            DaemonError::Protocol(format!(
+                "{method}: HTTP {status}, not JSON: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))
+        })?;
+        into_result(method, reply)
+    }
+
+    /// Calls `method` once per element of `params`, in one HTTP request. Each reply is decoded
+    /// separately: one failed element does not fail the others.
+    pub async fn batch(&self, method: &str, params: &[Value]) -> Result<Vec<Result<Value, DaemonError>>, DaemonError> {
+        if params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.next_id.fetch_add(params.len() as u64, Ordering::Relaxed);
+        let requests: Vec<Value> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| serde_json::json!({"id": first + i as u64, "method": method, "params": p}))
+            .collect();
+        let body = serde_json::to_vec(&requests).map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        let (status, body) = self.post(&body).await?;
+        let replies: Value = serde_json::from_slice(&body)
+            .map_err(|_| DaemonError::Protocol(format!("{method} batch: HTTP {status}, not JSON")))?;
+        let Value::Array(replies) = replies else {
+            // A whole-batch error (e.g. warm-up) comes as a single object.
+            return Err(into_result(method, replies)
+                .err()
+                .unwrap_or_else(|| DaemonError::Protocol(format!("{method} batch: reply is not an array"))));
+        };
+        let mut out: Vec<Option<Result<Value, DaemonError>>> = (0..params.len()).map(|_| None).collect();
+        for reply in replies {
+            let idx = reply
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|id| id.checked_sub(first))
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|&i| i < params.len())
+                .ok_or_else(|| DaemonError::Protocol(format!("{method} batch: reply with unknown id")))?;
+            if let Some(slot) = out.get_mut(idx) {
+                *slot = Some(into_result(method, reply));
+            }
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| DaemonError::Protocol(format!("{method} batch: missing reply"))))
+            .collect()
+    }
+
+    /// GETs a REST resource. `Ok(None)` when the node answers 404 (unknown resource, or REST
+    /// disabled), `Err` on a connection failure or an unexpected status.
+    pub async fn rest_get(&self, path: &str) -> Result<Option<Vec<u8>>, DaemonError> {
+        let resp = self.http.request("GET", path, &[], b"").await.map_err(|e| self.unreachable(e))?;
+        match resp.status {
+            200 => Ok(Some(resp.body)),
+            404 => Ok(None),
+            503 => Err(DaemonError::WarmingUp(String::from_utf8_lossy(&resp.body).trim().to_string())),
+            status => Err(DaemonError::Rejected {
+                code: i64::from(status),
+                message: format!("REST {path}: HTTP {status}: {}", String::from_utf8_lossy(&resp.body).trim()),
+            }),
+        }
+    }
+}
+
+fn into_result(method: &str, mut reply: Value) -> Result<Value, DaemonError> {
+    let error = reply.get_mut("error").map(Value::take).unwrap_or(Value::Null);
+    if !error.is_null() {
+        let err: RpcError = serde_json::from_value(error)
+            .map_err(|e| DaemonError::Protocol(format!("{method}: malformed error object: {e}")))?;
+        return Err(if err.code == RPC_IN_WARMUP {
+            DaemonError::WarmingUp(err.message)
+        } else {
+            DaemonError::Rejected { code: err.code, message: err.message }
+        });
+    }
+    match reply.get_mut("result") {
+        Some(result) => Ok(result.take()),
+        None => Err(DaemonError::Protocol(format!("{method}: reply without result"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_pass_debug_is_redacted() {
+        let auth = Auth::UserPass { user: "alice".into(), password: "hunter2".into() };
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("alice") && shown.contains("<redacted>") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn warmup_error_is_its_own_kind() {
+        let reply =
+            serde_json::json!({"result": null, "error": {"code": -28, "message": "Loading block index…"}, "id": 1});
+        assert!(matches!(into_result("x", reply), Err(DaemonError::WarmingUp(m)) if m.starts_with("Loading")));
+        let reply = serde_json::json!({"result": null, "error": {"code": -5, "message": "nope"}, "id": 1});
+        assert!(matches!(into_result("x", reply), Err(DaemonError::Rejected { code: -5, .. })));
+        let reply = serde_json::json!({"result": 7, "error": null, "id": 1});
+        assert_eq!(into_result("x", reply).unwrap(), 7);
+    }
+}

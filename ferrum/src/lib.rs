@@ -1,0 +1,12 @@
+//! Ferrum: an Electrum server that indexes a Bitcoin Core node.
+//!
+//! The modules follow the data flow: `daemon` (bitcoind client) → `index` (the only writer) →
+//! `store` (RocksDB and the txid file) → `query` (answers from one consistent snapshot) →
+//! `mempool` → `electrum` (the protocol) → `server` (transports and sessions). `config` builds
+//! the settings every stage reads.
+
+pub mod config;
+pub mod daemon;
+pub mod network;
+pub mod parse;
+pub mod types;

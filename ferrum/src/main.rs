@@ -1,0 +1,115 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use ferrum::config::{Cli, Command, Config, ProcessEnv};
+use ferrum::daemon::{Daemon, DaemonError, NodeInfo};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.options, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrum: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrum: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
+        Some(Command::Index { .. }) => Err(anyhow::anyhow!("no index yet")),
+        None => runtime.block_on(node_info(&config, false)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrum: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn node_info(config: &Config, json: bool) -> anyhow::Result<()> {
+    let daemon = Daemon::new(&config.daemon);
+    if let Err(mismatch) = daemon.check_usable().await.map_err(explain)? {
+        anyhow::bail!(mismatch);
+    }
+    let info = daemon.probe().await.map_err(explain)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print!("{}", report(&info, &config.daemon.rpc_addr));
+    }
+    Ok(())
+}
+
+fn explain(e: DaemonError) -> anyhow::Error {
+    match e {
+        DaemonError::WarmingUp(msg) => {
+            anyhow::anyhow!("bitcoind is warming up ({msg}); try again when it has finished loading")
+        }
+        e => anyhow::Error::new(e),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn report(info: &NodeInfo, addr: &str) -> String {
+    let zmq = if info.zmq.is_empty() {
+        "none".to_string()
+    } else {
+        info.zmq.iter().map(|z| format!("{} {}", z.kind, z.address)).collect::<Vec<_>>().join(", ")
+    };
+    let prevouts = if info.spenttxouts {
+        "spenttxouts mode (from the node, no reads while indexing)"
+    } else {
+        "utxo mode (Ferrum's own unspent-output table)"
+    };
+    let blocks = if info.rest { "REST /rest/block/<hash>.bin" } else { "JSON-RPC getblock <hash> 0" };
+    format!(
+        "bitcoind {version} ({sub}) on {net} at {addr}\n\
+         \x20 height            {height} (headers {headers})\n\
+         \x20 best block        {best}\n\
+         \x20 initial download  {ibd}\n\
+         \x20 REST              {rest}\n\
+         \x20 spenttxouts       {spent} (Core 30+, needs REST)\n\
+         \x20 blockpart         {part} (Core 31+, needs REST)\n\
+         \x20 txindex           {txindex}\n\
+         \x20 ZMQ               {zmq}\n\
+         Ferrum will read blocks with {blocks} and resolve spent outputs in {prevouts}.\n",
+        version = info.version_string(),
+        sub = info.subversion,
+        net = info.network,
+        height = info.blocks,
+        headers = info.headers,
+        best = info.best_block_hash,
+        ibd = yes_no(info.initial_block_download),
+        rest = yes_no(info.rest),
+        spent = yes_no(info.spenttxouts),
+        part = yes_no(info.blockpart),
+        txindex = yes_no(info.txindex),
+    )
+}

@@ -1,0 +1,146 @@
+//! The Bitcoin networks Ferrum serves, and what differs between them: names, ports, genesis.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Mainnet,
+    Testnet,
+    Testnet4,
+    Signet,
+    Regtest,
+}
+
+impl Network {
+    pub const ALL: [Network; 5] =
+        [Network::Mainnet, Network::Testnet, Network::Testnet4, Network::Signet, Network::Regtest];
+
+    /// The name Ferrum uses (`--network`), also ElectrumX's `NET` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Mainnet => "mainnet",
+            Network::Testnet => "testnet",
+            Network::Testnet4 => "testnet4",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        }
+    }
+
+    /// The `chain` field of bitcoind's `getblockchaininfo`.
+    pub fn core_chain(self) -> &'static str {
+        match self {
+            Network::Mainnet => "main",
+            Network::Testnet => "test",
+            Network::Testnet4 => "testnet4",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        }
+    }
+
+    pub fn from_core_chain(chain: &str) -> Option<Network> {
+        Network::ALL.into_iter().find(|n| n.core_chain() == chain)
+    }
+
+    /// The sub-directory of bitcoind's data directory that holds this network's files.
+    pub fn datadir_subdir(self) -> &'static str {
+        match self {
+            Network::Mainnet => "",
+            Network::Testnet => "testnet3",
+            Network::Testnet4 => "testnet4",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        }
+    }
+
+    pub fn default_rpc_port(self) -> u16 {
+        match self {
+            Network::Mainnet => 8332,
+            Network::Testnet => 18332,
+            Network::Testnet4 => 48332,
+            Network::Signet => 38332,
+            Network::Regtest => 18443,
+        }
+    }
+
+    pub fn default_p2p_port(self) -> u16 {
+        match self {
+            Network::Mainnet => 8333,
+            Network::Testnet => 18333,
+            Network::Testnet4 => 48333,
+            Network::Signet => 38333,
+            Network::Regtest => 18444,
+        }
+    }
+
+    /// Electrum ports (TCP, TLS) that wallets expect on this network, as ElectrumX and the
+    /// Electrum client use them: 50001/50002 on mainnet, 51001/51002 on the test networks.
+    pub fn default_electrum_ports(self) -> (u16, u16) {
+        match self {
+            Network::Mainnet => (50001, 50002),
+            _ => (51001, 51002),
+        }
+    }
+
+    /// The P2P message start bytes.
+    pub fn magic(self) -> [u8; 4] {
+        match self {
+            Network::Mainnet => [0xf9, 0xbe, 0xb4, 0xd9],
+            Network::Testnet => [0x0b, 0x11, 0x09, 0x07],
+            Network::Testnet4 => [0x1c, 0x16, 0x3f, 0x28],
+            Network::Signet => [0x0a, 0x03, 0xcf, 0x40],
+            Network::Regtest => [0xfa, 0xbf, 0xb5, 0xda],
+        }
+    }
+
+    /// Genesis block hash in display (RPC) byte order.
+    pub fn genesis_hash_hex(self) -> &'static str {
+        match self {
+            Network::Mainnet => "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
+            Network::Testnet => "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943",
+            Network::Testnet4 => "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043",
+            Network::Signet => "00000008819873e925422c1ff0f99f7cc9bbb232af63a077a480a3633bee1ef6",
+            Network::Regtest => "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206",
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Network {
+    type Err = String;
+
+    /// Accepts Ferrum's names, bitcoind's chain names and ElectrumX's `NET` values.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mainnet" | "main" | "bitcoin" => Ok(Network::Mainnet),
+            "testnet" | "test" | "testnet3" => Ok(Network::Testnet),
+            "testnet4" => Ok(Network::Testnet4),
+            "signet" => Ok(Network::Signet),
+            "regtest" => Ok(Network::Regtest),
+            other => {
+                Err(format!("unknown network {other:?} (expected one of mainnet, testnet, testnet4, signet, regtest)"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for n in Network::ALL {
+            assert_eq!(n.name().parse::<Network>().unwrap(), n);
+            assert_eq!(Network::from_core_chain(n.core_chain()), Some(n));
+        }
+        assert_eq!("BITCOIN".parse::<Network>().unwrap(), Network::Mainnet);
+        assert!("litecoin".parse::<Network>().unwrap_err().contains("litecoin"));
+    }
+}

@@ -1,0 +1,55 @@
+//! The regtest harness shared by Ferrum's tests and benchmarks: a real `bitcoind` per test
+//! ([`Node`]), keys and transactions of every common kind without the node's wallet
+//! ([`Wallet`]), chain surgery (mining, reorgs, restarts), seeded scenarios ([`scenario`]) and the
+//! expected index contents computed from the node's own data ([`truth`]).
+
+pub mod node;
+pub mod rpc;
+pub mod scenario;
+pub mod truth;
+pub mod wallet;
+
+pub use node::{bitcoin_cli_exe, bitcoind_exe, free_port, Node, NodeOptions};
+pub use wallet::{Inputs, Kind, Receiver, TxSpec, Utxo, Wallet};
+
+use bitcoin::hashes::{sha256, Hash};
+
+/// The Electrum script hash of an output script: SHA-256, byte-reversed, hex.
+pub fn scripthash(script: &bitcoin::Script) -> String {
+    let mut h = sha256::Hash::hash(script.as_bytes()).to_byte_array();
+    h.reverse();
+    hex::encode(h)
+}
+
+/// [`scripthash`] of a script given in hex.
+pub fn scripthash_hex(script_hex: &str) -> anyhow::Result<String> {
+    let bytes = hex::decode(script_hex)?;
+    Ok(scripthash(bitcoin::Script::from_bytes(&bytes)))
+}
+
+/// Polls `f` until it returns `Some`, at most `timeout`; the error names what was awaited.
+pub fn wait_for<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scripthash_matches_the_protocol_example() {
+        // P2PKH example from the Electrum protocol documentation.
+        let script = hex::decode("76a91462e907b15cbf27d5425399ebf6f0fb50ebb88f1888ac").unwrap();
+        assert_eq!(
+            super::scripthash(bitcoin::Script::from_bytes(&script)),
+            "8b01df4e368ea28f8dc0423bcf7a4923e3a12d307c875e47a0cfbf90b5c39161"
+        );
+    }
+}

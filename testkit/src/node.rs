@@ -1,0 +1,432 @@
+//! A real regtest `bitcoind` in a temporary directory, on free loopback ports, killed on drop.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::{Address, BlockHash, Network, Transaction, Txid};
+use serde_json::{json, Value};
+
+use crate::rpc::{Rpc, RpcError};
+
+/// The `bitcoind` binary: `$BITCOIND_EXE`, or the one `scripts/bitcoind.sh` builds and caches
+/// (building it on first use). Fails loudly: a test never runs without a node.
+pub fn bitcoind_exe() -> Result<PathBuf> {
+    static EXE: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    EXE.get_or_init(|| locate_bitcoind().map_err(|e| format!("{e:#}"))).clone().map_err(|e| anyhow!(e))
+}
+
+/// `bitcoin-cli`, next to `bitcoind`.
+pub fn bitcoin_cli_exe() -> Result<PathBuf> {
+    let exe = bitcoind_exe()?;
+    Ok(exe.with_file_name("bitcoin-cli"))
+}
+
+fn locate_bitcoind() -> Result<PathBuf> {
+    if let Some(exe) = std::env::var_os("BITCOIND_EXE") {
+        let exe = PathBuf::from(exe);
+        if !exe.is_file() {
+            bail!("BITCOIND_EXE={} does not exist", exe.display());
+        }
+        return Ok(exe);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bitcoind.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({}); see its output above", script.display(), out.status);
+    }
+    let dir = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+    let exe = dir.join("bitcoind");
+    if !exe.is_file() {
+        bail!("{} printed {}, which has no bitcoind", script.display(), dir.display());
+    }
+    Ok(exe)
+}
+
+/// A loopback port nobody in this process has been handed yet and that is free right now.
+pub fn free_port() -> u16 {
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
+        if port != 0 && given.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// How to start the node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// `-rest=1`.
+    pub rest: bool,
+    /// `-txindex=1`.
+    pub txindex: bool,
+    /// Anything else, e.g. `-prune=550`.
+    pub extra_args: Vec<String>,
+}
+
+impl NodeOptions {
+    pub fn rest() -> Self {
+        NodeOptions { rest: true, ..Default::default() }
+    }
+}
+
+/// A running regtest node. Dropping it kills the process and removes its directory; the process
+/// is also killed by the kernel if the test process dies (parent-death signal).
+pub struct Node {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    options: NodeOptions,
+    pub rpc_port: u16,
+    pub p2p_port: u16,
+    rpc: Rpc,
+    /// Where `generatetoaddress` pays when a test does not say.
+    pub mining_address: Address,
+    /// Counter for coinbase addresses of re-mined heights (see [`Node::reorg`]).
+    branch: std::sync::atomic::AtomicU32,
+}
+
+impl Node {
+    pub fn start(options: NodeOptions) -> Result<Node> {
+        let dir = tempfile::Builder::new().prefix("ferrum-node-").tempdir()?;
+        let cookie = dir.path().join("regtest/.cookie");
+        let mut node = Node {
+            child: None,
+            dir,
+            options,
+            rpc_port: 0,
+            p2p_port: 0,
+            rpc: Rpc::new(String::new(), cookie.clone()),
+            mining_address: crate::wallet::burn_address(),
+            branch: std::sync::atomic::AtomicU32::new(0),
+        };
+        let mut attempt = 0;
+        loop {
+            node.rpc_port = free_port();
+            node.p2p_port = free_port();
+            node.rpc = Rpc::new(node.rpc_addr(), cookie.clone());
+            match node.launch() {
+                Ok(()) => return Ok(node),
+                // Another process may take a port between our check and bitcoind's bind.
+                Err(e) if attempt < 2 && format!("{e:#}").contains("bind") => {
+                    node.kill();
+                    let _ = std::fs::remove_dir_all(node.dir.path().join("regtest"));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-regtest".to_string(),
+            format!("-datadir={}", self.dir.path().display()),
+            format!("-rpcport={}", self.rpc_port),
+            "-rpcbind=127.0.0.1".to_string(),
+            "-rpcallowip=127.0.0.1".to_string(),
+            format!("-bind=127.0.0.1:{}", self.p2p_port),
+            format!("-port={}", self.p2p_port),
+            "-listen=1".to_string(),
+            "-listenonion=0".to_string(),
+            "-discover=0".to_string(),
+            "-dnsseed=0".to_string(),
+            "-fixedseeds=0".to_string(),
+            "-natpmp=0".to_string(),
+            "-server=1".to_string(),
+            "-printtoconsole=0".to_string(),
+            "-whitelist=noban,relay@127.0.0.1".to_string(),
+            "-par=1".to_string(),
+            "-dbcache=64".to_string(),
+            "-maxconnections=16".to_string(),
+            format!("-rest={}", u8::from(self.options.rest)),
+            format!("-txindex={}", u8::from(self.options.txindex)),
+        ];
+        args.extend(self.options.extra_args.iter().cloned());
+        args
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        self.spawn(&[])?;
+        self.wait_ready()
+    }
+
+    fn spawn(&mut self, extra: &[&str]) -> Result<()> {
+        let exe = bitcoind_exe()?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(self.args()).args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Starts the stopped node with `extra` arguments for this start only, and returns at once,
+    /// before the node is ready (to observe its warm-up). Remove the old cookie first so
+    /// readiness can be told from the new one.
+    pub fn spawn_again_with(&mut self, extra: &[&str]) -> Result<()> {
+        if self.child.is_some() {
+            bail!("node is running");
+        }
+        let _ = std::fs::remove_file(self.cookie_file());
+        self.spawn(extra)
+    }
+
+    /// Waits until the node answers RPC (after its warm-up).
+    pub fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    let mut stderr = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = e.read_to_string(&mut stderr);
+                    }
+                    bail!("bitcoind exited with {status}: {} {}", stderr.trim(), self.log_tail(20));
+                }
+            }
+            match self.rpc.call("getblockchaininfo", json!([])) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    bail!("bitcoind not ready after 120 s: {e:#}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// The last `n` lines of the node's debug.log, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("regtest/debug.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    pub fn datadir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cookie_file(&self) -> PathBuf {
+        self.dir.path().join("regtest/.cookie")
+    }
+
+    pub fn rpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    pub fn p2p_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.p2p_port)
+    }
+
+    pub fn options(&self) -> &NodeOptions {
+        &self.options
+    }
+
+    /// `bitcoin-cli`-like: calls a method with JSON params.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value> {
+        self.rpc.call(method, params)
+    }
+
+    /// REST GET (the node must run with `-rest`).
+    pub fn rest(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        self.rpc.rest(path)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the node cleanly (RPC `stop`) and waits for the process to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = self.rpc.call("stop", json!([]));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("bitcoind did not stop within 60 s; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped node again with the same data and ports.
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("node is running");
+        }
+        self.launch()
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// SIGKILL, no clean shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    // ---- chain queries ----
+
+    pub fn height(&self) -> Result<u32> {
+        Ok(serde_json::from_value(self.call("getblockcount", json!([]))?)?)
+    }
+
+    pub fn tip(&self) -> Result<BlockHash> {
+        parse_hash(&self.call("getbestblockhash", json!([]))?)
+    }
+
+    pub fn block_hash(&self, height: u32) -> Result<BlockHash> {
+        parse_hash(&self.call("getblockhash", json!([height]))?)
+    }
+
+    pub fn block(&self, hash: &BlockHash) -> Result<bitcoin::Block> {
+        let hex = self.call("getblock", json!([hash.to_string(), 0]))?;
+        let bytes = hex::decode(hex.as_str().ok_or_else(|| anyhow!("getblock: not a string"))?)?;
+        Ok(bitcoin::consensus::deserialize(&bytes)?)
+    }
+
+    /// Raw block bytes, as the node stores them.
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Vec<u8>> {
+        let hex = self.call("getblock", json!([hash.to_string(), 0]))?;
+        Ok(hex::decode(hex.as_str().ok_or_else(|| anyhow!("getblock: not a string"))?)?)
+    }
+
+    pub fn mempool(&self) -> Result<Vec<Txid>> {
+        let v = self.call("getrawmempool", json!([]))?;
+        v.as_array()
+            .ok_or_else(|| anyhow!("getrawmempool: not an array"))?
+            .iter()
+            .map(|t| Ok(t.as_str().ok_or_else(|| anyhow!("txid not a string"))?.parse()?))
+            .collect()
+    }
+
+    /// Confirmations of a transaction: `Some(0)` in the mempool, `None` if unknown to the node.
+    /// Needs the block hash hint without `-txindex`.
+    pub fn confirmations(&self, txid: &Txid, block: Option<&BlockHash>) -> Result<Option<u32>> {
+        let params = match block {
+            Some(b) => json!([txid.to_string(), true, b.to_string()]),
+            None => json!([txid.to_string(), true]),
+        };
+        match self.call("getrawtransaction", params) {
+            Ok(v) => Ok(Some(v.get("confirmations").and_then(Value::as_u64).unwrap_or(0) as u32)),
+            Err(e) if e.downcast_ref::<RpcError>().is_some_and(|r| r.code == -5) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- chain surgery ----
+
+    /// Mines `n` blocks paying the coinbase to `mining_address`, with mempool transactions.
+    pub fn mine(&self, n: u32) -> Result<Vec<BlockHash>> {
+        self.mine_to(n, &self.mining_address)
+    }
+
+    pub fn mine_to(&self, n: u32, address: &Address) -> Result<Vec<BlockHash>> {
+        let v = self.call("generatetoaddress", json!([n, address.to_string()]))?;
+        v.as_array().ok_or_else(|| anyhow!("generatetoaddress: not an array"))?.iter().map(parse_hash).collect()
+    }
+
+    /// Mines one block holding exactly `txs` (none from the mempool), valid or rejected by
+    /// consensus only: mempool policy does not apply.
+    pub fn mine_block_with(&self, txs: &[Transaction]) -> Result<BlockHash> {
+        let raw: Vec<String> = txs.iter().map(bitcoin::consensus::encode::serialize_hex).collect();
+        let v = self.call("generateblock", json!([self.branch_address().to_string(), raw]))?;
+        parse_hash(v.get("hash").ok_or_else(|| anyhow!("generateblock: no hash"))?)
+    }
+
+    pub fn invalidate(&self, hash: &BlockHash) -> Result<()> {
+        self.call("invalidateblock", json!([hash.to_string()]))?;
+        Ok(())
+    }
+
+    pub fn reconsider(&self, hash: &BlockHash) -> Result<()> {
+        self.call("reconsiderblock", json!([hash.to_string()]))?;
+        Ok(())
+    }
+
+    /// Replaces the top `depth` blocks by `depth + 1` new ones. The transactions of the stale
+    /// blocks go back to the mempool and are mined again in the new branch.
+    pub fn reorg(&self, depth: u32) -> Result<Vec<BlockHash>> {
+        let first_stale = self.stale_from(depth)?;
+        self.invalidate(&first_stale)?;
+        self.mine_to(depth + 1, &self.branch_address())
+    }
+
+    /// A coinbase address not used before in this node's life: a block re-mined at a height
+    /// with the same transactions and the same second would otherwise be the invalidated block.
+    fn branch_address(&self) -> Address {
+        let n = self.branch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::wallet::burn_address_n(n + 1)
+    }
+
+    /// Replaces the top `depth` blocks by one block per entry of `blocks`, each holding exactly
+    /// those transactions (empty blocks drop the stale transactions back to the mempool, where
+    /// a conflicting transaction in the new branch evicts them).
+    pub fn reorg_with(&self, depth: u32, blocks: &[Vec<Transaction>]) -> Result<Vec<BlockHash>> {
+        if blocks.len() as u32 <= depth {
+            bail!("a reorg of depth {depth} needs more than {depth} new blocks");
+        }
+        let first_stale = self.stale_from(depth)?;
+        self.invalidate(&first_stale)?;
+        blocks.iter().map(|txs| self.mine_block_with(txs)).collect()
+    }
+
+    fn stale_from(&self, depth: u32) -> Result<BlockHash> {
+        let height = self.height()?;
+        if depth == 0 || depth > height {
+            bail!("cannot reorg {depth} blocks at height {height}");
+        }
+        self.block_hash(height - depth + 1)
+    }
+
+    pub fn send_raw(&self, tx: &Transaction) -> Result<Txid> {
+        let v = self.call("sendrawtransaction", json!([bitcoin::consensus::encode::serialize_hex(tx)]))?;
+        Ok(v.as_str().ok_or_else(|| anyhow!("sendrawtransaction: not a string"))?.parse()?)
+    }
+
+    /// Network the node runs on, for address encoding.
+    pub fn network(&self) -> Network {
+        Network::Regtest
+    }
+}
+
+fn parse_hash(v: &Value) -> Result<BlockHash> {
+    Ok(v.as_str().ok_or_else(|| anyhow!("expected a hash, got {v}"))?.parse()?)
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

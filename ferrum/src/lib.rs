@@ -5,8 +5,15 @@
 //! `mempool` → `electrum` (the protocol) → `server` (transports and sessions). `config` builds
 //! the settings every stage reads.
 
+pub mod app;
+pub mod chain;
 pub mod config;
 pub mod daemon;
+pub mod index;
+pub mod inspect;
+pub mod merkle;
 pub mod network;
 pub mod parse;
+pub mod query;
+pub mod store;
 pub mod types;

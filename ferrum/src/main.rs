@@ -4,6 +4,7 @@ use clap::Parser;
 
 use ferrum::config::{Cli, Command, Config, ProcessEnv};
 use ferrum::daemon::{Daemon, DaemonError, NodeInfo};
+use ferrum::index::StopSignal;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,8 +25,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
-        Some(Command::Index { .. }) => Err(anyhow::anyhow!("no index yet")),
-        None => runtime.block_on(node_info(&config, false)),
+        Some(Command::Index { what, json }) => ferrum::inspect::run(&config, &what, json).map(|out| print!("{out}")),
+        None => runtime.block_on(serve(config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +45,34 @@ fn init_logging(filter: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!("ferrum {} starting: {config:?}", env!("CARGO_PKG_VERSION"));
+    let stop = StopSignal::default();
+    tokio::spawn(stop_on_signals(stop.clone()));
+    ferrum::app::run(config, stop).await
+}
+
+/// SIGINT or SIGTERM: finish the current chunk and exit 0. A second one exits at once.
+async fn stop_on_signals(stop: StopSignal) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        if n > 0 {
+            eprintln!("ferrum: second signal, exiting now");
+            std::process::exit(130);
+        }
+        tracing::info!("stopping: finishing the current chunk");
+        stop.stop();
+    }
 }
 
 async fn node_info(config: &Config, json: bool) -> anyhow::Result<()> {

@@ -3,6 +3,8 @@
 //! transaction in its block. Every read is bounds-checked: malformed bytes give an error, never
 //! a panic or a huge allocation.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::ops::Range;
 
 use crate::types::{sha256d, BlockHash, Txid};
@@ -38,8 +40,12 @@ impl<'a> Reader<'a> {
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or(ParseError::Truncated(self.pos))?;
-        let slice = &self.data[self.pos..end];
+        let slice = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.data.get(self.pos..end))
+            .ok_or(ParseError::Truncated(self.pos))?;
+        let end = self.pos + n;
         self.pos = end;
         Ok(slice)
     }
@@ -154,7 +160,7 @@ pub struct TxView<'a> {
 
 impl TxView<'_> {
     pub fn is_coinbase(&self) -> bool {
-        self.inputs.len() == 1 && self.inputs[0].is_null()
+        matches!(self.inputs.as_slice(), [only] if only.is_null())
     }
 
     pub fn vsize(&self) -> usize {
@@ -194,7 +200,7 @@ pub fn parse_tx<'a>(r: &mut Reader<'a>) -> Result<TxView<'a>, ParseError> {
         let script = r.var_bytes()?;
         outputs.push(OutputView { value, script });
     }
-    let body = &r.data[body_start..r.pos()];
+    let body = r.data.get(body_start..r.pos()).ok_or(ParseError::Truncated(body_start))?;
     if segwit {
         for _ in 0..n_in {
             let items = r.count(1)?;

@@ -4,6 +4,8 @@
 //! bitcoind answers HTTP/1.1 with `Content-Length`; chunked bodies are accepted too, for nodes
 //! behind a proxy. Bodies are bounded so a broken peer cannot make us allocate without limit.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -232,7 +234,9 @@ async fn read_chunked(conn: &mut Conn) -> Result<Vec<u8>, HttpError> {
         }
         let start = body.len();
         body.resize(start + size, 0);
-        conn.read_exact(&mut body[start..]).await?;
+        if let Some(dst) = body.get_mut(start..) {
+            conn.read_exact(dst).await?;
+        }
         read_line(conn, &mut line).await?;
     }
 }

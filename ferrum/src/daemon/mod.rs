@@ -4,6 +4,7 @@
 pub mod http;
 pub mod p2p;
 pub mod rpc;
+pub mod zmq;
 
 use std::path::PathBuf;
 use std::time::Duration;

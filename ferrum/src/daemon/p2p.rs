@@ -2,6 +2,8 @@
 //! them (`headers` after `sendheaders`, or `inv`). Any Bitcoin Core version, no configuration.
 //! Reconnects with capped backoff; the caller keeps polling as a fallback meanwhile.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;

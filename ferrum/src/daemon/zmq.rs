@@ -1,0 +1,202 @@
+//! A ZMQ subscriber for bitcoind's notifications (`-zmqpubhashblock`, `-zmqpubsequence`):
+//! ZMTP 3.0 over TCP with the NULL mechanism, which is what bitcoind's publishers speak.
+//! Only what a SUB socket needs: greeting, READY, subscriptions, and multipart messages.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest frame accepted: notifications are a topic, a 32-byte hash or a transaction, and a
+/// sequence number; a raw transaction can reach 4 MB.
+const MAX_FRAME: u64 = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ZmqError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// `tcp://host:port` → `host:port`. A wildcard bind address (`0.0.0.0`, `[::]`, `*`) means
+/// "the node's own host", which `node_host` names.
+pub fn endpoint(address: &str, node_host: &str) -> Option<String> {
+    let rest = address.strip_prefix("tcp://")?;
+    let (host, port) = rest.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    let host = match host {
+        "0.0.0.0" | "[::]" | "*" => node_host,
+        h => h,
+    };
+    Some(format!("{host}:{port}"))
+}
+
+fn greeting() -> [u8; 64] {
+    let mut g = [0u8; 64];
+    g[0] = 0xff;
+    g[9] = 0x7f;
+    g[10] = 3; // version 3.0
+    g[11] = 0;
+    g[12..16].copy_from_slice(b"NULL");
+    g
+}
+
+/// A command frame: name and properties.
+fn command(name: &str, properties: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name.as_bytes());
+    for (k, v) in properties {
+        body.push(k.len() as u8);
+        body.extend_from_slice(k.as_bytes());
+        body.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        body.extend_from_slice(v);
+    }
+    frame(0x04, &body)
+}
+
+fn frame(flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(body.len() + 9);
+    if body.len() < 256 {
+        f.push(flags);
+        f.push(body.len() as u8);
+    } else {
+        f.push(flags | 0x02);
+        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    }
+    f.extend_from_slice(body);
+    f
+}
+
+/// Reads one frame: (flags, body).
+async fn read_frame(stream: &mut TcpStream) -> Result<(u8, Vec<u8>), ZmqError> {
+    let flags = stream.read_u8().await?;
+    let len = if flags & 0x02 != 0 { stream.read_u64().await? } else { u64::from(stream.read_u8().await?) };
+    if len > MAX_FRAME {
+        return Err(ZmqError::Protocol(format!("frame of {len} bytes")));
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).await?;
+    Ok((flags, body))
+}
+
+/// A connected SUB socket.
+pub struct Subscriber {
+    stream: TcpStream,
+}
+
+impl Subscriber {
+    /// Connects to `addr` (`host:port`) and subscribes to `topics`.
+    pub async fn connect(addr: &str, topics: &[&str]) -> Result<Subscriber, ZmqError> {
+        let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+            .await
+            .map_err(|_| ZmqError::Protocol("connect timed out".into()))??;
+        stream.set_nodelay(true)?;
+        stream.write_all(&greeting()).await?;
+        let mut peer = [0u8; 64];
+        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut peer))
+            .await
+            .map_err(|_| ZmqError::Protocol("no greeting".into()))??;
+        if peer[0] != 0xff || peer[9] != 0x7f || peer[10] < 3 || &peer[12..16] != b"NULL" {
+            return Err(ZmqError::Protocol("not a ZMTP 3 NULL-mechanism peer".into()));
+        }
+        stream.write_all(&command("READY", &[("Socket-Type", b"SUB")])).await?;
+        let (flags, body) = read_frame(&mut stream).await?;
+        if flags & 0x04 == 0 || body.get(1..6) != Some(b"READY".as_slice()) {
+            return Err(ZmqError::Protocol("expected READY".into()));
+        }
+        for topic in topics {
+            // ZMTP 3.0 subscription: a message whose first byte is 1.
+            let mut body = vec![1u8];
+            body.extend_from_slice(topic.as_bytes());
+            stream.write_all(&frame(0, &body)).await?;
+        }
+        Ok(Subscriber { stream })
+    }
+
+    /// The next multipart message (commands are skipped).
+    pub async fn recv(&mut self) -> Result<Vec<Vec<u8>>, ZmqError> {
+        let mut parts = Vec::new();
+        loop {
+            let (flags, body) = read_frame(&mut self.stream).await?;
+            if flags & 0x04 != 0 {
+                continue;
+            }
+            parts.push(body);
+            if flags & 0x01 == 0 {
+                return Ok(parts);
+            }
+            if parts.len() > 16 {
+                return Err(ZmqError::Protocol("message of too many parts".into()));
+            }
+        }
+    }
+}
+
+/// Keeps a subscription to `topic` at `addr` and calls `on_message` with each message's body
+/// (the part after the topic). Reconnects with capped backoff; logs loss and recovery once.
+pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMut(&[u8]) + Send) {
+    let failing = AtomicBool::new(false);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match Subscriber::connect(&addr, &[topic]).await {
+            Ok(mut sub) => {
+                if failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(%addr, topic, "ZMQ subscription restored");
+                } else {
+                    tracing::debug!(%addr, topic, "ZMQ subscription up");
+                }
+                backoff = Duration::from_millis(500);
+                loop {
+                    match sub.recv().await {
+                        Ok(parts) => {
+                            if parts.first().map(Vec::as_slice) == Some(topic.as_bytes()) {
+                                on_message(parts.get(1).map(Vec::as_slice).unwrap_or_default());
+                            }
+                        }
+                        Err(e) => {
+                            if !failing.swap(true, Ordering::Relaxed) {
+                                tracing::warn!(%addr, topic, "ZMQ subscription lost ({e}); polling until it is back");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%addr, topic, "cannot subscribe to ZMQ ({e}); polling until it works");
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(endpoint("tcp://127.0.0.1:28332", "x").as_deref(), Some("127.0.0.1:28332"));
+        assert_eq!(endpoint("tcp://0.0.0.0:28332", "bitcoind").as_deref(), Some("bitcoind:28332"));
+        assert_eq!(endpoint("ipc:///tmp/x", "h"), None);
+        assert_eq!(endpoint("tcp://host:port", "h"), None);
+    }
+
+    #[test]
+    fn frames() {
+        assert_eq!(frame(0, b"ab"), vec![0, 2, b'a', b'b']);
+        let long = frame(1, &[7u8; 300]);
+        assert_eq!(long[0], 0x03);
+        assert_eq!(u64::from_be_bytes(long[1..9].try_into().unwrap()), 300);
+        let ready = command("READY", &[("Socket-Type", b"SUB")]);
+        assert_eq!(ready[0], 0x04);
+        assert_eq!(&ready[3..8], b"READY");
+    }
+}

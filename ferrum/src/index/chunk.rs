@@ -1,0 +1,241 @@
+//! A chunk of consecutive blocks on its way into the index: numbered, resolved against the
+//! `utxo` table when needed, and turned into one write batch. Also the inverse: the deletes and
+//! restores that undo a block.
+
+use std::collections::HashMap;
+
+use super::build::{BlockData, InRow};
+use super::{IndexConfig, IndexError};
+use crate::store::rows::{self, Coin, Io, Tip, UtxoKey};
+use crate::store::{Batch, PrevoutMode, Store, CF_HEADERS, CF_SCRIPT, CF_TXID, CF_TXPOS, CF_UNDO, CF_UTXO};
+use crate::types::Txid;
+
+/// Rough memory cost of one entry of `created`.
+const CREATED_ENTRY_BYTES: usize = 96;
+
+type Key = (UtxoKey, usize);
+/// Header and transaction count of each block a chunk adds.
+pub type NewBlocks = Vec<([u8; 80], u32)>;
+
+pub struct Chunk {
+    batch: Batch,
+    next_tx: u64,
+    blocks: NewBlocks,
+    tip: Option<Tip>,
+    /// Outputs created in this chunk and not spent yet (`utxo` mode): written at commit.
+    created: HashMap<Key, Coin>,
+    /// Outputs from before this chunk that it spends (`utxo` mode): deleted at commit.
+    spent_stored: Vec<Key>,
+    value: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn new(batch: Batch, next_tx: u64) -> Chunk {
+        Chunk {
+            batch,
+            next_tx,
+            blocks: Vec::new(),
+            tip: None,
+            created: HashMap::new(),
+            spent_stored: Vec::new(),
+            value: Vec::with_capacity(32),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    pub fn is_full(&self, config: &IndexConfig) -> bool {
+        self.blocks.len() as u32 >= config.chunk_blocks
+            || self.batch.wb.size_in_bytes() >= config.chunk_bytes
+            || self.created.len() * CREATED_ENTRY_BYTES >= config.utxo_cache_bytes
+    }
+
+    /// Numbers the block's transactions, resolves its inputs (`utxo` mode) and adds its rows.
+    pub fn add(
+        &mut self,
+        store: &Store,
+        mode: PrevoutMode,
+        mut data: BlockData,
+        keep_undo: bool,
+        undo_depth: u32,
+    ) -> Result<(), IndexError> {
+        let first_tx = self.next_tx;
+        if mode == PrevoutMode::Utxo {
+            self.resolve(store, &mut data)?;
+            if keep_undo {
+                let coins: Vec<Coin> = data.inputs.iter().filter_map(|i| i.coin).collect();
+                store.put(&mut self.batch, CF_UNDO, &rows::height_key(data.height), &super::encode_undo(&coins))?;
+            }
+            if let Some(old) = data.height.checked_sub(undo_depth) {
+                store.delete(&mut self.batch, CF_UNDO, &rows::height_key(old))?;
+            }
+        }
+        put_rows(store, &mut self.batch, &data, first_tx, &mut self.value)?;
+        self.next_tx += data.txids.len() as u64;
+        self.blocks.push((data.header, data.txids.len() as u32));
+        self.tip = Some(Tip { height: data.height, hash: data.hash, tx_count: self.next_tx });
+        self.batch.txids.extend_from_slice(&data.txids);
+        Ok(())
+    }
+
+    /// Finds the coin each input spends: created earlier in this block, earlier in this chunk,
+    /// or before the chunk (one sorted batch of reads per block).
+    fn resolve(&mut self, store: &Store, data: &mut BlockData) -> Result<(), IndexError> {
+        let mut local: HashMap<Key, Coin> = data
+            .outputs
+            .iter()
+            .filter_map(|o| Some((key_of(data.txids.get(o.tx as usize)?, o.vout), o.coin)))
+            .collect();
+        let mut wanted: Vec<Key> = data
+            .inputs
+            .iter()
+            .map(|i| rows::utxo_key(&i.prev_txid, i.prev_vout))
+            .filter(|k| !local.contains_key(k) && !self.created.contains_key(k))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let found = store.utxo_get(&wanted)?;
+        let mut stored: HashMap<Key, Coin> = wanted.into_iter().zip(found).filter_map(|(k, c)| Some((k, c?))).collect();
+        for input in &mut data.inputs {
+            let key = rows::utxo_key(&input.prev_txid, input.prev_vout);
+            let coin = if let Some(c) = local.remove(&key) {
+                c
+            } else if let Some(c) = self.created.remove(&key) {
+                c
+            } else if let Some(c) = stored.remove(&key) {
+                self.spent_stored.push(key);
+                c
+            } else {
+                return Err(missing(data.height, input));
+            };
+            input.coin = Some(coin);
+        }
+        self.created.extend(local);
+        Ok(())
+    }
+
+    /// The batch to commit (with the `utxo` changes and the tip) and the blocks it adds.
+    pub fn finish(mut self, store: &Store, mode: PrevoutMode) -> Result<(Batch, NewBlocks), IndexError> {
+        if mode == PrevoutMode::Utxo {
+            // Deletes first: an output spent here may be re-created under the same key (BIP 30).
+            for (k, len) in &self.spent_stored {
+                store.delete(&mut self.batch, CF_UTXO, k.get(..*len).unwrap_or_default())?;
+            }
+            for ((k, len), coin) in &self.created {
+                self.value.clear();
+                rows::put_coin(&mut self.value, coin);
+                store.put(&mut self.batch, CF_UTXO, k.get(..*len).unwrap_or_default(), &self.value)?;
+            }
+        }
+        self.batch.tip = self.tip;
+        Ok((self.batch, self.blocks))
+    }
+}
+
+fn key_of(txid: &Txid, vout: u32) -> Key {
+    rows::utxo_key(&txid.0, vout)
+}
+
+fn missing(height: u32, input: &InRow) -> IndexError {
+    IndexError::MissingPrevout { height, txid: Txid(input.prev_txid).to_hex(), vout: input.prev_vout }
+}
+
+/// Every row of a block except the `utxo` and `undo` changes.
+fn put_rows(
+    store: &Store,
+    batch: &mut Batch,
+    data: &BlockData,
+    first_tx: u64,
+    value: &mut Vec<u8>,
+) -> Result<(), IndexError> {
+    for out in &data.outputs {
+        let io = Io::Output { index: out.vout, value: out.coin.value };
+        rows::script_value(&io, value);
+        store.put(
+            batch,
+            CF_SCRIPT,
+            rows::script_key(&out.coin.sh, first_tx + u64::from(out.tx), &io).as_ref(),
+            value,
+        )?;
+    }
+    for input in &data.inputs {
+        let coin = input.coin.ok_or_else(|| missing(data.height, input))?;
+        let io = input_io(input);
+        rows::script_value(&io, value);
+        store.put(batch, CF_SCRIPT, rows::script_key(&coin.sh, first_tx + u64::from(input.tx), &io).as_ref(), value)?;
+    }
+    if data.height > 0 {
+        for (i, txid) in data.txids.iter().enumerate() {
+            store.put(batch, CF_TXID, &rows::txid_key(txid, first_tx + i as u64), &[])?;
+        }
+    }
+    let key = rows::height_key(data.height);
+    store.put(batch, CF_HEADERS, &key, &rows::header_value(&data.header, data.txids.len() as u32))?;
+    store.put(batch, CF_TXPOS, &key, &rows::txpos_value(&data.tx_sizes))?;
+    Ok(())
+}
+
+fn input_io(input: &InRow) -> Io {
+    Io::Input { index: input.index, prev_txid: rows::txid_prefix(&input.prev_txid), prev_vout: input.prev_vout }
+}
+
+/// Adds to `batch` the deletes (and, in `utxo` mode, the restores) that remove a block from the
+/// index. `range` is the block's `(first tx_num, tx count)`; `data` must have every input's coin.
+pub fn delete_block(
+    store: &Store,
+    batch: &mut Batch,
+    mode: PrevoutMode,
+    data: &BlockData,
+    range: Option<(u64, u32)>,
+) -> Result<(), IndexError> {
+    let (first_tx, count) = range.ok_or_else(|| IndexError::Inconsistent(format!("no block at {}", data.height)))?;
+    if count as usize != data.txids.len() {
+        return Err(IndexError::Inconsistent(format!(
+            "block {} has {} transactions, the index recorded {count}",
+            data.height,
+            data.txids.len()
+        )));
+    }
+    for out in &data.outputs {
+        let io = Io::Output { index: out.vout, value: out.coin.value };
+        store.delete(batch, CF_SCRIPT, rows::script_key(&out.coin.sh, first_tx + u64::from(out.tx), &io).as_ref())?;
+    }
+    let mut value = Vec::new();
+    for input in &data.inputs {
+        let coin = input.coin.ok_or_else(|| missing(data.height, input))?;
+        store.delete(
+            batch,
+            CF_SCRIPT,
+            rows::script_key(&coin.sh, first_tx + u64::from(input.tx), &input_io(input)).as_ref(),
+        )?;
+        if mode == PrevoutMode::Utxo {
+            // Restore what the block spent...
+            let (k, len) = rows::utxo_key(&input.prev_txid, input.prev_vout);
+            value.clear();
+            rows::put_coin(&mut value, &coin);
+            store.put(batch, CF_UTXO, k.get(..len).unwrap_or_default(), &value)?;
+        }
+    }
+    if mode == PrevoutMode::Utxo {
+        // ...then remove what it created (after the restores: an output created and spent in
+        // this block must end up absent).
+        for out in &data.outputs {
+            if let Some(txid) = data.txids.get(out.tx as usize) {
+                let (k, len) = key_of(txid, out.vout);
+                store.delete(batch, CF_UTXO, k.get(..len).unwrap_or_default())?;
+            }
+        }
+    }
+    if data.height > 0 {
+        for (i, txid) in data.txids.iter().enumerate() {
+            store.delete(batch, CF_TXID, &rows::txid_key(txid, first_tx + i as u64))?;
+        }
+    }
+    let key = rows::height_key(data.height);
+    for cf in [CF_HEADERS, CF_TXPOS, CF_UNDO] {
+        store.delete(batch, cf, &key)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,642 @@
+//! The indexer, the index's only writer: follows the node's best chain block by block, in
+//! chunks of blocks committed atomically with their tip, undoing blocks that leave the best
+//! chain (reorgs of any depth) and publishing each new tip to readers.
+
+pub mod build;
+mod chunk;
+pub mod source;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{watch, Notify};
+
+use crate::chain::{Chain, ChainError};
+use crate::daemon::DaemonError;
+use crate::store::rows::{self, Coin, Tip};
+use crate::store::{Durability, PrevoutMode, Store, StoreError};
+use crate::types::BlockHash;
+use build::{BlockData, BuildError};
+use chunk::Chunk;
+pub use source::{BlockSource, DaemonSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("stored headers: {0}")]
+    Chain(#[from] ChainError),
+    #[error("bitcoind's chain shares no block with the index (another chain's genesis?)")]
+    NoCommonBlock,
+    #[error("block {height} spends {txid}:{vout}, which the utxo table does not hold")]
+    MissingPrevout { height: u32, txid: String, vout: u32 },
+    #[error("index is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("indexing task failed: {0}")]
+    Task(String),
+}
+
+/// What readers see of the index: its tip, and a counter that moves when blocks are undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexTip {
+    pub height: Option<u32>,
+    pub hash: Option<BlockHash>,
+    pub tx_count: u64,
+    /// Changes whenever blocks are undone; rows and txids of a reader's view stay valid only
+    /// while it is unchanged.
+    pub generation: u64,
+}
+
+/// How far initial sync has come.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SyncStatus {
+    pub node_height: u32,
+    pub index_height: Option<u32>,
+    /// The index has reached the node's tip at least once since start.
+    pub caught_up: bool,
+    pub blocks_per_sec: f64,
+    pub eta_secs: Option<u64>,
+}
+
+/// Settings of the indexer.
+#[derive(Clone, Debug)]
+pub struct IndexConfig {
+    /// Blocks fetched and parsed concurrently.
+    pub fetch_concurrency: usize,
+    /// Commit when a chunk's rows reach this many bytes...
+    pub chunk_bytes: usize,
+    /// ...or this many blocks.
+    pub chunk_blocks: u32,
+    /// Memory for the outputs created in a chunk (`utxo` mode).
+    pub utxo_cache_bytes: usize,
+    /// Blocks of undo data kept in `utxo` mode; deeper reorgs re-read spent outputs from the node.
+    pub undo_depth: u32,
+    /// Behind the node by more than this, sync in bulk mode (no WAL, no compaction until done).
+    pub bulk_threshold: u32,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            fetch_concurrency: 8,
+            chunk_bytes: 128 << 20,
+            chunk_blocks: u32::MAX,
+            utxo_cache_bytes: 256 << 20,
+            undo_depth: 200,
+            bulk_threshold: 200,
+        }
+    }
+}
+
+/// The index as readers share it.
+pub struct Index {
+    store: Store,
+    chain: RwLock<Chain>,
+    generation: AtomicU64,
+    tip: watch::Sender<IndexTip>,
+    status: RwLock<SyncStatus>,
+}
+
+impl Index {
+    /// Wraps an opened store, loading its headers into memory.
+    pub fn new(store: Store) -> Result<Index, IndexError> {
+        let chain = Chain::from_stored(&store.load_headers()?)?;
+        match store.tip() {
+            Some(tip)
+                if chain.tip_height() != Some(tip.height)
+                    || chain.tip_hash() != Some(tip.hash)
+                    || chain.tx_count() != tip.tx_count =>
+            {
+                return Err(IndexError::Inconsistent(format!(
+                    "stored tip {} at height {} with {} transactions, but headers reach {:?} with {}",
+                    tip.hash,
+                    tip.height,
+                    tip.tx_count,
+                    chain.tip_height(),
+                    chain.tx_count()
+                )));
+            }
+            Some(_) => {}
+            None if !chain.is_empty() => return Err(IndexError::Inconsistent("headers stored without a tip".into())),
+            None => {}
+        }
+        let tip =
+            IndexTip { height: chain.tip_height(), hash: chain.tip_hash(), tx_count: chain.tx_count(), generation: 0 };
+        let index_height = chain.tip_height();
+        Ok(Index {
+            store,
+            chain: RwLock::new(chain),
+            generation: AtomicU64::new(0),
+            tip: watch::channel(tip).0,
+            status: RwLock::new(SyncStatus { index_height, ..Default::default() }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The chain in memory. Hold the guard briefly: the indexer waits for it to publish.
+    pub fn chain(&self) -> RwLockReadGuard<'_, Chain> {
+        self.chain.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn tip(&self) -> IndexTip {
+        *self.tip.borrow()
+    }
+
+    /// Notified with every new tip.
+    pub fn subscribe(&self) -> watch::Receiver<IndexTip> {
+        self.tip.subscribe()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        self.status.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut SyncStatus)) {
+        f(&mut self.status.write().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn publish(&self) {
+        let chain = self.chain();
+        let tip = IndexTip {
+            height: chain.tip_height(),
+            hash: chain.tip_hash(),
+            tx_count: chain.tx_count(),
+            generation: self.generation(),
+        };
+        drop(chain);
+        self.set_status(|s| s.index_height = tip.height);
+        self.tip.send_replace(tip);
+    }
+}
+
+/// Stops the indexer at the next block boundary, after committing what it has.
+#[derive(Clone, Default)]
+pub struct StopSignal {
+    flag: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl StopSignal {
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+pub struct Indexer<S: BlockSource> {
+    index: Arc<Index>,
+    source: Arc<S>,
+    mode: PrevoutMode,
+    config: IndexConfig,
+    stop: StopSignal,
+    progress: Progress,
+}
+
+/// Sync throughput since the start of a catch-up, logged every few seconds.
+struct Progress {
+    started: Instant,
+    last_log: Instant,
+    start_height: u32,
+    blocks: u64,
+    txs: u64,
+    bytes: u64,
+}
+
+impl Progress {
+    fn new(start_height: u32) -> Progress {
+        let now = Instant::now();
+        Progress { started: now, last_log: now, start_height, blocks: 0, txs: 0, bytes: 0 }
+    }
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+impl<S: BlockSource> Indexer<S> {
+    pub fn new(index: Arc<Index>, source: Arc<S>, mode: PrevoutMode, config: IndexConfig, stop: StopSignal) -> Self {
+        Indexer { index, source, mode, config, stop, progress: Progress::new(0) }
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// Brings the index to the node's best tip (or to the last block boundary before a stop).
+    pub async fn sync(&mut self) -> Result<(), IndexError> {
+        let mut first_round = true;
+        loop {
+            if self.stop.is_stopped() {
+                return Ok(());
+            }
+            let (node_height, node_hash) = self.source.best().await?;
+            self.index.set_status(|s| s.node_height = node_height);
+            let (our_height, our_hash) = {
+                let chain = self.index.chain();
+                (chain.tip_height(), chain.tip_hash())
+            };
+            if our_hash == Some(node_hash) {
+                self.finish_catch_up(node_height)?;
+                return Ok(());
+            }
+            let fork = self.find_fork(node_height).await?;
+            if let (Some(ours), Some(f)) = (our_height, fork) {
+                if f < ours {
+                    self.undo_to(f).await?;
+                }
+            }
+            let start = fork.map_or(0, |f| f + 1);
+            if start <= node_height {
+                if first_round {
+                    self.progress = Progress::new(start);
+                    first_round = false;
+                }
+                let bulk = node_height - start >= self.config.bulk_threshold;
+                if bulk {
+                    self.index.store.set_bulk(true)?;
+                }
+                self.index_range(start, node_height, bulk).await?;
+            }
+        }
+    }
+
+    /// After reaching the tip: leave bulk mode, compact, say so once.
+    fn finish_catch_up(&mut self, height: u32) -> Result<(), IndexError> {
+        let was_caught_up = self.index.status().caught_up;
+        self.index.set_status(|s| {
+            s.caught_up = true;
+            s.eta_secs = Some(0);
+        });
+        if self.index.store.set_bulk(false)? {
+            // Merge what bulk mode left behind, in the background: new blocks keep coming.
+            let index = self.index.clone();
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                tracing::info!("initial sync done; compacting the index in the background");
+                match index.store.compact() {
+                    Ok(()) => tracing::info!("compaction done in {:.1} s", started.elapsed().as_secs_f64()),
+                    Err(e) => tracing::error!("compaction failed: {e}"),
+                }
+            });
+        }
+        if !was_caught_up {
+            let chain = self.index.chain();
+            tracing::info!(
+                height,
+                hash = %chain.tip_hash().map(|h| h.to_hex()).unwrap_or_default(),
+                transactions = chain.tx_count(),
+                "index at the node's tip"
+            );
+        }
+        Ok(())
+    }
+
+    /// The highest height where the index and the node's best chain agree.
+    async fn find_fork(&self, node_height: u32) -> Result<Option<u32>, IndexError> {
+        let Some(ours) = self.index.chain().tip_height() else { return Ok(None) };
+        let mut high = ours.min(node_height);
+        let mut window = 1u32;
+        loop {
+            let low = high.saturating_sub(window - 1);
+            let hashes = self.source.hashes(low, high - low + 1).await?;
+            let chain = self.index.chain();
+            for h in (low..=high).rev() {
+                let theirs = hashes.get((h - low) as usize);
+                if theirs.is_some() && theirs.copied() == chain.hash(h) {
+                    return Ok(Some(h));
+                }
+            }
+            if low == 0 {
+                return Err(IndexError::NoCommonBlock);
+            }
+            high = low - 1;
+            window = (window * 4).min(2000);
+        }
+    }
+
+    /// Undoes the blocks above `fork`, newest first, in commits of at most 100 blocks: each
+    /// commit leaves a consistent index at a lower tip.
+    async fn undo_to(&mut self, fork: u32) -> Result<(), IndexError> {
+        let from = self.index.chain().tip_height().unwrap_or(0);
+        tracing::info!(from, to = fork, depth = from - fork, "reorg: undoing blocks that left the best chain");
+        loop {
+            // Not in the loop condition: a guard there would live through the body.
+            let tip = self.index.chain().tip_height();
+            let Some(top) = tip.filter(|t| *t > fork) else { break };
+            let bottom = top.saturating_sub(99).max(fork + 1);
+            let first_tx = self.index.chain().tx_range(bottom).map(|r| r.0).unwrap_or(0);
+            let mut batch = self.index.store.batch(first_tx);
+            for height in (bottom..=top).rev() {
+                let data = self.block_for_undo(height).await?;
+                chunk::delete_block(
+                    &self.index.store,
+                    &mut batch,
+                    self.mode,
+                    &data,
+                    self.index.chain().tx_range(height),
+                )?;
+            }
+            let tip = {
+                let chain = self.index.chain();
+                let h = bottom - 1;
+                Tip {
+                    height: h,
+                    hash: chain.hash(h).ok_or_else(|| IndexError::Inconsistent(format!("no block at {h}")))?,
+                    tx_count: first_tx,
+                }
+            };
+            batch.tip = Some(tip);
+            // Odd while rows disappear: readers retry.
+            self.index.generation.fetch_add(1, Ordering::SeqCst);
+            let store_commit = self.commit_blocking(batch, Durability::Synced).await;
+            {
+                let mut chain = self.index.chain.write().unwrap_or_else(|e| e.into_inner());
+                if store_commit.is_ok() {
+                    for _ in bottom..=top {
+                        chain.pop();
+                    }
+                }
+            }
+            // Publish the lower tip before the generation turns even again: a reader that sees
+            // the new generation also sees the new tip.
+            self.index.publish();
+            self.index.generation.fetch_add(1, Ordering::SeqCst);
+            store_commit?;
+        }
+        Ok(())
+    }
+
+    /// A block being undone, with the outputs its inputs spent.
+    async fn block_for_undo(&self, height: u32) -> Result<BlockData, IndexError> {
+        let hash =
+            self.index.chain().hash(height).ok_or_else(|| IndexError::Inconsistent(format!("no block at {height}")))?;
+        let raw = self.source.block(hash).await?;
+        if self.mode == PrevoutMode::Utxo {
+            if let Some(undo) = self.index.store.undo(height)? {
+                let mut data = tokio::task::spawn_blocking(move || build::build(height, hash, &raw, None))
+                    .await
+                    .map_err(|e| IndexError::Task(e.to_string()))??;
+                let mut s: &[u8] = &undo;
+                for input in &mut data.inputs {
+                    input.coin = Some(
+                        rows::get_coin(&mut s)
+                            .map_err(|e| IndexError::Inconsistent(format!("undo of {height}: {e}")))?,
+                    );
+                }
+                if !s.is_empty() {
+                    return Err(IndexError::Inconsistent(format!("undo of {height} has more entries than inputs")));
+                }
+                return Ok(data);
+            }
+        }
+        let spent = self.source.spent_outputs(hash).await?;
+        Ok(tokio::task::spawn_blocking(move || build::build(height, hash, &raw, Some(&spent)))
+            .await
+            .map_err(|e| IndexError::Task(e.to_string()))??)
+    }
+
+    async fn commit_blocking(&self, batch: crate::store::Batch, durability: Durability) -> Result<(), IndexError> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.store.commit(batch, durability))
+            .await
+            .map_err(|e| IndexError::Task(e.to_string()))?
+            .map_err(IndexError::from)
+    }
+
+    /// Indexes blocks `start..=end` of the node's best chain, fetched and parsed concurrently,
+    /// committed in order. Returns early (with everything so far committed) when the node's
+    /// chain changes under it or a stop is requested.
+    async fn index_range(&mut self, start: u32, end: u32, bulk: bool) -> Result<(), IndexError> {
+        let durability = if bulk { Durability::Bulk } else { Durability::Synced };
+        let source = self.source.clone();
+        let resolve_here = self.mode == PrevoutMode::Spenttxouts;
+        let hashes = futures::stream::unfold(start, move |next| {
+            let source = source.clone();
+            async move {
+                if next > end {
+                    return None;
+                }
+                let count = (end - next + 1).min(2000);
+                let r = source.hashes(next, count).await;
+                let after = match &r {
+                    Ok(h) if !h.is_empty() => next + h.len() as u32,
+                    // The node's chain got shorter; the consumer notices and starts over.
+                    _ => end + 1,
+                };
+                let items: Vec<Result<(u32, BlockHash), DaemonError>> = match r {
+                    Ok(h) => h.into_iter().enumerate().map(|(i, hash)| Ok((next + i as u32, hash))).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                Some((futures::stream::iter(items), after))
+            }
+        })
+        .flatten();
+        let source = self.source.clone();
+        let blocks = hashes
+            .map(move |item| {
+                let source = source.clone();
+                async move {
+                    let (height, hash) = item?;
+                    let (raw, spent) = if resolve_here {
+                        let (raw, spent) = tokio::try_join!(source.block(hash), source.spent_outputs(hash))?;
+                        (raw, Some(spent))
+                    } else {
+                        (source.block(hash).await?, None)
+                    };
+                    tokio::task::spawn_blocking(move || build::build(height, hash, &raw, spent.as_deref()))
+                        .await
+                        .map_err(|e| IndexError::Task(e.to_string()))?
+                        .map_err(IndexError::from)
+                }
+            })
+            .buffered(self.config.fetch_concurrency.max(1));
+        let mut blocks = std::pin::pin!(blocks);
+
+        let undo_from = end.saturating_sub(self.config.undo_depth);
+        let mut chunk = self.new_chunk();
+        let mut expected_prev = self.index.chain().tip_hash();
+        while let Some(data) = blocks.next().await {
+            let data = match data {
+                Ok(d) => d,
+                Err(e) => {
+                    self.commit_chunk(chunk, durability).await?;
+                    return Err(e);
+                }
+            };
+            if data.height > 0 && Some(data.prev_hash()) != expected_prev {
+                // The node's best chain moved while we were fetching: start over from the fork.
+                tracing::debug!(height = data.height, "chain changed during sync");
+                break;
+            }
+            expected_prev = Some(data.hash);
+            self.progress.blocks += 1;
+            self.progress.txs += data.txids.len() as u64;
+            self.progress.bytes += data.size as u64;
+            let index = self.index.clone();
+            let mode = self.mode;
+            let undo_depth = self.config.undo_depth;
+            let keep_undo = data.height >= undo_from;
+            chunk = tokio::task::block_in_place(move || -> Result<Chunk, IndexError> {
+                let mut chunk = chunk;
+                chunk.add(&index.store, mode, data, keep_undo, undo_depth)?;
+                Ok(chunk)
+            })?;
+            if chunk.is_full(&self.config) || self.stop.is_stopped() {
+                chunk = self.commit_chunk(chunk, durability).await?;
+                self.log_progress(end, false);
+                if self.stop.is_stopped() {
+                    return Ok(());
+                }
+            }
+        }
+        self.commit_chunk(chunk, durability).await?;
+        self.log_progress(end, true);
+        Ok(())
+    }
+
+    fn new_chunk(&self) -> Chunk {
+        let chain = self.index.chain();
+        Chunk::new(self.index.store.batch(chain.tx_count()), chain.tx_count())
+    }
+
+    /// Commits a chunk, publishes its blocks, returns a fresh chunk.
+    async fn commit_chunk(&mut self, chunk: Chunk, durability: Durability) -> Result<Chunk, IndexError> {
+        if chunk.is_empty() {
+            return Ok(chunk);
+        }
+        let (batch, blocks) = chunk.finish(&self.index.store, self.mode)?;
+        self.commit_blocking(batch, durability).await?;
+        {
+            let mut chain = self.index.chain.write().unwrap_or_else(|e| e.into_inner());
+            for (header, count) in &blocks {
+                chain.push(header, *count)?;
+            }
+        }
+        self.index.publish();
+        Ok(self.new_chunk())
+    }
+
+    fn log_progress(&mut self, target: u32, done: bool) {
+        let now = Instant::now();
+        if !done && now.duration_since(self.progress.last_log) < LOG_EVERY {
+            return;
+        }
+        self.progress.last_log = now;
+        let p = &self.progress;
+        let secs = now.duration_since(p.started).as_secs_f64().max(1e-3);
+        let height = self.index.chain().tip_height().unwrap_or(0);
+        let rate = p.blocks as f64 / secs;
+        let left = target.saturating_sub(height);
+        let eta = if rate > 0.0 { Some((f64::from(left) / rate) as u64) } else { None };
+        self.index.set_status(|s| {
+            s.blocks_per_sec = rate;
+            s.eta_secs = eta;
+        });
+        if p.blocks < 2 && done {
+            tracing::debug!(height, "indexed");
+            return;
+        }
+        let total = f64::from(target.saturating_sub(p.start_height).max(1));
+        let pct = 100.0 * f64::from(height.saturating_sub(p.start_height).min(target)) / total;
+        tracing::info!(
+            "indexed height {height}/{target} ({pct:.1}%), {rate:.1} blocks/s, {:.0} tx/s, {:.1} MB/s, ETA {}",
+            p.txs as f64 / secs,
+            p.bytes as f64 / secs / 1e6,
+            eta.map_or_else(|| "unknown".to_string(), format_duration),
+        );
+    }
+
+    /// Keeps the index at the node's tip until stopped: syncs on every trigger (P2P
+    /// announcement, ZMQ) and at least every `poll`. Waits out node outages, logging each
+    /// change of state once.
+    pub async fn run(mut self, trigger: Arc<Notify>, poll: Duration) -> Result<(), IndexError> {
+        let mut outage: Option<String> = None;
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match self.sync().await {
+                Ok(()) => {
+                    if outage.take().is_some() {
+                        tracing::info!("connection to bitcoind restored");
+                    }
+                    backoff = Duration::from_millis(250);
+                }
+                Err(IndexError::Daemon(e)) if e.is_transient() => {
+                    let (kind, detail) = match &e {
+                        DaemonError::WarmingUp(m) => ("bitcoind is warming up", m.clone()),
+                        e => ("bitcoind unreachable", e.to_string()),
+                    };
+                    if outage.as_deref() != Some(kind) {
+                        if detail.is_empty() {
+                            tracing::warn!("{kind}; retrying");
+                        } else {
+                            tracing::warn!("{kind} ({detail}); retrying");
+                        }
+                        outage = Some(kind.to_string());
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.stop.wait() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    if self.stop.is_stopped() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if self.stop.is_stopped() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = trigger.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = self.stop.wait() => return Ok(()),
+            }
+        }
+    }
+}
+
+fn format_duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// The coins of a block's inputs, for tests and the undo table.
+pub fn encode_undo(coins: &[Coin]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(coins.len() * 12);
+    for c in coins {
+        rows::put_coin(&mut v, c);
+    }
+    v
+}

@@ -1,0 +1,260 @@
+//! The indexer driven from recorded blocks through the [`BlockSource`] seam: synthetic chains
+//! with branches, no node needed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bitcoin::blockdata::block::{Header, Version};
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    absolute, transaction, Amount, Block, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
+    TxMerkleNode, TxOut, Witness,
+};
+
+use super::*;
+use crate::network::Network;
+use crate::parse::write_compact_size;
+use crate::store::{StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
+
+/// A block's bytes and its spent outputs' bytes.
+type Recorded = (Vec<u8>, Vec<u8>);
+
+/// Blocks by hash, and which of them form the best chain.
+#[derive(Default)]
+struct MemorySource {
+    blocks: Mutex<HashMap<BlockHash, Recorded>>,
+    best: Mutex<Vec<BlockHash>>,
+}
+
+impl BlockSource for MemorySource {
+    async fn best(&self) -> Result<(u32, BlockHash), DaemonError> {
+        let best = self.best.lock().unwrap();
+        Ok((best.len() as u32 - 1, *best.last().unwrap()))
+    }
+    async fn hashes(&self, from: u32, count: u32) -> Result<Vec<BlockHash>, DaemonError> {
+        let best = self.best.lock().unwrap();
+        Ok(best.iter().skip(from as usize).take(count as usize).copied().collect())
+    }
+    async fn block(&self, hash: BlockHash) -> Result<Vec<u8>, DaemonError> {
+        Ok(self.blocks.lock().unwrap()[&hash].0.clone())
+    }
+    async fn spent_outputs(&self, hash: BlockHash) -> Result<Vec<u8>, DaemonError> {
+        Ok(self.blocks.lock().unwrap()[&hash].1.clone())
+    }
+}
+
+fn script(n: u64) -> ScriptBuf {
+    // A handful of scripts, so histories overlap.
+    ScriptBuf::from_bytes(vec![0x51, 0x01, (n % 7) as u8])
+}
+
+/// Builds a branch of `n` blocks on top of `parent` (`None`: from genesis), spending coins
+/// from `utxos` (the branch's view, updated). `salt` makes branches differ.
+fn extend(src: &MemorySource, chain: &mut Vec<BlockHash>, utxos: &mut Vec<(OutPoint, TxOut)>, n: u32, salt: u64) {
+    for _ in 0..n {
+        let height = chain.len() as u32;
+        let prev = chain.last().map_or(bitcoin::BlockHash::all_zeros(), |h| bitcoin::BlockHash::from_byte_array(h.0));
+        let coinbase = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(
+                    [height.to_le_bytes().to_vec(), salt.to_le_bytes().to_vec()].concat(),
+                ),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![
+                TxOut { value: Amount::from_sat(5_000_000_000), script_pubkey: script(u64::from(height) + salt) },
+                TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::new_op_return([1u8, 2]) },
+            ],
+        };
+        let mut txs = vec![coinbase];
+        let mut spent: Vec<Vec<TxOut>> = vec![Vec::new()];
+        // Spend two old coins (if any) and one created in this block.
+        let mut created = Vec::new();
+        if utxos.len() > 3 {
+            let picked: Vec<(OutPoint, TxOut)> = vec![utxos.remove(0), utxos.remove(1)];
+            let total: u64 = picked.iter().map(|(_, o)| o.value.to_sat()).sum();
+            let tx = Transaction {
+                version: transaction::Version::TWO,
+                lock_time: absolute::LockTime::ZERO,
+                input: picked
+                    .iter()
+                    .map(|(p, _)| TxIn {
+                        previous_output: *p,
+                        script_sig: ScriptBuf::new(),
+                        sequence: Sequence::MAX,
+                        witness: Witness::new(),
+                    })
+                    .collect(),
+                output: vec![
+                    TxOut { value: Amount::from_sat(total / 2), script_pubkey: script(u64::from(height) * 3 + salt) },
+                    TxOut { value: Amount::from_sat(total / 2 - 1000), script_pubkey: script(u64::from(height) + 1) },
+                ],
+            };
+            spent.push(picked.iter().map(|(_, o)| o.clone()).collect());
+            let txid = tx.compute_txid();
+            // A child in the same block spends the first output.
+            let child = Transaction {
+                version: transaction::Version::TWO,
+                lock_time: absolute::LockTime::ZERO,
+                input: vec![TxIn {
+                    previous_output: OutPoint::new(txid, 0),
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::MAX,
+                    witness: Witness::new(),
+                }],
+                output: vec![TxOut { value: Amount::from_sat(total / 2 - 500), script_pubkey: script(salt + 5) }],
+            };
+            spent.push(vec![tx.output[0].clone()]);
+            created.push((OutPoint::new(txid, 1), tx.output[1].clone()));
+            created.push((OutPoint::new(child.compute_txid(), 0), child.output[0].clone()));
+            txs.push(tx);
+            txs.push(child);
+        }
+        // As on every real chain, the genesis coinbase cannot be spent.
+        if height > 0 {
+            created.push((OutPoint::new(txs[0].compute_txid(), 0), txs[0].output[0].clone()));
+        }
+        let mut block = Block {
+            header: Header {
+                version: Version::TWO,
+                prev_blockhash: prev,
+                merkle_root: TxMerkleNode::all_zeros(),
+                time: 1_600_000_000 + height,
+                bits: CompactTarget::from_consensus(0x207fffff),
+                nonce: salt as u32,
+            },
+            txdata: txs,
+        };
+        block.header.merkle_root = block.compute_merkle_root().unwrap();
+        utxos.extend(created);
+        let mut spent_bytes = Vec::new();
+        write_compact_size(&mut spent_bytes, spent.len() as u64);
+        for outs in &spent {
+            write_compact_size(&mut spent_bytes, outs.len() as u64);
+            for o in outs {
+                spent_bytes.extend_from_slice(&bitcoin::consensus::serialize(o));
+            }
+        }
+        let hash = BlockHash(block.block_hash().to_byte_array());
+        src.blocks.lock().unwrap().insert(hash, (bitcoin::consensus::serialize(&block), spent_bytes));
+        chain.push(hash);
+    }
+}
+
+fn indexer(dir: &std::path::Path, src: Arc<MemorySource>, mode: PrevoutMode, undo_depth: u32) -> Indexer<MemorySource> {
+    let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
+    store.set_mode(mode).unwrap();
+    let index = Arc::new(Index::new(store).unwrap());
+    let config = IndexConfig { chunk_blocks: 4, bulk_threshold: 10, undo_depth, ..IndexConfig::default() };
+    Indexer::new(index, src, mode, config, StopSignal::default())
+}
+
+fn rows(ix: &Indexer<MemorySource>, with_mode_tables: bool) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    ALL_CFS
+        .iter()
+        .filter(|cf| **cf != CF_META && (with_mode_tables || ![CF_UTXO, CF_UNDO].contains(cf)))
+        .map(|cf| ix.index.store.dump(cf).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branches_switch_both_ways_and_match_fresh_indexes() {
+    let src = Arc::new(MemorySource::default());
+    let mut main_chain = Vec::new();
+    let mut utxos = Vec::new();
+    extend(&src, &mut main_chain, &mut utxos, 30, 0);
+    // A branch forking at height 20, longer by 5.
+    let mut branch = main_chain[..=20].to_vec();
+    let mut branch_utxos = Vec::new();
+    {
+        // Rebuild the branch's coin view by replaying the main chain up to the fork.
+        let mut replay = Vec::new();
+        let mut u = Vec::new();
+        let scratch = MemorySource::default();
+        extend(&scratch, &mut replay, &mut u, 21, 0);
+        assert_eq!(replay, branch);
+        branch_utxos.extend(u);
+    }
+    extend(&src, &mut branch, &mut branch_utxos, 14, 1000);
+
+    for mode in [PrevoutMode::Spenttxouts, PrevoutMode::Utxo] {
+        let dir = tempfile::tempdir().unwrap();
+        // Undo window of 3 blocks: the 10-block reorg needs the source's spent outputs.
+        let mut ix = indexer(dir.path(), src.clone(), mode, 3);
+        *src.best.lock().unwrap() = main_chain.clone();
+        ix.sync().await.unwrap();
+        assert_eq!(ix.index.tip().hash, main_chain.last().copied());
+        let on_main = rows(&ix, true);
+
+        *src.best.lock().unwrap() = branch.clone();
+        ix.sync().await.unwrap();
+        assert_eq!(ix.index.tip().height, Some(34));
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let mut fresh = indexer(fresh_dir.path(), src.clone(), mode, 3);
+        fresh.sync().await.unwrap();
+        assert_eq!(rows(&ix, true), rows(&fresh, true), "{mode:?}: after switching to the branch");
+
+        // And back: the main chain wins again once it is longer.
+        extend(&src, &mut main_chain, &mut utxos, 6, 0);
+        *src.best.lock().unwrap() = main_chain.clone();
+        ix.sync().await.unwrap();
+        assert_eq!(ix.index.tip().hash, main_chain.last().copied());
+        let back = rows(&ix, true);
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let mut fresh = indexer(fresh_dir.path(), src.clone(), mode, 3);
+        fresh.sync().await.unwrap();
+        assert_eq!(back, rows(&fresh, true), "{mode:?}: back on the main chain");
+        assert_ne!(on_main, back);
+        main_chain.truncate(30);
+        utxos.clear();
+        let scratch = MemorySource::default();
+        let mut replay = Vec::new();
+        extend(&scratch, &mut replay, &mut utxos, 30, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_modes_write_the_same_rows() {
+    let src = Arc::new(MemorySource::default());
+    let mut chain = Vec::new();
+    extend(&src, &mut chain, &mut Vec::new(), 25, 7);
+    *src.best.lock().unwrap() = chain;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut x = indexer(a.path(), src.clone(), PrevoutMode::Spenttxouts, 100);
+    let mut y = indexer(b.path(), src.clone(), PrevoutMode::Utxo, 100);
+    x.sync().await.unwrap();
+    y.sync().await.unwrap();
+    assert_eq!(rows(&x, false), rows(&y, false));
+    assert!(!y.index.store.dump(CF_UTXO).unwrap().is_empty());
+    assert!(x.index.store.dump(CF_UTXO).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_prevout_is_an_error_not_a_wrong_index() {
+    let src = Arc::new(MemorySource::default());
+    let mut chain = Vec::new();
+    extend(&src, &mut chain, &mut Vec::new(), 8, 3);
+    *src.best.lock().unwrap() = chain.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ix = indexer(dir.path(), src.clone(), PrevoutMode::Utxo, 100);
+    ix.sync().await.unwrap();
+    // Delete a coin behind the indexer's back, then extend: resolving must fail loudly.
+    let store = &ix.index.store;
+    let mut batch = store.batch(ix.index.tip().tx_count);
+    for (k, _) in store.dump(CF_UTXO).unwrap() {
+        store.delete(&mut batch, CF_UTXO, &k).unwrap();
+    }
+    batch.tip = store.tip();
+    store.commit(batch, Durability::Synced).unwrap();
+    let mut more = chain.clone();
+    let mut u = Vec::new();
+    let scratch = MemorySource::default();
+    extend(&scratch, &mut Vec::new(), &mut u, 8, 3);
+    extend(&src, &mut more, &mut u, 2, 3);
+    *src.best.lock().unwrap() = more;
+    assert!(matches!(ix.sync().await, Err(IndexError::MissingPrevout { .. })));
+}

@@ -1,0 +1,242 @@
+//! Answers from the index alone, each computed on one consistent view of it: a script hash's
+//! history, balance and unspent outputs; where a transaction is; merkle proofs; headers.
+//!
+//! A view is the published tip (its transaction count) plus the index's generation. Rows of
+//! transactions past the view's count are ignored (blocks added meanwhile), and a change of
+//! generation (blocks undone meanwhile) makes the query start again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::index::Index;
+use crate::merkle;
+use crate::parse::HEADER_LEN;
+use crate::store::rows::{txid_prefix, Io, TXID_PREFIX};
+use crate::store::StoreError;
+use crate::types::{BlockHash, ScriptHash, Txid};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("index changed {0} times during the query")]
+    Unstable(u32),
+    #[error("index references transaction {0}, which the txid file lacks")]
+    MissingTxid(u64),
+}
+
+/// One confirmed transaction of a script's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEntry {
+    pub height: u32,
+    pub txid: Txid,
+    #[serde(skip)]
+    pub tx_num: u64,
+}
+
+/// A confirmed output of a script that no confirmed transaction spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Unspent {
+    pub height: u32,
+    pub txid: Txid,
+    pub vout: u32,
+    pub value: u64,
+    #[serde(skip)]
+    pub tx_num: u64,
+}
+
+/// Everything the index knows about a script hash, from one read of its rows.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ScriptSummary {
+    /// Distinct transactions, in chain order (height, then position in the block).
+    pub history: Vec<HistoryEntry>,
+    /// In chain order.
+    pub unspent: Vec<Unspent>,
+    pub balance: u64,
+    /// Rows read.
+    pub rows: usize,
+    /// Inputs whose 8-byte prevout reference matches more than one output of the script: only
+    /// the full prevout txid (from the transaction itself) tells which one they spend.
+    #[serde(skip)]
+    pub ambiguous: Vec<(u64, u32)>,
+}
+
+/// A consistent view: what readers may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub tx_count: u64,
+    pub height: Option<u32>,
+    generation: u64,
+}
+
+pub struct Query {
+    index: Arc<Index>,
+}
+
+const MAX_ATTEMPTS: u32 = 20;
+
+/// An input row's reference to the output it spends: txid prefix and output index.
+type PrevRef = ([u8; TXID_PREFIX], u32);
+
+impl Query {
+    pub fn new(index: Arc<Index>) -> Query {
+        Query { index }
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// Runs `f` on a consistent view, again if blocks were undone meanwhile.
+    pub fn with_view<T>(&self, mut f: impl FnMut(&View) -> Result<T, QueryError>) -> Result<T, QueryError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let generation = self.index.generation();
+            if generation % 2 == 1 {
+                // Blocks are being undone right now.
+                std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(6)));
+                continue;
+            }
+            let tip = self.index.tip();
+            let view = View { tx_count: tip.tx_count, height: tip.height, generation };
+            let result = f(&view)?;
+            if self.index.generation() == view.generation {
+                return Ok(result);
+            }
+        }
+        Err(QueryError::Unstable(MAX_ATTEMPTS))
+    }
+
+    /// History, unspent outputs and balance of a script hash. `exact_prevouts` gives the full
+    /// txid spent by `(tx_num, input index)` for inputs found ambiguous by a previous call.
+    pub fn script(
+        &self,
+        sh: &ScriptHash,
+        exact_prevouts: &HashMap<(u64, u32), Txid>,
+    ) -> Result<ScriptSummary, QueryError> {
+        self.with_view(|view| self.script_in(view, sh, exact_prevouts))
+    }
+
+    fn script_in(
+        &self,
+        view: &View,
+        sh: &ScriptHash,
+        exact: &HashMap<(u64, u32), Txid>,
+    ) -> Result<ScriptSummary, QueryError> {
+        let rows = self.index.store().script_rows(sh)?;
+        let txids = self.index.store().txids();
+        let txid_of = |n: u64| txids.get(n).ok_or(QueryError::MissingTxid(n));
+        let mut summary = ScriptSummary { rows: rows.len(), ..Default::default() };
+        // Spends by prevout reference; exact ones by full txid.
+        let mut spends: HashMap<PrevRef, Vec<(u64, u32)>> = HashMap::new();
+        let mut exact_spends: HashMap<(Txid, u32), u32> = HashMap::new();
+        let mut outputs = Vec::new();
+        let mut last_tx = None;
+        let mut tx_nums = Vec::new();
+        for row in rows.iter().filter(|r| r.tx_num < view.tx_count) {
+            if last_tx != Some(row.tx_num) {
+                tx_nums.push(row.tx_num);
+                last_tx = Some(row.tx_num);
+            }
+            match row.io {
+                Io::Output { index, value } => outputs.push((row.tx_num, index, value)),
+                Io::Input { index, prev_txid, prev_vout } => match exact.get(&(row.tx_num, index)) {
+                    Some(full) => *exact_spends.entry((*full, prev_vout)).or_default() += 1,
+                    None => spends.entry((prev_txid, prev_vout)).or_default().push((row.tx_num, index)),
+                },
+            }
+        }
+        // Outputs per prevout reference, to spot ambiguous inputs.
+        let mut candidates: HashMap<PrevRef, u32> = HashMap::new();
+        let mut resolved = Vec::with_capacity(outputs.len());
+        for &(tx_num, vout, value) in &outputs {
+            let txid = txid_of(tx_num)?;
+            *candidates.entry((txid_prefix(&txid.0), vout)).or_default() += 1;
+            resolved.push((tx_num, txid, vout, value));
+        }
+        let chain = self.index.chain();
+        for (tx_num, txid, vout, value) in resolved {
+            let reference = (txid_prefix(&txid.0), vout);
+            let spent = if exact_spends.get(&(txid, vout)).is_some_and(|n| *n > 0) {
+                true
+            } else if let Some(inputs) = spends.get(&reference) {
+                if candidates.get(&reference).copied().unwrap_or(0) > 1 {
+                    summary.ambiguous.extend(inputs.iter().copied());
+                }
+                true
+            } else {
+                false
+            };
+            if !spent {
+                let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
+                summary.balance += value;
+                summary.unspent.push(Unspent { height, txid, vout, value, tx_num });
+            }
+        }
+        summary.ambiguous.sort_unstable();
+        summary.ambiguous.dedup();
+        for tx_num in tx_nums {
+            let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
+            summary.history.push(HistoryEntry { height, txid: txid_of(tx_num)?, tx_num });
+        }
+        Ok(summary)
+    }
+
+    /// Where a confirmed transaction is: `(height, position in block, tx_num)`.
+    pub fn tx_position(&self, txid: &Txid) -> Result<Option<(u32, u32, u64)>, QueryError> {
+        self.with_view(|view| {
+            let txids = self.index.store().txids();
+            for tx_num in self.index.store().txid_candidates(txid)? {
+                if tx_num < view.tx_count && txids.get(tx_num) == Some(*txid) {
+                    if let Some((height, pos)) = self.index.chain().locate(tx_num) {
+                        return Ok(Some((height, pos, tx_num)));
+                    }
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// The txids of the block at `height`, in block order.
+    pub fn block_txids(&self, height: u32) -> Result<Option<Vec<Txid>>, QueryError> {
+        self.with_view(|view| {
+            let Some((first, count)) = self.index.chain().tx_range(height) else { return Ok(None) };
+            if first + u64::from(count) > view.tx_count {
+                return Ok(None);
+            }
+            Ok(self.index.store().txids().range(first, count as usize))
+        })
+    }
+
+    /// Merkle branch (display-order hex, deepest first) of the transaction at `pos` in the
+    /// block at `height`.
+    pub fn merkle_branch(&self, height: u32, pos: u32) -> Result<Option<Vec<String>>, QueryError> {
+        let Some(txids) = self.block_txids(height)? else { return Ok(None) };
+        let leaves: Vec<[u8; 32]> = txids.iter().map(|t| t.0).collect();
+        Ok(merkle::branch(&leaves, pos as usize).map(|(b, _)| b.iter().map(merkle::hex_display).collect()))
+    }
+
+    pub fn header(&self, height: u32) -> Option<[u8; HEADER_LEN]> {
+        self.index.chain().header(height).copied()
+    }
+
+    pub fn block_hash(&self, height: u32) -> Option<BlockHash> {
+        self.index.chain().hash(height)
+    }
+
+    /// Proof that the header at `height` is in the chain of headers `0..=cp_height`: the branch
+    /// of its hash and the root, display-order hex.
+    pub fn header_proof(&self, height: u32, cp_height: u32) -> Option<(Vec<String>, String)> {
+        if height > cp_height {
+            return None;
+        }
+        let leaves: Vec<[u8; 32]> = {
+            let chain = self.index.chain();
+            if chain.tip_height()? < cp_height {
+                return None;
+            }
+            (0..=cp_height).map(|h| chain.hash(h).map(|b| b.0)).collect::<Option<_>>()?
+        };
+        let (branch, root) = merkle::branch(&leaves, height as usize)?;
+        Some((branch.iter().map(merkle::hex_display).collect(), merkle::hex_display(&root)))
+    }
+}

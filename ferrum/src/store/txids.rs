@@ -1,0 +1,149 @@
+//! The txid of every confirmed transaction, 32 bytes each, indexed by `tx_num`, in one file.
+//!
+//! Written before the RocksDB batch that commits the same transactions, so the file is always
+//! at least as long as the committed transaction count; on open it is truncated to that count,
+//! which makes a crash between the two writes harmless. Readers use a memory map: a history of
+//! 10,000 transactions costs 10,000 memory reads, not 10,000 system calls. The file is never
+//! shrunk while mapped (a reorg overwrites positions past the fork instead), so a reader holding
+//! an older map can never fault on a truncated page.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use memmap2::Mmap;
+
+use crate::types::Txid;
+
+pub struct TxidFile {
+    file: File,
+    /// Map of the file as of the last write; replaced (not modified) when the file grows.
+    map: RwLock<Option<Arc<Mmap>>>,
+}
+
+/// A read view of the file.
+#[derive(Clone)]
+pub struct TxidMap {
+    map: Option<Arc<Mmap>>,
+}
+
+impl TxidMap {
+    /// The txid of `tx_num`, if the view covers it.
+    pub fn get(&self, tx_num: u64) -> Option<Txid> {
+        let map = self.map.as_ref()?;
+        let start = usize::try_from(tx_num).ok()?.checked_mul(32)?;
+        let bytes: [u8; 32] = map.get(start..start + 32)?.try_into().ok()?;
+        Some(Txid(bytes))
+    }
+
+    /// `count` consecutive txids from `first`.
+    pub fn range(&self, first: u64, count: usize) -> Option<Vec<Txid>> {
+        (first..first + count as u64).map(|n| self.get(n)).collect()
+    }
+}
+
+impl TxidFile {
+    /// Opens (creating) the file and truncates it to `committed` txids. Fails if it holds fewer:
+    /// the index then references transactions whose ids were lost. Read-only opens neither
+    /// create nor truncate.
+    pub fn open(path: &Path, committed: u64, read_only: bool) -> io::Result<TxidFile> {
+        let file = if read_only {
+            OpenOptions::new().read(true).open(path)?
+        } else {
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?
+        };
+        let len = file.metadata()?.len();
+        let want = committed * 32;
+        if len < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} holds {} txids but the index has {committed} transactions", path.display(), len / 32),
+            ));
+        }
+        if len > want && !read_only {
+            file.set_len(want)?;
+            file.sync_all()?;
+        }
+        let f = TxidFile { file, map: RwLock::new(None) };
+        f.remap()?;
+        Ok(f)
+    }
+
+    fn remap(&self) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: the file is only appended to or overwritten past the committed count, never
+            // truncated while mapped; bytes a reader can reach stay valid.
+            Some(Arc::new(unsafe { Mmap::map(&self.file)? }))
+        };
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = map;
+        Ok(())
+    }
+
+    /// Writes `txids` from position `first` (the current committed count: appending, or
+    /// overwriting after a reorg) and maps the result.
+    pub fn write(&self, first: u64, txids: &[Txid], sync: bool) -> io::Result<()> {
+        if txids.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(txids.len() * 32);
+        for t in txids {
+            buf.extend_from_slice(&t.0);
+        }
+        self.file.write_all_at(&buf, first * 32)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        self.remap()
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    pub fn view(&self) -> TxidMap {
+        TxidMap { map: self.map.read().unwrap_or_else(|e| e.into_inner()).clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_to_committed_and_refuses_short_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("txids");
+        let f = TxidFile::open(&path, 0, false).unwrap();
+        let ids: Vec<Txid> = (0..5u8).map(|i| Txid([i; 32])).collect();
+        f.write(0, &ids, true).unwrap();
+        assert_eq!(f.view().get(4), Some(Txid([4; 32])));
+        assert_eq!(f.view().get(5), None);
+        drop(f);
+        // Only 3 were committed: the other 2 are dropped on open.
+        let f = TxidFile::open(&path, 3, false).unwrap();
+        assert_eq!(f.view().get(2), Some(Txid([2; 32])));
+        assert_eq!(f.view().get(3), None);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 96);
+        drop(f);
+        let e = TxidFile::open(&path, 10, false).err().unwrap();
+        assert!(e.to_string().contains("holds 3 txids but the index has 10"), "{e}");
+    }
+
+    #[test]
+    fn overwrite_after_reorg_keeps_old_views_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = TxidFile::open(&dir.path().join("t"), 0, false).unwrap();
+        f.write(0, &[Txid([1; 32]), Txid([2; 32])], false).unwrap();
+        let old = f.view();
+        f.write(1, &[Txid([9; 32])], false).unwrap();
+        assert_eq!(f.view().range(0, 2), Some(vec![Txid([1; 32]), Txid([9; 32])]));
+        // The old map sees the same file pages (shared mapping) and never faults.
+        assert_eq!(old.get(1), Some(Txid([9; 32])));
+        assert_eq!(old.get(2), None);
+    }
+}

@@ -1,0 +1,280 @@
+//! Shared by the integration tests: Ferrum as a real process (killed on drop), Ferrum's indexer
+//! in-process against a real node, and the truth check of an index against the node's data.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrum::daemon::{Auth, Daemon, DaemonConfig};
+use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
+use ferrum::merkle;
+use ferrum::network::Network;
+use ferrum::query::Query;
+use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
+use ferrum::types::{ScriptHash, Txid};
+use testkit::truth::Truth;
+use testkit::Node;
+
+pub fn daemon_config(node: &Node) -> DaemonConfig {
+    DaemonConfig {
+        network: Network::Regtest,
+        rpc_addr: node.rpc_addr(),
+        auth: Auth::Cookie(node.cookie_file()),
+        timeout: Duration::from_secs(60),
+    }
+}
+
+/// Ferrum's indexer, in this process, on a real node.
+pub struct InProcess {
+    pub runtime: tokio::runtime::Runtime,
+    pub index: Arc<Index>,
+    pub indexer: Indexer<DaemonSource>,
+}
+
+impl InProcess {
+    /// `rest`: read blocks and spent outputs over REST (the node must have it); otherwise RPC.
+    pub fn new(node: &Node, dir: &Path, mode: PrevoutMode, rest: bool, config: IndexConfig) -> InProcess {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 64 }).unwrap();
+        if store.mode().is_none() {
+            store.set_mode(mode).unwrap();
+        }
+        let index = Arc::new(Index::new(store).unwrap());
+        let daemon = Arc::new(Daemon::new(&daemon_config(node)));
+        let source = Arc::new(DaemonSource { daemon, rest_blocks: rest, rest_spent: rest });
+        let indexer = Indexer::new(index.clone(), source, mode, config, StopSignal::default());
+        InProcess { runtime, index, indexer }
+    }
+
+    pub fn sync(&mut self) {
+        let indexer = &mut self.indexer;
+        self.runtime.block_on(indexer.sync()).unwrap();
+    }
+
+    pub fn query(&self) -> Query {
+        Query::new(self.index.clone())
+    }
+}
+
+/// Checks every answer of the index against the node's own data.
+pub fn check_truth(query: &Query, truth: &Truth) {
+    let tip = query.index().tip();
+    assert_eq!(tip.height, truth.blocks.last().map(|b| b.height), "index height");
+    assert_eq!(tip.hash.map(|h| h.to_hex()), truth.blocks.last().map(|b| b.hash.to_string()), "index tip");
+    for (sh_hex, expected) in &truth.scripts {
+        let sh = ScriptHash::from_hex(sh_hex).unwrap();
+        let got = query.script(&sh, &HashMap::new()).unwrap();
+        assert!(got.ambiguous.is_empty());
+        let history: Vec<(u32, String)> = got.history.iter().map(|h| (h.height, h.txid.to_hex())).collect();
+        let want: Vec<(u32, String)> = expected.history.iter().map(|h| (h.height, h.txid.to_string())).collect();
+        assert_eq!(history, want, "history of {sh_hex} ({})", truth.script_hex[sh_hex]);
+        let mut unspent: Vec<(u32, String, u32, u64)> =
+            got.unspent.iter().map(|u| (u.height, u.txid.to_hex(), u.vout, u.value)).collect();
+        unspent.sort();
+        let mut want: Vec<(u32, String, u32, u64)> =
+            expected.unspent.iter().map(|u| (u.height, u.txid.to_string(), u.vout, u.value)).collect();
+        want.sort();
+        assert_eq!(unspent, want, "unspent outputs of {sh_hex}");
+        assert_eq!(got.balance, expected.balance, "balance of {sh_hex}");
+    }
+    // A script nobody used.
+    let nobody = query.script(&ScriptHash::of_script(b"never used"), &HashMap::new()).unwrap();
+    assert!(nobody.history.is_empty() && nobody.unspent.is_empty());
+
+    let hashes: Vec<[u8; 32]> =
+        truth.blocks.iter().map(|b| ferrum::types::BlockHash::from_hex(&b.hash.to_string()).unwrap().0).collect();
+    for block in &truth.blocks {
+        let txids = query.block_txids(block.height).unwrap().unwrap();
+        let want: Vec<String> = block.txids.iter().map(|t| t.to_string()).collect();
+        assert_eq!(txids.iter().map(|t| t.to_hex()).collect::<Vec<_>>(), want, "txids of block {}", block.height);
+        let leaves: Vec<[u8; 32]> = txids.iter().map(|t| t.0).collect();
+        assert_eq!(
+            merkle::hex_display(&merkle::root(&leaves).unwrap()),
+            block.merkle_root,
+            "merkle root {}",
+            block.height
+        );
+        assert_eq!(hex::encode(query.header(block.height).unwrap()), block.header_hex, "header {}", block.height);
+        for (pos, txid) in block.txids.iter().enumerate() {
+            let id = Txid::from_hex(&txid.to_string()).unwrap();
+            let found = query.tx_position(&id).unwrap();
+            if block.height == 0 {
+                assert_eq!(found, None, "the genesis coinbase is not indexed");
+                continue;
+            }
+            let (height, p, _) = found.unwrap_or_else(|| panic!("{txid} not found"));
+            assert_eq!((height, p), (block.height, pos as u32), "position of {txid}");
+            let branch: Vec<[u8; 32]> = query
+                .merkle_branch(height, p)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(|h| ferrum::types::Txid::from_hex(h).unwrap().0)
+                .collect();
+            let root = merkle::root_from_branch(id.0, pos, &branch);
+            assert_eq!(merkle::hex_display(&root), block.merkle_root, "branch of {txid}");
+        }
+    }
+    // Header proofs against roots computed here from the node's hashes.
+    let tip_height = truth.blocks.len() as u32 - 1;
+    for (height, cp) in
+        [(0, 0), (0, tip_height), (tip_height / 2, tip_height), (tip_height, tip_height), (5, 77.min(tip_height))]
+    {
+        let (branch, root) = query.header_proof(height, cp).unwrap();
+        let expected_root = merkle::root(&hashes[..=cp as usize]).unwrap();
+        assert_eq!(root, merkle::hex_display(&expected_root));
+        let branch: Vec<[u8; 32]> = branch.iter().map(|h| ferrum::types::BlockHash::from_hex(h).unwrap().0).collect();
+        assert_eq!(merkle::root_from_branch(hashes[height as usize], height as usize, &branch), expected_root);
+    }
+    assert!(query.header_proof(tip_height, tip_height + 1).is_none());
+}
+
+/// Every table of an index, by name.
+pub type Dump = Vec<(&'static str, Vec<RawRow>)>;
+
+/// The rows of an index that must not depend on how it was built (the `utxo` and `undo`
+/// tables exist in one mode only; `meta` records the mode).
+pub fn dump_rows(dir: &Path) -> Dump {
+    let store = Store::open_read_only(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
+    let mut out: Dump = ALL_CFS
+        .iter()
+        .filter(|cf| ![CF_META, CF_UTXO, CF_UNDO].contains(cf))
+        .map(|cf| (*cf, store.dump(cf).unwrap()))
+        .collect();
+    let tip = store.tip().unwrap();
+    let txids: Vec<RawRow> =
+        (0..tip.tx_count).map(|n| (n.to_be_bytes().to_vec(), store.txids().get(n).unwrap().0.to_vec())).collect();
+    out.push(("txids", txids));
+    out
+}
+
+/// Like [`dump_rows`] but with the mode-specific tables too, for comparing two indexes of
+/// the same mode.
+pub fn dump_all(dir: &Path) -> Dump {
+    let store = Store::open_read_only(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
+    let mut out = dump_rows(dir);
+    for cf in [CF_UTXO, CF_UNDO] {
+        out.push((cf, store.dump(cf).unwrap()));
+    }
+    out
+}
+
+/// Compares two dumps table by table with a readable failure.
+pub fn assert_same_rows(a: &[(&'static str, Vec<RawRow>)], b: &[(&'static str, Vec<RawRow>)]) {
+    assert_eq!(a.len(), b.len());
+    for ((name, ra), (_, rb)) in a.iter().zip(b) {
+        if ra != rb {
+            let first = ra.iter().zip(rb.iter()).position(|(x, y)| x != y).unwrap_or(ra.len().min(rb.len()));
+            panic!(
+                "table {name} differs: {} vs {} rows, first difference at row {first}: {:?} vs {:?}",
+                ra.len(),
+                rb.len(),
+                ra.get(first).map(|(k, v)| (hex::encode(k), hex::encode(v))),
+                rb.get(first).map(|(k, v)| (hex::encode(k), hex::encode(v)))
+            );
+        }
+    }
+}
+
+/// `ferrum` as a real process on a node, with its log in a file; killed on drop.
+pub struct Ferrum {
+    child: Option<Child>,
+    pub db_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
+    vec![
+        "--network".into(),
+        "regtest".into(),
+        "--daemon-rpc-addr".into(),
+        node.rpc_addr(),
+        "--cookie-file".into(),
+        node.cookie_file().display().to_string(),
+        "--daemon-p2p-addr".into(),
+        node.p2p_addr(),
+        "--db-dir".into(),
+        db_dir.display().to_string(),
+        "--cache-mb".into(),
+        "64".into(),
+    ]
+}
+
+impl Ferrum {
+    pub fn start(args: &[String], db_dir: &Path) -> Ferrum {
+        std::fs::create_dir_all(db_dir).unwrap();
+        let log = db_dir.join(format!(
+            "ferrum-{}.log",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrum"));
+        cmd.args(args).env("FERRUM_LOG", "info,ferrum=debug").stdout(Stdio::null()).stderr(file);
+        // SAFETY: prctl only sets this child's parent-death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start ferrum");
+        Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGINT, then waits for the exit status.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGINT);
+        }
+        c.wait().unwrap()
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("ferrum did not exit within {timeout:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Ferrum {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The index height as a read-only opener sees it now (`None`: empty or not there yet).
+pub fn stored_height(db_dir: &Path) -> Option<u32> {
+    let store = Store::open_read_only(&db_dir.join("index"), Network::Regtest, &StoreConfig { cache_mb: 16 }).ok()?;
+    store.tip().map(|t| t.height)
+}

@@ -8,8 +8,12 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::Notify;
 
 use crate::config::{Config, ModeArg};
-use crate::daemon::{Daemon, DaemonError, NodeInfo};
+use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
+use crate::electrum::{Electrum, ElectrumConfig, Event};
 use crate::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
+use crate::mempool::Mempool;
+use crate::server::tls::{CertSource, Tls};
+use crate::server::{self, Protocol, Server};
 use crate::store::{PrevoutMode, Store, StoreConfig, StoreError};
 
 /// Waits until the node answers and is one Ferrum can use. Transient failures (down, warming
@@ -114,20 +118,110 @@ pub fn index_config(config: &Config) -> IndexConfig {
     c
 }
 
+/// Keeps the mempool in line with the node and turns index and mempool changes into events
+/// for the sessions. Index changes are taken only when a sync has settled at the node's tip (a
+/// reorg's undo and redo become one event), and the mempool is synced before the event is sent,
+/// so subscribers never see a state where the two disagree.
+pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
+    let index = electrum.index.clone();
+    let mut settled = index.settled();
+    let mut last_tip = None;
+    let mut failing = false;
+    let min_gap = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = settled.changed() => {}
+            _ = electrum.mempool_trigger.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait() => return,
+        }
+        if !index.status().caught_up {
+            continue;
+        }
+        let tip = index.tip();
+        let tip_changed = last_tip != Some(tip.hash);
+        let confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
+        let mempool = match electrum.mempool.sync().await {
+            Ok(report) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("mempool sync restored");
+                }
+                if report.added + report.removed > 0 {
+                    tracing::debug!(
+                        added = report.added,
+                        removed = report.removed,
+                        size = electrum.mempool.len(),
+                        "mempool"
+                    );
+                }
+                report.touched
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!("mempool sync failed ({e}); retrying");
+                }
+                Default::default()
+            }
+        };
+        if tip_changed || !mempool.is_empty() {
+            let tip_header = if tip_changed { crate::electrum::methods::tip_event(&electrum) } else { None };
+            // No receivers is fine: nobody is connected.
+            let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool }));
+        }
+        last_tip = Some(tip.hash);
+        tokio::time::sleep(min_gap).await;
+    }
+}
+
+/// The TLS certificate for the TLS services: the operator's, or the kept self-signed one.
+fn tls_for(config: &Config) -> Result<Option<Tls>> {
+    if !config.services.iter().any(|s| s.protocol.needs_tls()) {
+        return Ok(None);
+    }
+    let source = match &config.ssl_files {
+        Some((cert, key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
+        None => CertSource::SelfSigned {
+            dir: config.db_dir.clone(),
+            hostnames: config.report_services.iter().map(|r| r.host.clone()).collect(),
+        },
+    };
+    Ok(Some(Tls::new(&source).context("TLS certificate")?))
+}
+
+/// Everything that runs: the index, the mempool, the Electrum server. Returns after `stop`.
+pub struct Running {
+    pub index: Arc<Index>,
+    pub electrum: Arc<Electrum>,
+    pub server: Arc<Server>,
+    /// The bound addresses, in the order of the configured services.
+    pub addrs: Vec<(Protocol, std::net::SocketAddr)>,
+}
+
 /// Runs the index until `stop`: returns after the current chunk is committed.
 pub async fn run(config: Config, stop: StopSignal) -> Result<()> {
+    run_with(config, stop, |_| {}).await
+}
+
+/// [`run`], calling `started` once the listeners are bound.
+pub async fn run_with(config: Config, stop: StopSignal, started: impl FnOnce(&Running)) -> Result<()> {
     let daemon = Arc::new(Daemon::new(&config.daemon));
     let Some(info) = wait_for_node(&daemon, &stop).await? else { return Ok(()) };
     tracing::info!(
-        "bitcoind {} on {} at {}: height {}, REST {}, spenttxouts {}, txindex {}",
+        "bitcoind {} on {} at {}: height {}, REST {}, spenttxouts {}, blockpart {}, txindex {}",
         info.version_string(),
         info.network,
         config.daemon.rpc_addr,
         info.blocks,
         info.rest,
         info.spenttxouts,
+        info.blockpart,
         info.txindex
     );
+    if let Some(addr) = config.admin_rpc {
+        tracing::warn!(%addr, "rpc:// in SERVICES: the admin RPC is not available in this version; ignored");
+    }
+    let tls = tls_for(&config)?;
+    let bound = server::bind(&config.services).await?;
     let store = open_store(&config)?;
     let mode = choose_mode(&store, &info, config.prevout_mode)?;
     let index = Arc::new(Index::new(store).context("loading the index")?);
@@ -138,22 +232,41 @@ pub async fn run(config: Config, stop: StopSignal) -> Result<()> {
         "index opened, prevout mode {}",
         mode.name()
     );
+    let mempool = Arc::new(Mempool::new(daemon.clone()));
+    let electrum_config = ElectrumConfig {
+        network: config.network,
+        banner_file: config.banner_file.clone(),
+        donation_address: config.donation_address.clone(),
+        report_services: config.report_services.clone(),
+        max_send: config.max_send,
+        query_threads: std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+    };
+    let electrum = Arc::new(Electrum::new(electrum_config, index.clone(), mempool, daemon.clone(), info.clone()));
+    let server = Server::new(electrum.clone(), tls.clone(), config.limits.clone());
+    let addrs = bound.iter().filter_map(|b| Some((b.service.protocol, b.local_addr().ok()?))).collect();
+    started(&Running { index: index.clone(), electrum: electrum.clone(), server: server.clone(), addrs });
+
+    let mut tasks =
+        vec![tokio::spawn(server.clone().serve(bound)), tokio::spawn(coordinate(electrum.clone(), stop.clone()))];
+    if let (Some(tls), Some(_)) = (tls, &config.ssl_files) {
+        tasks.push(tokio::spawn(tls.watch(Duration::from_secs(10))));
+    }
     let source =
         Arc::new(DaemonSource { daemon: daemon.clone(), rest_blocks: info.rest, rest_spent: info.spenttxouts });
     let indexer = Indexer::new(index.clone(), source, mode, index_config(&config), stop.clone());
     let trigger = Arc::new(Notify::new());
-    let p2p = config
-        .p2p_addr
-        .clone()
-        .map(|addr| tokio::spawn(crate::daemon::p2p::listen(addr, config.network, trigger.clone())));
+    if let Some(addr) = config.p2p_addr.clone() {
+        let triggers = p2p::Triggers { blocks: trigger.clone(), txs: Some(electrum.mempool_trigger.clone()) };
+        tasks.push(tokio::spawn(p2p::listen(addr, config.network, triggers)));
+    }
     let node_host = config.daemon.rpc_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
-    let zmq = info.zmq_address("pubhashblock").and_then(|a| crate::daemon::zmq::endpoint(a, &node_host)).map(|addr| {
+    if let Some(addr) = info.zmq_address("pubhashblock").and_then(|a| zmq::endpoint(a, &node_host)) {
         tracing::info!(%addr, "bitcoind publishes hashblock over ZMQ; subscribing");
         let trigger = trigger.clone();
-        tokio::spawn(crate::daemon::zmq::listen(addr, "hashblock", move |_| trigger.notify_one()))
-    });
+        tasks.push(tokio::spawn(zmq::listen(addr, "hashblock", move |_| trigger.notify_one())));
+    }
     let result = indexer.run(trigger, config.poll_interval).await;
-    for task in [p2p, zmq].into_iter().flatten() {
+    for task in &tasks {
         task.abort();
     }
     result.context("indexing")?;

@@ -9,8 +9,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use std::net::{IpAddr, SocketAddr};
+
 use crate::daemon::{Auth, DaemonConfig};
+use crate::electrum::ReportedService;
 use crate::network::Network;
+use crate::server::{Limits, Protocol, Service};
 
 /// Command line of the `ferrum` binary.
 #[derive(Parser, Debug)]
@@ -62,7 +66,7 @@ pub enum IndexCommand {
 
 /// Every setting, as given on the command line, in the environment or in the config file.
 /// `None` means "not given here"; [`Config::load`] layers the sources and applies defaults.
-#[derive(Args, Debug, Default, Deserialize, Clone)]
+#[derive(Args, Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// TOML config file [default: <db-dir>/ferrum.toml if it exists]
@@ -135,13 +139,74 @@ pub struct Options {
     #[arg(long, env = "FERRUM_INDEX_CHUNK_BLOCKS", global = true, hide = true)]
     pub index_chunk_blocks: Option<u32>,
 
+    /// Electrum over plain TCP: host:port, :port or port; repeatable or comma-separated
+    /// [default: 127.0.0.1 and the network's TCP port, when no service is configured]
+    #[arg(long, env = "FERRUM_TCP", global = true, value_delimiter = ',', value_name = "ADDR")]
+    pub tcp: Option<Vec<String>>,
+
+    /// Electrum over TLS [default: all interfaces and the network's SSL port, when no service
+    /// is configured]
+    #[arg(long, env = "FERRUM_SSL", global = true, value_delimiter = ',', value_name = "ADDR")]
+    pub ssl: Option<Vec<String>>,
+
+    /// Electrum over WebSocket
+    #[arg(long, env = "FERRUM_WS", global = true, value_delimiter = ',', value_name = "ADDR")]
+    pub ws: Option<Vec<String>>,
+
+    /// Electrum over secure WebSocket
+    #[arg(long, env = "FERRUM_WSS", global = true, value_delimiter = ',', value_name = "ADDR")]
+    pub wss: Option<Vec<String>>,
+
+    /// Services in ElectrumX's form, e.g. tcp://:50001,ssl://:50002,wss://:50004 (added to the
+    /// --tcp/--ssl/--ws/--wss ones)
+    #[arg(long, env = "FERRUM_SERVICES", global = true)]
+    pub services: Option<String>,
+
+    /// Services announced to clients in server.features, e.g. ssl://electrum.example.org:50002
+    #[arg(long, env = "FERRUM_REPORT_SERVICES", global = true)]
+    pub report_services: Option<String>,
+
+    /// TLS certificate chain (PEM), reloaded when it changes [default: a self-signed one,
+    /// generated once and kept in the data directory]
+    #[arg(long, env = "FERRUM_SSL_CERTFILE", global = true, value_name = "FILE")]
+    pub ssl_certfile: Option<PathBuf>,
+
+    /// TLS private key (PEM) of --ssl-certfile
+    #[arg(long, env = "FERRUM_SSL_KEYFILE", global = true, value_name = "FILE")]
+    pub ssl_keyfile: Option<PathBuf>,
+
+    /// File with the text of server.banner; $SERVER_VERSION, $SERVER_SUBVERSION,
+    /// $DAEMON_VERSION, $DAEMON_SUBVERSION and $DONATION_ADDRESS are replaced
+    #[arg(long, env = "FERRUM_BANNER_FILE", global = true, value_name = "FILE")]
+    pub banner_file: Option<PathBuf>,
+
+    /// Answer of server.donation_address [default: empty]
+    #[arg(long, env = "FERRUM_DONATION_ADDRESS", global = true)]
+    pub donation_address: Option<String>,
+
+    /// Largest answer sent to a client, bytes [default: 8100000]
+    #[arg(long, env = "FERRUM_MAX_SEND", global = true)]
+    pub max_send: Option<usize>,
+
+    /// Largest message accepted from a client, bytes [default: 1000000]
+    #[arg(long, env = "FERRUM_MAX_RECV", global = true)]
+    pub max_recv: Option<usize>,
+
+    /// Most client sessions at once [default: 1000]
+    #[arg(long, env = "FERRUM_MAX_SESSIONS", global = true)]
+    pub max_sessions: Option<usize>,
+
+    /// Seconds without a complete request before a session is closed [default: 600]
+    #[arg(long, env = "FERRUM_SESSION_TIMEOUT", global = true)]
+    pub session_timeout: Option<u64>,
+
     /// Log filter: error, warn, info, debug, trace, or a tracing directive list [default: info]
     #[arg(long, env = "FERRUM_LOG", global = true)]
     pub log: Option<String>,
 }
 
 /// `--prevout-mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeArg {
     Auto,
@@ -195,6 +260,17 @@ pub struct Config {
     pub reindex_on_format_change: bool,
     pub poll_interval: Duration,
     pub index_chunk_blocks: Option<u32>,
+    /// Where to serve Electrum.
+    pub services: Vec<Service>,
+    /// Admin JSON-RPC listener (`rpc://` in ElectrumX's SERVICES).
+    pub admin_rpc: Option<SocketAddr>,
+    pub report_services: Vec<ReportedService>,
+    /// Operator-given certificate and key.
+    pub ssl_files: Option<(PathBuf, PathBuf)>,
+    pub banner_file: Option<PathBuf>,
+    pub donation_address: String,
+    pub max_send: usize,
+    pub limits: Limits,
     pub log: String,
 }
 
@@ -218,6 +294,13 @@ impl std::fmt::Debug for Config {
             .field("reindex", &self.reindex)
             .field("reindex_on_format_change", &self.reindex_on_format_change)
             .field("poll_interval", &self.poll_interval)
+            .field("services", &self.services)
+            .field("admin_rpc", &self.admin_rpc)
+            .field("report_services", &self.report_services)
+            .field("ssl_files", &self.ssl_files)
+            .field("banner_file", &self.banner_file)
+            .field("max_send", &self.max_send)
+            .field("limits", &self.limits)
             .field("log", &self.log)
             .finish()
     }
@@ -238,6 +321,16 @@ impl Config {
         fill(&mut opts.db_dir, electrumx.db_dir.clone());
         fill(&mut opts.log, electrumx.log_level.clone());
         fill(&mut opts.cache_mb, electrumx.cache_mb);
+        fill(&mut opts.services, env.var("SERVICES"));
+        fill(&mut opts.report_services, env.var("REPORT_SERVICES"));
+        fill(&mut opts.ssl_certfile, env.var("SSL_CERTFILE").map(PathBuf::from));
+        fill(&mut opts.ssl_keyfile, env.var("SSL_KEYFILE").map(PathBuf::from));
+        fill(&mut opts.banner_file, env.var("BANNER_FILE").map(PathBuf::from));
+        fill(&mut opts.donation_address, env.var("DONATION_ADDRESS"));
+        fill(&mut opts.max_send, number_var(env, "MAX_SEND")?);
+        fill(&mut opts.max_recv, number_var(env, "MAX_RECV")?);
+        fill(&mut opts.max_sessions, number_var(env, "MAX_SESSIONS")?);
+        fill(&mut opts.session_timeout, number_var(env, "SESSION_TIMEOUT")?);
 
         let file_path = opts.config.clone().or_else(|| {
             let dir = opts.db_dir.clone()?;
@@ -246,7 +339,7 @@ impl Config {
         });
         if let Some(path) = &file_path {
             let file = read_file(path)?;
-            merge(&mut opts, file);
+            merge(&mut opts, file)?;
         }
 
         let network = opts.network.unwrap_or(Network::Mainnet);
@@ -273,6 +366,35 @@ impl Config {
         if opts.index_chunk_blocks == Some(0) {
             return Err(invalid("--index-chunk-blocks", "must be at least 1"));
         }
+        let (services, admin_rpc) = resolve_services(&opts, network)?;
+        let report_services = match &opts.report_services {
+            Some(list) => parse_report_services(list)?,
+            None => Vec::new(),
+        };
+        let ssl_files = match (&opts.ssl_certfile, &opts.ssl_keyfile) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("--ssl-keyfile", "needed with --ssl-certfile")),
+            (None, Some(_)) => return Err(invalid("--ssl-certfile", "needed with --ssl-keyfile")),
+        };
+        let max_send = opts.max_send.unwrap_or(8_100_000);
+        if max_send < 350_000 {
+            return Err(invalid("--max-send", format!("{max_send} is below the minimum of 350000 bytes")));
+        }
+        let max_recv = opts.max_recv.unwrap_or(1_000_000);
+        if max_recv < 100_000 {
+            return Err(invalid("--max-recv", format!("{max_recv} is below the minimum of 100000 bytes")));
+        }
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_recv,
+            max_sessions: opts.max_sessions.unwrap_or(defaults.max_sessions),
+            idle_timeout: opts.session_timeout.map_or(defaults.idle_timeout, Duration::from_secs),
+            ..defaults
+        };
+        if limits.max_sessions == 0 {
+            return Err(invalid("--max-sessions", "must be at least 1"));
+        }
         Ok(Config {
             network,
             db_dir,
@@ -284,8 +406,23 @@ impl Config {
             reindex_on_format_change: opts.reindex_on_format_change.unwrap_or(false),
             poll_interval: Duration::from_millis(poll_ms),
             index_chunk_blocks: opts.index_chunk_blocks,
+            services,
+            admin_rpc,
+            report_services,
+            ssl_files,
+            banner_file: opts.banner_file.clone(),
+            donation_address: opts.donation_address.clone().unwrap_or_default(),
+            max_send,
+            limits,
             log: opts.log.clone().unwrap_or_else(|| "info".to_string()),
         })
+    }
+}
+
+fn number_var<T: std::str::FromStr>(env: &dyn Env, name: &str) -> Result<Option<T>, ConfigError> {
+    match env.var(name) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(name, format!("{v:?} is not a number"))),
     }
 }
 
@@ -302,39 +439,24 @@ fn read_file(path: &Path) -> Result<Options, ConfigError> {
 }
 
 /// Fills every unset option from the file's value.
-fn merge(opts: &mut Options, file: Options) {
-    let Options {
-        config: _,
-        network,
-        db_dir,
-        daemon_rpc_addr,
-        daemon_dir,
-        cookie_file,
-        daemon_user,
-        daemon_password,
-        daemon_p2p_addr,
-        prevout_mode,
-        cache_mb,
-        reindex: _,
-        reindex_on_format_change,
-        poll_interval_ms,
-        index_chunk_blocks,
-        log,
-    } = file;
-    fill(&mut opts.network, network);
-    fill(&mut opts.db_dir, db_dir);
-    fill(&mut opts.daemon_rpc_addr, daemon_rpc_addr);
-    fill(&mut opts.daemon_dir, daemon_dir);
-    fill(&mut opts.cookie_file, cookie_file);
-    fill(&mut opts.daemon_user, daemon_user);
-    fill(&mut opts.daemon_password, daemon_password);
-    fill(&mut opts.daemon_p2p_addr, daemon_p2p_addr);
-    fill(&mut opts.prevout_mode, prevout_mode);
-    fill(&mut opts.cache_mb, cache_mb);
-    fill(&mut opts.reindex_on_format_change, reindex_on_format_change);
-    fill(&mut opts.poll_interval_ms, poll_interval_ms);
-    fill(&mut opts.index_chunk_blocks, index_chunk_blocks);
-    fill(&mut opts.log, log);
+fn merge(opts: &mut Options, file: Options) -> Result<(), ConfigError> {
+    let to_map = |o: &Options| match serde_json::to_value(o) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(invalid("config", "options do not serialize")),
+    };
+    let mut merged = to_map(opts)?;
+    for (k, v) in to_map(&file)? {
+        if merged.get(&k).is_none_or(serde_json::Value::is_null) {
+            merged.insert(k, v);
+        }
+    }
+    let mut out: Options =
+        serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| invalid("config", e.to_string()))?;
+    // Command-line-only settings are not in the file.
+    out.config = opts.config.clone();
+    out.reindex = opts.reindex;
+    *opts = out;
+    Ok(())
 }
 
 /// ElectrumX's environment variables that Ferrum understands.
@@ -368,6 +490,128 @@ impl ElectrumxEnv {
         }
         Ok(out)
     }
+}
+
+/// The default port of a service on a network (ElectrumX's conventions).
+fn default_port(protocol: Protocol, network: Network) -> u16 {
+    let (tcp, ssl) = network.default_electrum_ports();
+    match protocol {
+        Protocol::Tcp => tcp,
+        Protocol::Ssl => ssl,
+        Protocol::Ws => tcp + 2,
+        Protocol::Wss => ssl + 2,
+    }
+}
+
+/// `host:port`, `:port`, `port` or `host`; an empty host means all interfaces.
+fn parse_bind(setting: &str, text: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(|| invalid(setting, format!("{text:?}: unterminated [")))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (text, None),
+        }
+    };
+    let port = match port {
+        Some(p) if !p.is_empty() => {
+            p.parse::<u16>().map_err(|_| invalid(setting, format!("{text:?}: bad port {p:?}")))?
+        }
+        _ => default_port,
+    };
+    let ip: IpAddr = match host {
+        "" => IpAddr::from([0, 0, 0, 0]),
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        h => h.parse().map_err(|_| invalid(setting, format!("{text:?}: listen on an IP address, not {h:?}")))?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// `proto://host:port` entries, comma-separated.
+fn split_services(setting: &str, list: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (proto, rest) =
+                s.split_once("://").ok_or_else(|| invalid(setting, format!("{s:?} is not protocol://host:port")))?;
+            Ok((proto.to_ascii_lowercase(), rest.to_string()))
+        })
+        .collect()
+}
+
+fn resolve_services(opts: &Options, network: Network) -> Result<(Vec<Service>, Option<SocketAddr>), ConfigError> {
+    let mut services = Vec::new();
+    let mut admin = None;
+    for (protocol, flag, list) in [
+        (Protocol::Tcp, "--tcp", &opts.tcp),
+        (Protocol::Ssl, "--ssl", &opts.ssl),
+        (Protocol::Ws, "--ws", &opts.ws),
+        (Protocol::Wss, "--wss", &opts.wss),
+    ] {
+        for entry in list.iter().flatten().filter(|e| !e.trim().is_empty()) {
+            services.push(Service { protocol, addr: parse_bind(flag, entry, default_port(protocol, network))? });
+        }
+    }
+    if let Some(list) = &opts.services {
+        for (proto, rest) in split_services("SERVICES", list)? {
+            if proto == "rpc" {
+                let rest = if rest.is_empty() { "localhost" } else { rest.as_str() };
+                let addr = parse_bind("SERVICES", rest, 8000)?;
+                // ElectrumX's rpc host defaults to localhost, not all interfaces.
+                let addr = if rest.starts_with(':') {
+                    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+                } else {
+                    addr
+                };
+                admin = Some(addr);
+                continue;
+            }
+            let protocol: Protocol = proto.parse().map_err(|e: String| invalid("SERVICES", e))?;
+            services.push(Service { protocol, addr: parse_bind("SERVICES", &rest, default_port(protocol, network))? });
+        }
+    }
+    if services.is_empty() {
+        services.push(Service {
+            protocol: Protocol::Tcp,
+            addr: SocketAddr::new(IpAddr::from([127, 0, 0, 1]), default_port(Protocol::Tcp, network)),
+        });
+        services.push(Service {
+            protocol: Protocol::Ssl,
+            addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), default_port(Protocol::Ssl, network)),
+        });
+    }
+    for (i, a) in services.iter().enumerate() {
+        if services.iter().skip(i + 1).any(|b| b.addr == a.addr) {
+            return Err(invalid("services", format!("{} is configured twice", a.addr)));
+        }
+    }
+    Ok((services, admin))
+}
+
+fn parse_report_services(list: &str) -> Result<Vec<ReportedService>, ConfigError> {
+    split_services("REPORT_SERVICES", list)?
+        .into_iter()
+        .map(|(proto, rest)| {
+            let protocol: Protocol = proto.parse().map_err(|e: String| invalid("REPORT_SERVICES", e))?;
+            let (host, port) = rest
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| invalid("REPORT_SERVICES", format!("{rest:?} is not host:port")))?;
+            if host.is_empty() {
+                return Err(invalid(
+                    "REPORT_SERVICES",
+                    format!("{proto}://{rest}: a reported service needs a host name"),
+                ));
+            }
+            Ok(ReportedService { protocol: protocol.name().to_string(), host: host.to_string(), port })
+        })
+        .collect()
 }
 
 /// A `DAEMON_URL` entry: `[http://][user:password@]host[:port][/]`.
@@ -541,6 +785,46 @@ mod tests {
         std::fs::write(&file, "netwrk = \"signet\"\n").unwrap();
         let e = Config::load(&parse(&["--config", file.to_str().unwrap()]), &env(&[])).unwrap_err().to_string();
         assert!(e.contains("netwrk"), "{e}");
+    }
+
+    #[test]
+    fn services_from_flags_and_electrumx() {
+        let c = Config::load(&parse(&["--network", "regtest"]), &env(&[])).unwrap();
+        assert_eq!(c.services.len(), 2, "defaults: local TCP and public TLS");
+        assert_eq!(c.services[0].addr.to_string(), "127.0.0.1:51001");
+        assert_eq!(c.services[1].addr.to_string(), "0.0.0.0:51002");
+        let c = Config::load(
+            &parse(&["--tcp", "127.0.0.1:1,:2", "--wss", "[::1]:3"]),
+            &env(&[
+                ("SERVICES", "tcp://:50001,ssl://:50002,wss://:50004,rpc://"),
+                ("REPORT_SERVICES", "ssl://e.example:50002"),
+            ]),
+        )
+        .unwrap();
+        let shown: Vec<String> = c.services.iter().map(|s| format!("{}://{}", s.protocol.name(), s.addr)).collect();
+        assert_eq!(
+            shown,
+            [
+                "tcp://127.0.0.1:1",
+                "tcp://0.0.0.0:2",
+                "wss://[::1]:3",
+                "tcp://0.0.0.0:50001",
+                "ssl://0.0.0.0:50002",
+                "wss://0.0.0.0:50004"
+            ]
+        );
+        assert_eq!(c.admin_rpc.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:8000"));
+        assert_eq!(c.report_services[0].host, "e.example");
+        let e = Config::load(&parse(&[]), &env(&[("SERVICES", "gopher://:70")])).unwrap_err().to_string();
+        assert!(e.starts_with("SERVICES:"), "{e}");
+        let e = Config::load(&parse(&["--tcp", "example.org:1"]), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("--tcp:"), "{e}");
+        let e = Config::load(&parse(&["--tcp", ":1", "--ssl", ":1"]), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+        let e = Config::load(&parse(&[]), &env(&[("MAX_SEND", "lots")])).unwrap_err().to_string();
+        assert!(e.starts_with("MAX_SEND:"), "{e}");
+        let e = Config::load(&parse(&["--ssl-certfile", "/x"]), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("--ssl-keyfile"), "{e}");
     }
 
     #[test]

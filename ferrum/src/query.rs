@@ -172,6 +172,8 @@ impl Query {
                 summary.unspent.push(Unspent { height, txid, vout, value, tx_num });
             }
         }
+        // Row order is tag order, which is not numeric for every output index.
+        summary.unspent.sort_unstable_by_key(|u| (u.tx_num, u.vout));
         summary.ambiguous.sort_unstable();
         summary.ambiguous.dedup();
         for tx_num in tx_nums {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
-use common::{assert_same_rows, check_truth, dump_rows, Ferrum, InProcess};
+use common::{assert_same_rows, check_truth, dump_rows, InProcess};
 use ferrum::index::IndexConfig;
 use ferrum::store::PrevoutMode;
 use testkit::scenario::{self, ScenarioOptions};
@@ -158,7 +158,7 @@ fn new_blocks_arrive_by_p2p_announcement() {
     let mut args = common::ferrum_args(&node, db.path());
     // Polling once a minute: only the P2P announcement can bring the block within the wait.
     args.extend(["--poll-interval-ms".into(), "60000".into()]);
-    let ferrum = Ferrum::start(&args, db.path());
+    let ferrum = common::start_ferrum(&args, db.path());
     testkit::wait_for("initial sync", Duration::from_secs(30), || {
         ferrum.log_text().contains("index at the node's tip").then_some(())
     })

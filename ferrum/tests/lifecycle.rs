@@ -25,10 +25,10 @@ fn wait_synced(ferrum: &Ferrum, node: &Node) {
 fn sync_with_kills(node: &Node, args: &[String], db: &std::path::Path, rng: &mut Rng, kills: u32) -> u32 {
     let mut done = 0;
     loop {
-        let mut f = Ferrum::start(args, db);
+        let mut f = common::start_ferrum(args, db);
         if done >= kills {
             wait_synced(&f, node);
-            f.interrupt();
+            f.interrupt().unwrap();
             return done;
         }
         std::thread::sleep(Duration::from_millis(30 + rng.below(400)));
@@ -58,12 +58,12 @@ fn kill9_during_sync_and_reorg_then_identical_to_a_clean_index() {
         // Then reorgs, killed while undoing and re-applying.
         for depth in [5u32, 40] {
             node.reorg(depth).unwrap();
-            let mut f = Ferrum::start(&args, db.path());
+            let mut f = common::start_ferrum(&args, db.path());
             std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
             f.kill9();
-            let mut f = Ferrum::start(&args, db.path());
+            let mut f = common::start_ferrum(&args, db.path());
             wait_synced(&f, &node);
-            assert!(f.interrupt().success());
+            assert!(f.interrupt().unwrap().success());
         }
         assert!(kills >= 18, "18 kills while syncing, 2 more while reorging");
         let clean = clean_index(&node, mode);
@@ -86,14 +86,14 @@ fn sigint_finishes_the_chunk_and_exits_zero() {
     let db = tempfile::tempdir().unwrap();
     let mut args = ferrum_args(&node, db.path());
     args.extend(["--index-chunk-blocks".into(), "1".into()]);
-    let mut f = Ferrum::start(&args, db.path());
+    let mut f = common::start_ferrum(&args, db.path());
     testkit::wait_for("some blocks indexed", Duration::from_secs(60), || stored_height(db.path()).filter(|h| *h >= 5))
         .unwrap();
-    let status = f.interrupt();
+    let status = f.interrupt().unwrap();
     assert!(status.success(), "exit status {status}: {}", f.log_text());
     assert!(f.log_text().contains("stopping: finishing the current chunk"));
     // It resumes where it stopped.
-    let f = Ferrum::start(&args, db.path());
+    let f = common::start_ferrum(&args, db.path());
     wait_synced(&f, &node);
 }
 
@@ -105,7 +105,7 @@ fn node_stopped_mid_sync_then_back() {
     let db = tempfile::tempdir().unwrap();
     let mut args = ferrum_args(&node, db.path());
     args.extend(["--index-chunk-blocks".into(), "1".into(), "--poll-interval-ms".into(), "200".into()]);
-    let mut f = Ferrum::start(&args, db.path());
+    let mut f = common::start_ferrum(&args, db.path());
     testkit::wait_for("indexing under way", Duration::from_secs(60), || stored_height(db.path()).filter(|h| *h >= 20))
         .unwrap();
     node.stop().unwrap();
@@ -118,7 +118,7 @@ fn node_stopped_mid_sync_then_back() {
     assert!(f.is_running(), "ferrum waits for the node");
     node.start_again().unwrap();
     wait_synced(&f, &node);
-    assert!(f.interrupt().success());
+    assert!(f.interrupt().unwrap().success());
     let log = f.log_text();
     assert_eq!(log.matches("bitcoind unreachable").count(), 1, "said once:\n{log}");
     assert_eq!(log.matches("ferrum::index: connection to bitcoind restored").count(), 1, "{log}");
@@ -135,8 +135,8 @@ fn node_stopped_mid_sync_then_back() {
 
 /// Starts ferrum, expects it to exit non-zero with `needle` in its log, and nothing written.
 fn refused(args: &[String], db: &std::path::Path, needle: &str) {
-    let mut f = Ferrum::start(args, db);
-    let status = f.wait_exit(Duration::from_secs(30));
+    let mut f = common::start_ferrum(args, db);
+    let status = f.wait_exit(Duration::from_secs(30)).unwrap();
     let log = f.log_text();
     assert!(!status.success(), "{log}");
     assert!(log.contains(needle), "expected {needle:?} in:\n{log}");
@@ -157,8 +157,8 @@ fn unusable_nodes_are_refused_before_anything_is_written() {
         .filter(|a| !a.contains(".cookie") && a != "--cookie-file")
         .chain(["--daemon-user".to_string(), "nobody".to_string()])
         .collect();
-    let mut f = Ferrum::start(&args, db.path());
-    let status = f.wait_exit(Duration::from_secs(30));
+    let mut f = common::start_ferrum(&args, db.path());
+    let status = f.wait_exit(Duration::from_secs(30)).unwrap();
     assert!(!status.success());
     assert!(f.log_text().contains("FERRUM_DAEMON_PASSWORD"), "{}", f.log_text());
 
@@ -190,8 +190,8 @@ fn damaged_index_directories_give_clear_errors() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(30).unwrap();
     let run_until_exit = |db: &std::path::Path| {
-        let mut f = Ferrum::start(&ferrum_args(&node, db), db);
-        let status = f.wait_exit(Duration::from_secs(30));
+        let mut f = common::start_ferrum(&ferrum_args(&node, db), db);
+        let status = f.wait_exit(Duration::from_secs(30)).unwrap();
         (status, f.log_text())
     };
 
@@ -205,9 +205,9 @@ fn damaged_index_directories_give_clear_errors() {
 
     // A good index, then damaged in two ways.
     let db = tempfile::tempdir().unwrap();
-    let mut f = Ferrum::start(&ferrum_args(&node, db.path()), db.path());
+    let mut f = common::start_ferrum(&ferrum_args(&node, db.path()), db.path());
     wait_synced(&f, &node);
-    assert!(f.interrupt().success());
+    assert!(f.interrupt().unwrap().success());
     let txids = db.path().join("index/txids.dat");
     let len = std::fs::metadata(&txids).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&txids).unwrap();
@@ -225,9 +225,9 @@ fn damaged_index_directories_give_clear_errors() {
     // --reindex rebuilds it.
     let mut args = ferrum_args(&node, db.path());
     args.push("--reindex".into());
-    let mut f = Ferrum::start(&args, db.path());
+    let mut f = common::start_ferrum(&args, db.path());
     wait_synced(&f, &node);
-    assert!(f.interrupt().success());
+    assert!(f.interrupt().unwrap().success());
 }
 
 #[test]
@@ -235,9 +235,9 @@ fn utxo_mode_is_chosen_without_rest_and_kept() {
     let node = Node::start(NodeOptions::default()).unwrap();
     node.mine(20).unwrap();
     let db = tempfile::tempdir().unwrap();
-    let mut f = Ferrum::start(&ferrum_args(&node, db.path()), db.path());
+    let mut f = common::start_ferrum(&ferrum_args(&node, db.path()), db.path());
     wait_synced(&f, &node);
-    assert!(f.interrupt().success());
+    assert!(f.interrupt().unwrap().success());
     assert!(f.log_text().contains("prevout mode utxo"), "{}", f.log_text());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrum"))
         .args(["index", "stats", "--json", "--network", "regtest", "--db-dir", db.path().to_str().unwrap()])

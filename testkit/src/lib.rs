@@ -1,14 +1,20 @@
 //! The regtest harness shared by Ferrum's tests and benchmarks: a real `bitcoind` per test
 //! ([`Node`]), keys and transactions of every common kind without the node's wallet
 //! ([`Wallet`]), chain surgery (mining, reorgs, restarts), seeded scenarios ([`scenario`]) and the
-//! expected index contents computed from the node's own data ([`truth`]).
+//! expected index contents computed from the node's own data ([`truth`]), and the reference
+//! server ElectrumX run against a node ([`electrumx`]).
 
+pub mod electrum;
+pub mod electrumx;
+pub mod ferrum;
 pub mod node;
 pub mod rpc;
 pub mod scenario;
 pub mod truth;
 pub mod wallet;
 
+pub use electrumx::ElectrumX;
+pub use ferrum::Ferrum;
 pub use node::{bitcoin_cli_exe, bitcoind_exe, free_port, Node, NodeOptions};
 pub use wallet::{Inputs, Kind, Receiver, TxSpec, Utxo, Wallet};
 

@@ -326,3 +326,57 @@ pub fn build(node: &Node, options: &ScenarioOptions) -> Result<Scenario> {
     }
     Ok(Scenario { wallet, sent })
 }
+
+/// Gives each of `scripts` a history of `sizes[i]` confirmed transactions, each spending one
+/// coin of the wallet and paying the script 5,000 sat: first enough coins of 20,000 sat are
+/// made (fan-outs of 2,500), then one transaction per coin, 2,500 per block.
+pub fn histories(node: &Node, wallet: &mut Wallet, scripts: &[ScriptBuf], sizes: &[usize]) -> Result<()> {
+    const COIN: u64 = 20_000;
+    const PER_BLOCK: usize = 2_500;
+    if scripts.len() != sizes.len() {
+        bail!("{} scripts for {} sizes", scripts.len(), sizes.len());
+    }
+    let total: usize = sizes.iter().sum();
+    let store = wallet.receiver(Kind::P2wpkh);
+    let mut made = 0;
+    while made < total {
+        let n = (total - made).min(PER_BLOCK);
+        let outputs = vec![TxOut { value: Amount::from_sat(COIN), script_pubkey: store.script_pubkey.clone() }; n];
+        wallet.send_spec(node, &TxSpec::pay(outputs))?;
+        made += n;
+        // Each fan-out spends the previous one's change: one per block stays within the
+        // mempool's cluster limit.
+        node.mine(1)?;
+    }
+    let mut coins: Vec<bitcoin::OutPoint> = wallet
+        .utxos()
+        .filter(|u| u.receiver.script_pubkey == store.script_pubkey && u.txout.value.to_sat() == COIN)
+        .map(|u| u.outpoint)
+        .collect();
+    if coins.len() < total {
+        bail!("only {} coins for {total} transactions", coins.len());
+    }
+    let mut unmined = 0;
+    for (script, &size) in scripts.iter().zip(sizes) {
+        for _ in 0..size {
+            let Some(coin) = coins.pop() else { bail!("out of coins") };
+            wallet.send_spec(
+                node,
+                &TxSpec {
+                    inputs: Inputs::Exactly(vec![coin]),
+                    outputs: vec![TxOut { value: Amount::from_sat(5_000), script_pubkey: script.clone() }],
+                    change: Kind::P2wpkh,
+                    fee_rate: 1.0,
+                    rbf: false,
+                },
+            )?;
+            unmined += 1;
+            if unmined == PER_BLOCK {
+                node.mine(1)?;
+                unmined = 0;
+            }
+        }
+    }
+    node.mine(1)?;
+    Ok(())
+}

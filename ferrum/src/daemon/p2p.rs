@@ -21,6 +21,17 @@ const PROTOCOL_VERSION: i32 = 70016;
 const MAX_PAYLOAD: usize = 4 << 20;
 const MSG_BLOCK: u32 = 2;
 const MSG_WITNESS_BLOCK: u32 = 0x4000_0002;
+const MSG_TX: u32 = 1;
+const MSG_WITNESS_TX: u32 = 0x4000_0001;
+const MSG_WTX: u32 = 5;
+
+/// Who to wake on announcements.
+#[derive(Clone)]
+pub struct Triggers {
+    pub blocks: Arc<Notify>,
+    /// `Some`: ask for transaction announcements too.
+    pub txs: Option<Arc<Notify>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum P2pError {
@@ -44,7 +55,7 @@ fn message(magic: [u8; 4], command: &str, payload: &[u8]) -> Vec<u8> {
     m
 }
 
-fn version_payload(nonce: u64) -> Vec<u8> {
+fn version_payload(nonce: u64, relay: bool) -> Vec<u8> {
     let mut p = Vec::with_capacity(100);
     p.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     p.extend_from_slice(&0u64.to_le_bytes()); // services: none
@@ -59,7 +70,7 @@ fn version_payload(nonce: u64) -> Vec<u8> {
     p.push(agent.len() as u8);
     p.extend_from_slice(agent.as_bytes());
     p.extend_from_slice(&0i32.to_le_bytes()); // start height
-    p.push(0); // relay: no transaction announcements
+    p.push(u8::from(relay)); // transaction announcements wanted?
     p
 }
 
@@ -83,19 +94,30 @@ async fn read_message(stream: &mut TcpStream, magic: [u8; 4]) -> Result<(String,
     Ok((command, payload))
 }
 
-/// True if an `inv` payload announces a block.
-fn inv_has_block(payload: &[u8]) -> bool {
+/// What an `inv` payload announces: (a block, a transaction).
+fn inv_kinds(payload: &[u8]) -> (bool, bool) {
     let mut r = crate::parse::Reader::new(payload);
-    let Ok(n) = r.count(36) else { return false };
-    (0..n).any(|_| match (r.u32(), r.take(32)) {
-        (Ok(kind), Ok(_)) => kind == MSG_BLOCK || kind == MSG_WITNESS_BLOCK,
-        _ => false,
-    })
+    let Ok(n) = r.count(36) else { return (false, false) };
+    let (mut block, mut tx) = (false, false);
+    for _ in 0..n {
+        match (r.u32(), r.take(32)) {
+            (Ok(MSG_BLOCK | MSG_WITNESS_BLOCK), Ok(_)) => block = true,
+            (Ok(MSG_TX | MSG_WITNESS_TX | MSG_WTX), Ok(_)) => tx = true,
+            (Ok(_), Ok(_)) => {}
+            _ => break,
+        }
+    }
+    (block, tx)
 }
 
 /// Connects, handshakes, and calls `notify` on every block announcement until the connection
 /// fails.
-async fn session(addr: &str, network: Network, notify: &Notify, connected: &(dyn Fn() + Sync)) -> Result<(), P2pError> {
+async fn session(
+    addr: &str,
+    network: Network,
+    triggers: &Triggers,
+    connected: &(dyn Fn() + Sync),
+) -> Result<(), P2pError> {
     let magic = network.magic();
     let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
         .await
@@ -104,7 +126,7 @@ async fn session(addr: &str, network: Network, notify: &Notify, connected: &(dyn
     let nonce = u64::from_le_bytes(
         sha256d(&[addr.as_bytes(), &std::process::id().to_le_bytes()])[..8].try_into().unwrap_or_default(),
     );
-    stream.write_all(&message(magic, "version", &version_payload(nonce))).await?;
+    stream.write_all(&message(magic, "version", &version_payload(nonce, triggers.txs.is_some()))).await?;
     let mut handshaken = false;
     loop {
         let (command, payload) = if handshaken {
@@ -121,11 +143,19 @@ async fn session(addr: &str, network: Network, notify: &Notify, connected: &(dyn
                 stream.write_all(&message(magic, "sendheaders", &[])).await?;
                 connected();
                 // Whatever happened while we were away.
-                notify.notify_one();
+                triggers.blocks.notify_one();
             }
             "ping" => stream.write_all(&message(magic, "pong", &payload)).await?,
-            "headers" if payload.first().is_some_and(|n| *n > 0) => notify.notify_one(),
-            "inv" if inv_has_block(&payload) => notify.notify_one(),
+            "headers" if payload.first().is_some_and(|n| *n > 0) => triggers.blocks.notify_one(),
+            "inv" => {
+                let (block, tx) = inv_kinds(&payload);
+                if block {
+                    triggers.blocks.notify_one();
+                }
+                if let (true, Some(txs)) = (tx, &triggers.txs) {
+                    txs.notify_one();
+                }
+            }
             _ => {}
         }
     }
@@ -133,7 +163,7 @@ async fn session(addr: &str, network: Network, notify: &Notify, connected: &(dyn
 
 /// Keeps a P2P connection to `addr` up for as long as the task runs, calling `notify` on block
 /// announcements. Logs the first failure and the recovery, not every retry.
-pub async fn listen(addr: String, network: Network, notify: Arc<Notify>) {
+pub async fn listen(addr: String, network: Network, triggers: Triggers) {
     let failing = std::sync::atomic::AtomicBool::new(false);
     let connected = std::sync::atomic::AtomicBool::new(false);
     let mut backoff = Duration::from_millis(500);
@@ -147,7 +177,7 @@ pub async fn listen(addr: String, network: Network, notify: Arc<Notify>) {
                 tracing::debug!(%addr, "P2P connection to bitcoind up");
             }
         };
-        if let Err(e) = session(&addr, network, &notify, &on_connect).await {
+        if let Err(e) = session(&addr, network, &triggers, &on_connect).await {
             if !failing.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%addr, "P2P connection to bitcoind lost ({e}); polling until it is back");
             }
@@ -171,10 +201,10 @@ mod tests {
         p.extend_from_slice(&[0; 32]);
         p.extend_from_slice(&MSG_WITNESS_BLOCK.to_le_bytes());
         p.extend_from_slice(&[0; 32]);
-        assert!(inv_has_block(&p));
+        assert_eq!(inv_kinds(&p), (true, true));
         p[37] = 1; // second entry: a transaction
-        assert!(!inv_has_block(&p));
-        assert!(!inv_has_block(&[0xff, 0xff]));
+        assert_eq!(inv_kinds(&p), (false, true));
+        assert_eq!(inv_kinds(&[0xff, 0xff]), (false, false));
     }
 
     #[test]

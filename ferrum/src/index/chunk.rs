@@ -27,11 +27,14 @@ pub struct Chunk {
     /// Outputs from before this chunk that it spends (`utxo` mode): deleted at commit.
     spent_stored: Vec<Key>,
     value: Vec<u8>,
+    /// Script-hash prefixes of the rows written, when someone listens for them.
+    touched: Option<Vec<[u8; 8]>>,
 }
 
 impl Chunk {
-    pub fn new(batch: Batch, next_tx: u64) -> Chunk {
+    pub fn new(batch: Batch, next_tx: u64, track: bool) -> Chunk {
         Chunk {
+            touched: track.then(Vec::new),
             batch,
             next_tx,
             blocks: Vec::new(),
@@ -73,6 +76,9 @@ impl Chunk {
             }
         }
         put_rows(store, &mut self.batch, &data, first_tx, &mut self.value)?;
+        if let Some(t) = &mut self.touched {
+            t.extend(touched_prefixes(&data));
+        }
         self.next_tx += data.txids.len() as u64;
         self.blocks.push((data.header, data.txids.len() as u32));
         self.tip = Some(Tip { height: data.height, hash: data.hash, tx_count: self.next_tx });
@@ -116,8 +122,9 @@ impl Chunk {
         Ok(())
     }
 
-    /// The batch to commit (with the `utxo` changes and the tip) and the blocks it adds.
-    pub fn finish(mut self, store: &Store, mode: PrevoutMode) -> Result<(Batch, NewBlocks), IndexError> {
+    /// The batch to commit (with the `utxo` changes and the tip), the blocks it adds and the
+    /// script-hash prefixes it touches (when tracked).
+    pub fn finish(mut self, store: &Store, mode: PrevoutMode) -> Result<(Batch, NewBlocks, Vec<[u8; 8]>), IndexError> {
         if mode == PrevoutMode::Utxo {
             // Deletes first: an output spent here may be re-created under the same key (BIP 30).
             for (k, len) in &self.spent_stored {
@@ -130,8 +137,13 @@ impl Chunk {
             }
         }
         self.batch.tip = self.tip;
-        Ok((self.batch, self.blocks))
+        Ok((self.batch, self.blocks, self.touched.unwrap_or_default()))
     }
+}
+
+/// The script-hash prefixes a block's rows are filed under.
+pub fn touched_prefixes(data: &BlockData) -> impl Iterator<Item = [u8; 8]> + '_ {
+    data.outputs.iter().map(|o| o.coin.sh).chain(data.inputs.iter().filter_map(|i| i.coin.map(|c| c.sh)))
 }
 
 fn key_of(txid: &Txid, vout: u32) -> Key {

@@ -103,7 +103,23 @@ pub struct Index {
     generation: AtomicU64,
     tip: watch::Sender<IndexTip>,
     status: RwLock<SyncStatus>,
+    /// Script-hash prefixes touched since the last [`Index::take_touched`], recorded once the
+    /// index has caught up (before that, nobody is subscribed).
+    touched: std::sync::Mutex<Touched>,
+    /// Counts syncs that ended at the node's tip: a reorg's undo and redo settle as one.
+    settled: watch::Sender<u64>,
 }
+
+#[derive(Default)]
+struct Touched {
+    tracking: bool,
+    prefixes: std::collections::HashSet<[u8; 8]>,
+    /// Too many to list: treat everything as touched.
+    overflow: bool,
+}
+
+/// More touched prefixes than this between two takes are reported as "everything".
+const MAX_TOUCHED: usize = 2_000_000;
 
 impl Index {
     /// Wraps an opened store, loading its headers into memory.
@@ -137,6 +153,8 @@ impl Index {
             generation: AtomicU64::new(0),
             tip: watch::channel(tip).0,
             status: RwLock::new(SyncStatus { index_height, ..Default::default() }),
+            touched: std::sync::Mutex::new(Touched::default()),
+            settled: watch::channel(0).0,
         })
     }
 
@@ -158,12 +176,42 @@ impl Index {
         self.tip.subscribe()
     }
 
+    /// Notified each time a sync ends at the node's tip.
+    pub fn settled(&self) -> watch::Receiver<u64> {
+        self.settled.subscribe()
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
     pub fn status(&self) -> SyncStatus {
         self.status.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn tracking(&self) -> bool {
+        self.touched.lock().unwrap_or_else(|e| e.into_inner()).tracking
+    }
+
+    fn record_touched(&self, prefixes: impl IntoIterator<Item = [u8; 8]>) {
+        let mut t = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        if !t.tracking || t.overflow {
+            return;
+        }
+        t.prefixes.extend(prefixes);
+        if t.prefixes.len() > MAX_TOUCHED {
+            t.overflow = true;
+            t.prefixes = Default::default();
+        }
+    }
+
+    /// The script-hash prefixes touched by blocks added or undone since the last call;
+    /// `None` when there were too many to list (treat every subscription as touched).
+    pub fn take_touched(&self) -> Option<std::collections::HashSet<[u8; 8]>> {
+        let mut t = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        let overflow = std::mem::take(&mut t.overflow);
+        let prefixes = std::mem::take(&mut t.prefixes);
+        (!overflow).then_some(prefixes)
     }
 
     fn set_status(&self, f: impl FnOnce(&mut SyncStatus)) {
@@ -264,6 +312,7 @@ impl<S: BlockSource> Indexer<S> {
             };
             if our_hash == Some(node_hash) {
                 self.finish_catch_up(node_height)?;
+                self.index.settled.send_modify(|n| *n += 1);
                 return Ok(());
             }
             let fork = self.find_fork(node_height).await?;
@@ -290,6 +339,7 @@ impl<S: BlockSource> Indexer<S> {
     /// After reaching the tip: leave bulk mode, compact, say so once.
     fn finish_catch_up(&mut self, height: u32) -> Result<(), IndexError> {
         let was_caught_up = self.index.status().caught_up;
+        self.index.touched.lock().unwrap_or_else(|e| e.into_inner()).tracking = true;
         self.index.set_status(|s| {
             s.caught_up = true;
             s.eta_secs = Some(0);
@@ -353,8 +403,10 @@ impl<S: BlockSource> Indexer<S> {
             let bottom = top.saturating_sub(99).max(fork + 1);
             let first_tx = self.index.chain().tx_range(bottom).map(|r| r.0).unwrap_or(0);
             let mut batch = self.index.store.batch(first_tx);
+            let mut touched = Vec::new();
             for height in (bottom..=top).rev() {
                 let data = self.block_for_undo(height).await?;
+                touched.extend(chunk::touched_prefixes(&data));
                 chunk::delete_block(
                     &self.index.store,
                     &mut batch,
@@ -383,6 +435,9 @@ impl<S: BlockSource> Indexer<S> {
                         chain.pop();
                     }
                 }
+            }
+            if store_commit.is_ok() {
+                self.index.record_touched(touched);
             }
             // Publish the lower tip before the generation turns even again: a reader that sees
             // the new generation also sees the new tip.
@@ -523,7 +578,7 @@ impl<S: BlockSource> Indexer<S> {
 
     fn new_chunk(&self) -> Chunk {
         let chain = self.index.chain();
-        Chunk::new(self.index.store.batch(chain.tx_count()), chain.tx_count())
+        Chunk::new(self.index.store.batch(chain.tx_count()), chain.tx_count(), self.index.tracking())
     }
 
     /// Commits a chunk, publishes its blocks, returns a fresh chunk.
@@ -531,8 +586,9 @@ impl<S: BlockSource> Indexer<S> {
         if chunk.is_empty() {
             return Ok(chunk);
         }
-        let (batch, blocks) = chunk.finish(&self.index.store, self.mode)?;
+        let (batch, blocks, touched) = chunk.finish(&self.index.store, self.mode)?;
         self.commit_blocking(batch, durability).await?;
+        self.index.record_touched(touched);
         {
             let mut chain = self.index.chain.write().unwrap_or_else(|e| e.into_inner());
             for (header, count) in &blocks {

@@ -147,6 +147,38 @@ fn txids_path(dir: &Path) -> PathBuf {
     dir.join("txids.dat")
 }
 
+/// Creates an empty index: the database is built in a staging directory and renamed into place
+/// only once it carries its format version and network, so a kill at any instant leaves either
+/// no index or a complete empty one, never a database Ferrum would refuse as foreign.
+fn create_db(dir: &Path, network: Network, config: &StoreConfig) -> Result<(), StoreError> {
+    let io = |path: &Path, e: std::io::Error| StoreError::Io { path: path.to_path_buf(), reason: e.to_string() };
+    let rdir = rocks_dir(dir);
+    let staging = dir.join("rocksdb.creating");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
+    }
+    {
+        let db = open_db(&staging, config, false)?;
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| StoreError::Corrupt { path: staging.clone(), reason: "no meta table".into() })?;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(&meta, KEY_FORMAT, FORMAT_VERSION.to_be_bytes());
+        wb.put_cf(&meta, KEY_NETWORK, network.name().as_bytes());
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(wb, &wo).map_err(|e| map_rocks(&staging, e))?;
+        db.flush().map_err(|e| map_rocks(&staging, e))?;
+    }
+    if rdir.exists() {
+        // `fresh` established it is empty.
+        std::fs::remove_dir(&rdir).map_err(|e| io(&rdir, e))?;
+    }
+    std::fs::rename(&staging, &rdir).map_err(|e| io(&rdir, e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))?;
+    Ok(())
+}
+
 impl Store {
     /// Deletes the index in `dir` (the `--reindex` path).
     pub fn destroy(dir: &Path) -> std::io::Result<()> {
@@ -201,20 +233,15 @@ impl Store {
                 });
             }
         }
+        if fresh {
+            create_db(dir, network, config)?;
+        }
         let db = open_db(&rdir, config, read_only)?;
         let meta = db
             .cf_handle(CF_META)
             .ok_or_else(|| StoreError::Corrupt { path: rdir.clone(), reason: "no meta table".into() })?;
         let read = |key: &[u8]| db.get_cf(&meta, key).map_err(|e| map_rocks(&rdir, e));
         match read(KEY_FORMAT)? {
-            None if fresh => {
-                let mut wb = WriteBatch::default();
-                wb.put_cf(&meta, KEY_FORMAT, FORMAT_VERSION.to_be_bytes());
-                wb.put_cf(&meta, KEY_NETWORK, network.name().as_bytes());
-                let mut wo = WriteOptions::default();
-                wo.set_sync(true);
-                db.write_opt(wb, &wo).map_err(|e| map_rocks(&rdir, e))?;
-            }
             None => {
                 return Err(StoreError::Foreign { path: rdir.clone(), reason: "no format version".into() });
             }

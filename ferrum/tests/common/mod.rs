@@ -4,9 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +16,7 @@ use ferrum::query::Query;
 use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
 use ferrum::types::{ScriptHash, Txid};
 use testkit::truth::Truth;
+pub use testkit::Ferrum;
 use testkit::Node;
 
 pub fn daemon_config(node: &Node) -> DaemonConfig {
@@ -181,14 +180,16 @@ pub fn assert_same_rows(a: &[(&'static str, Vec<RawRow>)], b: &[(&'static str, V
     }
 }
 
-/// `ferrum` as a real process on a node, with its log in a file; killed on drop.
-pub struct Ferrum {
-    child: Option<Child>,
-    pub db_dir: PathBuf,
-    pub log: PathBuf,
+/// Arguments for a ferrum on `node` with its index in `db_dir`, serving on one ephemeral port
+/// (the default ports would collide between tests running at once).
+pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
+    let mut args = node_args(node, db_dir);
+    args.extend(["--tcp".into(), "127.0.0.1:0".into()]);
+    args
 }
 
-pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
+/// Arguments for a ferrum on `node` with its index in `db_dir`, without any service.
+pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
     vec![
         "--network".into(),
         "regtest".into(),
@@ -205,76 +206,81 @@ pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
     ]
 }
 
-impl Ferrum {
-    pub fn start(args: &[String], db_dir: &Path) -> Ferrum {
-        std::fs::create_dir_all(db_dir).unwrap();
-        let log = db_dir.join(format!(
-            "ferrum-{}.log",
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-        ));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrum"));
-        cmd.args(args).env("FERRUM_LOG", "info,ferrum=debug").stdout(Stdio::null()).stderr(file);
-        // SAFETY: prctl only sets this child's parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("start ferrum");
-        Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGINT, then waits for the exit status.
-    pub fn interrupt(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        unsafe {
-            libc::kill(c.id() as i32, libc::SIGINT);
-        }
-        c.wait().unwrap()
-    }
-
-    /// Waits for the process to exit on its own.
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("ferrum did not exit within {timeout:?}; log:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
-    }
-}
-
-impl Drop for Ferrum {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// Starts this build's `ferrum` with `args`, its log in `db_dir`.
+pub fn start_ferrum(args: &[String], db_dir: &Path) -> Ferrum {
+    Ferrum::start(Path::new(env!("CARGO_BIN_EXE_ferrum")), args, db_dir).unwrap()
 }
 
 /// The index height as a read-only opener sees it now (`None`: empty or not there yet).
 pub fn stored_height(db_dir: &Path) -> Option<u32> {
     let store = Store::open_read_only(&db_dir.join("index"), Network::Regtest, &StoreConfig { cache_mb: 16 }).ok()?;
     store.tip().map(|t| t.height)
+}
+
+/// A serving ferrum on one node: every transport on its own free loopback port.
+pub struct Served {
+    pub ferrum: Ferrum,
+    pub tcp: String,
+    pub ssl: String,
+    pub ws: String,
+    pub wss: String,
+    pub db: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts ferrum and waits until it has indexed the node's chain and listens.
+    pub fn start(node: &Node, extra: &[&str]) -> Served {
+        let db = tempfile::tempdir().unwrap();
+        Served::start_in(node, db, extra)
+    }
+
+    /// Like [`Served::start`] with a given data directory (to restart on the same index).
+    pub fn start_in(node: &Node, db: tempfile::TempDir, extra: &[&str]) -> Served {
+        let ports: Vec<u16> = (0..4).map(|_| testkit::free_port()).collect();
+        let addr = |p: u16| format!("127.0.0.1:{p}");
+        let mut args = node_args(node, db.path());
+        for (flag, port) in ["--tcp", "--ssl", "--ws", "--wss"].iter().zip(&ports) {
+            args.push((*flag).to_string());
+            args.push(addr(*port));
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let ferrum = start_ferrum(&args, db.path());
+        let served =
+            Served { ferrum, tcp: addr(ports[0]), ssl: addr(ports[1]), ws: addr(ports[2]), wss: addr(ports[3]), db };
+        served.wait_synced(node);
+        served
+    }
+
+    /// Waits until the server answers with the node's tip height.
+    pub fn wait_synced(&self, node: &Node) {
+        let want = node.height().unwrap();
+        testkit::wait_for("ferrum serving the node's tip", Duration::from_secs(60), || {
+            let mut c = testkit::electrum::Client::connect(&self.tcp).ok()?;
+            let tip = c.call("blockchain.headers.subscribe", serde_json::json!([])).ok()?;
+            (tip["height"].as_u64() == Some(u64::from(want))).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.ferrum.log_text()));
+    }
+
+    pub fn client(&self) -> testkit::electrum::Client {
+        testkit::electrum::Client::connect(&self.tcp).unwrap()
+    }
+
+    pub fn client_with(&self, version: &str) -> testkit::electrum::Client {
+        testkit::electrum::Client::connect_with(&self.tcp, serde_json::json!(version)).unwrap()
+    }
+}
+
+/// The Electrum status of a history as returned by `get_history` (what a client recomputes).
+pub fn status_of_history(history: &serde_json::Value) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    let items = history.as_array().unwrap();
+    if items.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let mut s = String::new();
+    for i in items {
+        s.push_str(&format!("{}:{}:", i["tx_hash"].as_str().unwrap(), i["height"].as_i64().unwrap()));
+    }
+    serde_json::json!(hex::encode(Sha256::digest(s.as_bytes())))
 }

@@ -1,0 +1,86 @@
+//! `blockchain.scripthash.*`: history, mempool, balance, unspent outputs, subscriptions.
+
+use serde_json::{json, Value};
+
+use super::Call;
+use crate::electrum::jsonrpc::RpcError;
+use crate::electrum::status::{status, status_json};
+use crate::electrum::values::scripthash;
+
+pub async fn call(call: &mut Call<'_>) -> Result<Value, RpcError> {
+    let e = call.electrum;
+    let a = call.args(&["scripthash"], 1)?;
+    let raw = a.first().cloned().flatten().unwrap_or(Value::Null);
+    let sh = scripthash(&raw)?;
+    match call.method {
+        "blockchain.scripthash.get_history" => {
+            let (items, _, _) = e.history(sh).await?;
+            Ok(Value::Array(
+                items
+                    .iter()
+                    .map(|i| match i.fee {
+                        Some(fee) => json!({"tx_hash": i.txid, "height": i.height, "fee": fee}),
+                        None => json!({"tx_hash": i.txid, "height": i.height}),
+                    })
+                    .collect(),
+            ))
+        }
+        "blockchain.scripthash.get_mempool" => {
+            let summary = e.script_summary(sh).await?;
+            let entries = e.mempool_part(&sh, &summary);
+            Ok(Value::Array(
+                entries
+                    .iter()
+                    .map(|m| {
+                        json!({"tx_hash": m.tx.txid, "height": if m.has_unconfirmed_inputs { -1 } else { 0 }, "fee": m.tx.fee})
+                    })
+                    .collect(),
+            ))
+        }
+        "blockchain.scripthash.get_balance" => {
+            let summary = e.script_summary(sh).await?;
+            let mut delta: i128 = 0;
+            for m in e.mempool_part(&sh, &summary) {
+                for (out_sh, value) in m.tx.outputs.iter().flatten() {
+                    if *out_sh == sh {
+                        delta += i128::from(*value);
+                    }
+                }
+                for input in &m.tx.inputs {
+                    if input.sh == sh {
+                        delta -= i128::from(input.value);
+                    }
+                }
+            }
+            Ok(json!({"confirmed": summary.balance, "unconfirmed": delta as i64}))
+        }
+        "blockchain.scripthash.listunspent" => {
+            let summary = e.script_summary(sh).await?;
+            let mempool = e.mempool_part(&sh, &summary);
+            let mut out: Vec<Value> = summary
+                .unspent
+                .iter()
+                .filter(|u| e.mempool.spender(&u.txid, u.vout).is_none())
+                .map(|u| json!({"tx_hash": u.txid, "tx_pos": u.vout, "height": u.height, "value": u.value}))
+                .collect();
+            for m in &mempool {
+                for (vout, output) in m.tx.outputs.iter().enumerate() {
+                    if let Some((out_sh, value)) = output {
+                        if *out_sh == sh && e.mempool.spender(&m.tx.txid, vout as u32).is_none() {
+                            out.push(json!({"tx_hash": m.tx.txid, "tx_pos": vout, "height": 0, "value": value}));
+                        }
+                    }
+                }
+            }
+            Ok(Value::Array(out))
+        }
+        "blockchain.scripthash.subscribe" => {
+            let (items, _, _) = e.history(sh).await?;
+            let s = status(&items);
+            call.session.subscribe(sh, &raw, s)?;
+            Ok(status_json(s))
+        }
+        "blockchain.scripthash.unsubscribe" => Ok(json!(call.session.unsubscribe(&sh))),
+        other => Err(RpcError::internal(format!("unrouted method {other}"))),
+    }
+}

@@ -1,0 +1,384 @@
+//! The node's mempool, followed by difference: each sync asks for the mempool's txids, drops
+//! the ones that left, and fetches the new ones in batches with their prevouts (from the
+//! mempool itself for unconfirmed parents, from the node's `gettxout` for confirmed ones).
+//! Keeps, per script hash, the transactions touching it, for history, balance deltas, unspent
+//! outputs and the fee histogram.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::daemon::{Daemon, DaemonError};
+use crate::parse;
+use crate::types::{ScriptHash, Txid};
+
+/// Requests per JSON-RPC batch.
+const BATCH: usize = 250;
+/// ElectrumX's smallest fee histogram bin, in vbytes.
+const HISTOGRAM_BIN: f64 = 30_000.0;
+/// The histogram is recomputed at most this often.
+const HISTOGRAM_REFRESH: Duration = Duration::from_secs(10);
+
+/// An output a mempool transaction spends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    pub prev_txid: Txid,
+    pub prev_vout: u32,
+    pub sh: ScriptHash,
+    pub value: u64,
+}
+
+#[derive(Debug)]
+pub struct MempoolTx {
+    pub txid: Txid,
+    pub fee: u64,
+    pub vsize: u32,
+    pub inputs: Vec<Spend>,
+    /// By output index; `None` for OP_RETURN outputs.
+    pub outputs: Vec<Option<(ScriptHash, u64)>>,
+}
+
+impl MempoolTx {
+    fn scripthashes(&self) -> impl Iterator<Item = ScriptHash> + '_ {
+        self.inputs.iter().map(|i| i.sh).chain(self.outputs.iter().flatten().map(|(sh, _)| *sh))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    txs: HashMap<Txid, Arc<MempoolTx>>,
+    by_sh: HashMap<ScriptHash, HashSet<Txid>>,
+    /// Which mempool transaction spends an outpoint.
+    spent_by: HashMap<(Txid, u32), Txid>,
+    histogram: Option<(Instant, Vec<(f64, u64)>)>,
+}
+
+impl State {
+    fn insert(&mut self, tx: Arc<MempoolTx>) {
+        for sh in tx.scripthashes() {
+            self.by_sh.entry(sh).or_default().insert(tx.txid);
+        }
+        for i in &tx.inputs {
+            self.spent_by.insert((i.prev_txid, i.prev_vout), tx.txid);
+        }
+        self.txs.insert(tx.txid, tx);
+    }
+
+    fn remove(&mut self, txid: &Txid) -> Option<Arc<MempoolTx>> {
+        let tx = self.txs.remove(txid)?;
+        for sh in tx.scripthashes() {
+            if let Some(set) = self.by_sh.get_mut(&sh) {
+                set.remove(txid);
+                if set.is_empty() {
+                    self.by_sh.remove(&sh);
+                }
+            }
+        }
+        for i in &tx.inputs {
+            let key = (i.prev_txid, i.prev_vout);
+            if self.spent_by.get(&key) == Some(txid) {
+                self.spent_by.remove(&key);
+            }
+        }
+        Some(tx)
+    }
+}
+
+/// A mempool transaction as one script hash sees it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub tx: Arc<MempoolTx>,
+    /// Spends an output of another mempool transaction (height -1 in the protocol).
+    pub has_unconfirmed_inputs: bool,
+}
+
+/// What a sync changed.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    pub added: usize,
+    pub removed: usize,
+    /// Script hashes whose mempool part changed (including a parent's confirmation).
+    pub touched: HashSet<ScriptHash>,
+}
+
+pub struct Mempool {
+    daemon: Arc<Daemon>,
+    state: RwLock<State>,
+}
+
+impl Mempool {
+    pub fn new(daemon: Arc<Daemon>) -> Mempool {
+        Mempool { daemon, state: RwLock::new(State::default()) }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, txid: &Txid) -> bool {
+        self.read().txs.contains_key(txid)
+    }
+
+    pub fn get(&self, txid: &Txid) -> Option<Arc<MempoolTx>> {
+        self.read().txs.get(txid).cloned()
+    }
+
+    /// Total virtual size, vbytes.
+    pub fn vsize(&self) -> u64 {
+        self.read().txs.values().map(|t| u64::from(t.vsize)).sum()
+    }
+
+    /// The mempool transactions touching `sh`, unordered.
+    pub fn entries(&self, sh: &ScriptHash) -> Vec<Entry> {
+        let state = self.read();
+        let Some(set) = state.by_sh.get(sh) else { return Vec::new() };
+        set.iter()
+            .filter_map(|t| state.txs.get(t))
+            .map(|tx| Entry {
+                has_unconfirmed_inputs: tx.inputs.iter().any(|i| state.txs.contains_key(&i.prev_txid)),
+                tx: tx.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether a mempool transaction spends this output.
+    pub fn spender(&self, txid: &Txid, vout: u32) -> Option<Txid> {
+        self.read().spent_by.get(&(*txid, vout)).copied()
+    }
+
+    /// Brings the mempool in line with the node's.
+    pub async fn sync(&self) -> Result<SyncReport, DaemonError> {
+        let node: Vec<String> = self.daemon.rpc().call("getrawmempool", json!([false])).await?;
+        let node: HashSet<Txid> = node.iter().filter_map(|t| Txid::from_hex(t)).collect();
+        let mut report = SyncReport::default();
+        let new: Vec<Txid> = {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<Txid> = state.txs.keys().filter(|t| !node.contains(t)).copied().collect();
+            for txid in &gone {
+                if let Some(tx) = state.remove(txid) {
+                    report.touched.extend(tx.scripthashes());
+                    // Children lose an unconfirmed parent (-1 may become 0).
+                    for vout in 0..tx.outputs.len() as u32 {
+                        if let Some(child) = state.spent_by.get(&(*txid, vout)).and_then(|c| state.txs.get(c)) {
+                            report.touched.extend(child.scripthashes());
+                        }
+                    }
+                }
+            }
+            report.removed = gone.len();
+            if !gone.is_empty() {
+                state.histogram = None;
+            }
+            node.iter().filter(|t| !state.txs.contains_key(t)).copied().collect()
+        };
+        if new.is_empty() {
+            return Ok(report);
+        }
+        let fetched = self.fetch(&new).await?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for tx in fetched {
+            // Its parents may have left meanwhile; it then waits for the next sync.
+            if state.txs.contains_key(&tx.txid) {
+                continue;
+            }
+            report.touched.extend(tx.scripthashes());
+            // A new parent turns its existing children's height from 0 to -1.
+            for vout in 0..tx.outputs.len() as u32 {
+                if let Some(child) = state.spent_by.get(&(tx.txid, vout)).and_then(|c| state.txs.get(c)) {
+                    report.touched.extend(child.scripthashes());
+                }
+            }
+            state.insert(Arc::new(tx));
+            report.added += 1;
+        }
+        state.histogram = None;
+        Ok(report)
+    }
+
+    /// Fetches transactions and resolves their inputs. Transactions that left the node's
+    /// mempool meanwhile, or whose prevouts cannot be found (spent by a block the index has not
+    /// seen yet), are left out: the next sync tries again.
+    async fn fetch(&self, txids: &[Txid]) -> Result<Vec<MempoolTx>, DaemonError> {
+        let mut raw: Vec<(Txid, Vec<u8>)> = Vec::with_capacity(txids.len());
+        for chunk in txids.chunks(BATCH) {
+            let params: Vec<Value> = chunk.iter().map(|t| json!([t.to_hex(), false])).collect();
+            for (txid, reply) in chunk.iter().zip(self.daemon.rpc().batch("getrawtransaction", &params).await?) {
+                match reply {
+                    Ok(Value::String(hex)) => {
+                        if let Ok(bytes) = hex::decode(hex) {
+                            raw.push((*txid, bytes));
+                        }
+                    }
+                    Ok(_) => {}
+                    // -5: it left the mempool between the two calls.
+                    Err(DaemonError::Rejected { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        struct Parsed {
+            txid: Txid,
+            vsize: u32,
+            inputs: Vec<(Txid, u32)>,
+            outputs: Vec<Option<(ScriptHash, u64)>>,
+        }
+        let mut parsed: HashMap<Txid, Parsed> = HashMap::new();
+        for (txid, bytes) in &raw {
+            let Ok(view) = parse::parse_tx_bytes(bytes) else {
+                tracing::warn!(%txid, "unparsable mempool transaction from bitcoind");
+                continue;
+            };
+            if view.txid != *txid {
+                continue;
+            }
+            let outputs = view
+                .outputs
+                .iter()
+                .map(|o| (!o.is_op_return()).then(|| (ScriptHash::of_script(o.script), o.value)))
+                .collect();
+            let inputs = view.inputs.iter().map(|i| (i.prev_txid(), i.prev_vout)).collect();
+            parsed.insert(*txid, Parsed { txid: *txid, vsize: view.vsize() as u32, inputs, outputs });
+        }
+        // Prevouts: the mempool (old or new transactions), else the node's chainstate.
+        let mut known: HashMap<(Txid, u32), (ScriptHash, u64)> = HashMap::new();
+        let mut ask: Vec<(Txid, u32)> = Vec::new();
+        {
+            let state = self.read();
+            for p in parsed.values() {
+                for prev in &p.inputs {
+                    let local = state
+                        .txs
+                        .get(&prev.0)
+                        .map(|t| t.outputs.get(prev.1 as usize).copied().flatten())
+                        .or_else(|| parsed.get(&prev.0).map(|t| t.outputs.get(prev.1 as usize).copied().flatten()));
+                    match local {
+                        Some(Some(out)) => {
+                            known.insert(*prev, out);
+                        }
+                        Some(None) => {}
+                        None => ask.push(*prev),
+                    }
+                }
+            }
+        }
+        ask.sort_unstable();
+        ask.dedup();
+        for chunk in ask.chunks(BATCH) {
+            let params: Vec<Value> = chunk.iter().map(|(t, n)| json!([t.to_hex(), n, false])).collect();
+            for (prev, reply) in chunk.iter().zip(self.daemon.rpc().batch("gettxout", &params).await?) {
+                let Ok(v) = reply else { continue };
+                let value = v.get("value").and_then(Value::as_f64).map(|btc| (btc * 1e8).round() as u64);
+                let script = v.pointer("/scriptPubKey/hex").and_then(Value::as_str).and_then(|h| hex::decode(h).ok());
+                if let (Some(value), Some(script)) = (value, script) {
+                    known.insert(*prev, (ScriptHash::of_script(&script), value));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(parsed.len());
+        for p in parsed.into_values() {
+            let inputs: Option<Vec<Spend>> = p
+                .inputs
+                .iter()
+                .map(|prev| {
+                    known.get(prev).map(|(sh, value)| Spend {
+                        prev_txid: prev.0,
+                        prev_vout: prev.1,
+                        sh: *sh,
+                        value: *value,
+                    })
+                })
+                .collect();
+            let Some(inputs) = inputs else { continue };
+            let spent: u64 = inputs.iter().map(|i| i.value).sum();
+            let created: u64 = p.outputs.iter().flatten().map(|(_, v)| v).sum();
+            out.push(MempoolTx {
+                txid: p.txid,
+                fee: spent.saturating_sub(created),
+                vsize: p.vsize,
+                inputs,
+                outputs: p.outputs,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The fee histogram: `[fee rate (sat/vB), vsize]` in strictly decreasing fee rates, each
+    /// bin holding at least ~30 kvB (growing 10% per bin), as ElectrumX computes it.
+    pub fn histogram(&self) -> Vec<(f64, u64)> {
+        if let Some((at, h)) = &self.read().histogram {
+            if at.elapsed() < HISTOGRAM_REFRESH {
+                return h.clone();
+            }
+        }
+        let mut by_rate: HashMap<u64, u64> = HashMap::new();
+        for tx in self.read().txs.values() {
+            let vsize = u64::from(tx.vsize.max(1));
+            // Tenths of sat/vB, rounded down: a transaction lands in the band it pays for.
+            let tenths = tx.fee.saturating_mul(10) / vsize;
+            *by_rate.entry(tenths).or_default() += vsize;
+        }
+        let h = compact_histogram(by_rate);
+        self.state.write().unwrap_or_else(|e| e.into_inner()).histogram = Some((Instant::now(), h.clone()));
+        h
+    }
+}
+
+fn compact_histogram(by_rate: HashMap<u64, u64>) -> Vec<(f64, u64)> {
+    let mut rates: Vec<(u64, u64)> = by_rate.into_iter().collect();
+    rates.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+    let mut bin = HISTOGRAM_BIN;
+    let mut out = Vec::new();
+    let mut cum = 0u64;
+    let mut prev: Option<u64> = None;
+    for (tenths, size) in rates {
+        if size as f64 > 2.0 * bin && cum > 0 {
+            if let Some(p) = prev {
+                out.push((p as f64 / 10.0, cum));
+                cum = 0;
+                bin *= 1.1;
+            }
+        }
+        cum += size;
+        if cum as f64 > bin {
+            out.push((tenths as f64 / 10.0, cum));
+            cum = 0;
+            bin *= 1.1;
+        }
+        prev = Some(tenths);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_strictly_decreasing_and_binned() {
+        let mut by_rate = HashMap::new();
+        for tenths in 10..500u64 {
+            by_rate.insert(tenths, 1_000 + tenths * 7);
+        }
+        // A big lump at one rate gets a bin of its own.
+        by_rate.insert(55, 200_000);
+        let h = compact_histogram(by_rate.clone());
+        assert!(h.windows(2).all(|w| w[0].0 > w[1].0), "{h:?}");
+        assert!(h.iter().all(|(_, s)| *s > 0));
+        assert!(h.iter().any(|(r, s)| *r == 5.5 && *s >= 200_000), "{h:?}");
+        let binned: u64 = h.iter().map(|(_, s)| s).sum();
+        let total: u64 = by_rate.values().sum();
+        // Whatever is below the last full bin is not reported, as in ElectrumX.
+        assert!(binned <= total && binned > total / 2);
+        assert!(compact_histogram(HashMap::new()).is_empty());
+    }
+}

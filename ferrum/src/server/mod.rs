@@ -1,0 +1,339 @@
+//! Transports and sessions: TCP, TLS, WebSocket and secure WebSocket listeners; one task per
+//! connection, with an idle timeout, a bounded outbound queue and a slow-reader timeout.
+
+pub mod framing;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::electrum::jsonrpc::{self, Response, RpcError};
+use crate::electrum::session::{Session, SessionState};
+use crate::electrum::{Electrum, Event};
+use framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
+
+/// A transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Ssl,
+    Ws,
+    Wss,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Ssl => "ssl",
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
+        }
+    }
+
+    pub fn needs_tls(self) -> bool {
+        matches!(self, Protocol::Ssl | Protocol::Wss)
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "ssl" | "tls" => Ok(Protocol::Ssl),
+            "ws" => Ok(Protocol::Ws),
+            "wss" => Ok(Protocol::Wss),
+            other => Err(format!("unknown service protocol {other:?} (tcp, ssl, ws, wss)")),
+        }
+    }
+}
+
+/// A listening address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+}
+
+/// Per-session limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest incoming message (ElectrumX's `MAX_RECV`).
+    pub max_recv: usize,
+    /// No complete message for this long ends the session.
+    pub idle_timeout: Duration,
+    /// A client that does not take its answers for this long is dropped.
+    pub send_timeout: Duration,
+    /// Answers and notifications waiting to be sent, per session.
+    pub queue_len: usize,
+    pub max_sessions: usize,
+    pub max_subs_per_session: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_recv: 1_000_000,
+            idle_timeout: Duration::from_secs(600),
+            send_timeout: Duration::from_secs(30),
+            queue_len: 1000,
+            max_sessions: 1000,
+            max_subs_per_session: 100_000,
+        }
+    }
+}
+
+pub struct Server {
+    electrum: Arc<Electrum>,
+    tls: Option<tls::Tls>,
+    limits: Limits,
+    next_id: AtomicU64,
+    sessions: AtomicUsize,
+}
+
+/// Sockets bound before serving, so that port numbers are known and errors come at start-up.
+pub struct Bound {
+    pub service: Service,
+    listener: TcpListener,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+pub async fn bind(services: &[Service]) -> Result<Vec<Bound>> {
+    let mut out = Vec::new();
+    for s in services {
+        let listener = TcpListener::bind(s.addr)
+            .await
+            .with_context(|| format!("listening on {} ({})", s.addr, s.protocol.name()))?;
+        out.push(Bound { service: s.clone(), listener });
+    }
+    Ok(out)
+}
+
+impl Server {
+    pub fn new(electrum: Arc<Electrum>, tls: Option<tls::Tls>, limits: Limits) -> Arc<Server> {
+        Arc::new(Server { electrum, tls, limits, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0) })
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Accepts connections on every bound socket until the task is dropped.
+    pub async fn serve(self: Arc<Self>, bound: Vec<Bound>) {
+        let mut tasks = Vec::new();
+        for b in bound {
+            let addr = b.listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!("serving Electrum over {} on {addr}", b.service.protocol.name());
+            tasks.push(tokio::spawn(self.clone().accept_loop(b)));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, bound: Bound) {
+        loop {
+            let (stream, peer) = match bound.listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if self.sessions.load(Ordering::Relaxed) >= self.limits.max_sessions {
+                tracing::debug!(%peer, "session limit reached; closing the new connection");
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let span =
+                tracing::info_span!("session", session = id, peer = %peer.ip(), proto = bound.service.protocol.name());
+            let this = self.clone();
+            let protocol = bound.service.protocol;
+            tokio::spawn(
+                async move {
+                    this.sessions.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = this.clone().connection(protocol, stream, id).await {
+                        tracing::debug!("session ended: {e}");
+                    }
+                    this.sessions.fetch_sub(1, Ordering::Relaxed);
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    async fn connection(self: Arc<Self>, protocol: Protocol, stream: TcpStream, id: u64) -> Result<()> {
+        let max = self.limits.max_recv;
+        let handshake = Duration::from_secs(10);
+        let ws_config = || {
+            let mut c = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+            c.max_message_size = Some(max);
+            c.max_frame_size = Some(max);
+            c
+        };
+        match protocol {
+            Protocol::Tcp => {
+                let (r, w) = tokio::io::split(stream);
+                self.run(LineReader::new(r, max), LineWriter::new(w), id).await
+            }
+            Protocol::Ssl | Protocol::Wss => {
+                let acceptor = self.tls.as_ref().context("no TLS configuration")?.acceptor();
+                let tls = tokio::time::timeout(handshake, acceptor.accept(stream))
+                    .await
+                    .context("TLS handshake timed out")??;
+                if protocol == Protocol::Ssl {
+                    let (r, w) = tokio::io::split(tls);
+                    self.run(LineReader::new(r, max), LineWriter::new(w), id).await
+                } else {
+                    let ws = tokio::time::timeout(
+                        handshake,
+                        tokio_tungstenite::accept_async_with_config(tls, Some(ws_config())),
+                    )
+                    .await
+                    .context("WebSocket handshake timed out")??;
+                    let (r, w) = framing::split_ws(ws);
+                    self.run(r, w, id).await
+                }
+            }
+            Protocol::Ws => {
+                let ws = tokio::time::timeout(
+                    handshake,
+                    tokio_tungstenite::accept_async_with_config(stream, Some(ws_config())),
+                )
+                .await
+                .context("WebSocket handshake timed out")??;
+                let (r, w) = framing::split_ws(ws);
+                self.run(r, w, id).await
+            }
+        }
+    }
+
+    /// A session: reads requests, answers them, forwards notifications. Answers go through a
+    /// bounded queue to a writer task; a client that stops reading is dropped.
+    async fn run<R: MessageReader, W: MessageWriter + 'static>(
+        self: Arc<Self>,
+        mut reader: R,
+        mut writer: W,
+        id: u64,
+    ) -> Result<()> {
+        let (tx, mut rx) = mpsc::channel::<Response>(self.limits.queue_len.max(1));
+        let send_timeout = self.limits.send_timeout;
+        let writer_task = tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                match tokio::time::timeout(send_timeout, writer.send(&msg.0)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(anyhow::anyhow!("write failed: {e}")),
+                    Err(_) => return Err(anyhow::anyhow!("client did not read for {send_timeout:?}; dropped")),
+                }
+            }
+            Ok(())
+        });
+        let electrum = self.electrum.clone();
+        let mut events = electrum.events.subscribe();
+        let mut session = Session::new(electrum.clone(), SessionState::new(id, self.limits.max_subs_per_session));
+        let max_send = electrum.config.max_send;
+        let queue = |r: Response| -> Result<()> {
+            let r = if r.0.len() > max_send { oversized(&r, max_send) } else { r };
+            tx.try_send(r).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => anyhow::anyhow!("outbound queue full; client too slow, dropped"),
+                mpsc::error::TrySendError::Closed(_) => anyhow::anyhow!("writer gone"),
+            })
+        };
+        let result: Result<()> = async {
+            loop {
+                tokio::select! {
+                    inbound = tokio::time::timeout(self.limits.idle_timeout, reader.next()) => {
+                        let inbound = inbound.map_err(|_| anyhow::anyhow!("idle for {:?}", self.limits.idle_timeout))??;
+                        match inbound {
+                            Inbound::Closed => return Ok(()),
+                            Inbound::TooLarge => {
+                                tracing::info!("dropped a message over {} bytes", self.limits.max_recv);
+                                queue(jsonrpc::error_response(
+                                    &serde_json::Value::Null,
+                                    &RpcError::new(jsonrpc::INVALID_REQUEST, format!("request too large (over {} bytes); dropped", crate::electrum::values::commas(self.limits.max_recv as u64))),
+                                    true,
+                                ))?;
+                            }
+                            Inbound::Message(bytes) => {
+                                if !electrum.index.status().caught_up {
+                                    let s = electrum.index.status();
+                                    queue(jsonrpc::error_response(
+                                        &serde_json::Value::Null,
+                                        &RpcError::new(jsonrpc::SERVER_BUSY, format!(
+                                            "Ferrum is still indexing the chain (height {} of {}); try again later",
+                                            s.index_height.map_or(0, |h| h), s.node_height)),
+                                        true,
+                                    ))?;
+                                    return Ok(());
+                                }
+                                if let Some(answer) = session.handle_message(&bytes).await {
+                                    queue(answer)?;
+                                }
+                                if session.state.close_after_reply {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                    event = events.recv() => {
+                        let event = match event {
+                            Ok(e) => e,
+                            // Missed events: check every subscription.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Arc::new(Event {
+                                tip: crate::electrum::methods::tip_event(&electrum),
+                                confirmed: None,
+                                mempool: Default::default(),
+                            }),
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                        };
+                        for n in session.handle_event(&event).await {
+                            queue(n)?;
+                        }
+                    }
+                }
+            }
+        }
+        .await;
+        // Let the writer flush what is queued (the last error reply, for one).
+        drop(tx);
+        let written = tokio::time::timeout(send_timeout, writer_task).await;
+        result?;
+        match written {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(anyhow::anyhow!("writer task: {e}")),
+            Err(_) => Err(anyhow::anyhow!("timed out flushing")),
+        }
+    }
+}
+
+/// An answer over the size limit becomes an error for the same request.
+fn oversized(r: &Response, max: usize) -> Response {
+    let id =
+        serde_json::from_str::<serde_json::Value>(&r.0).ok().and_then(|v| v.get("id").cloned()).unwrap_or_default();
+    jsonrpc::error_response(
+        &id,
+        &RpcError::new(
+            jsonrpc::INVALID_REQUEST,
+            format!("response too large (over {} bytes)", crate::electrum::values::commas(max as u64)),
+        ),
+        true,
+    )
+}

@@ -1,0 +1,90 @@
+//! A `ferrum` process, for tests and benchmarks: its log in a file, killed on drop and by the
+//! kernel if the process running it dies.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A running `ferrum`.
+pub struct Ferrum {
+    child: Option<Child>,
+    pub db_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Ferrum {
+    /// Starts `exe` with `args`; the log goes to a new file in `db_dir`.
+    pub fn start(exe: &Path, args: &[String], db_dir: &Path) -> Result<Ferrum> {
+        std::fs::create_dir_all(db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+        let log = db_dir.join(format!("ferrum-{stamp}.log"));
+        let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args).env("FERRUM_LOG", "info,ferrum=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
+        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
+        Ok(Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log })
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGINT, then waits for the exit status.
+    pub fn interrupt(&mut self) -> Result<ExitStatus> {
+        let Some(mut c) = self.child.take() else { bail!("ferrum is not running") };
+        // SAFETY: sending a signal to our own child.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGINT);
+        }
+        Ok(c.wait()?)
+    }
+
+    /// Waits for the process to exit on its own; kills it after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let Some(mut c) = self.child.take() else { bail!("ferrum is not running") };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                bail!("ferrum did not exit within {timeout:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Ferrum {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -70,13 +70,8 @@ fn build_histories(node: &Node, wallet: &mut Wallet, sizes: &[usize]) -> Result<
 }
 
 fn wait_ferrum(addr: &str, node: &Node, ferrum: &Ferrum) -> Result<()> {
-    let want = node.height()?;
-    testkit::wait_for("ferrum at the node's tip", Duration::from_secs(1800), || {
-        let mut c = Client::connect(addr).ok()?;
-        let tip = c.call("blockchain.headers.subscribe", json!([])).ok()?;
-        (tip["height"].as_u64() == Some(u64::from(want))).then_some(())
-    })
-    .map_err(|e| anyhow!("{e}\n{}", ferrum.log_text()))
+    testkit::electrum::wait_for_height(addr, node.height()?, Duration::from_secs(1800))
+        .map_err(|e| anyhow!("{e}\n{}", ferrum.log_text()))
 }
 
 /// Median, 90th percentile and maximum, in milliseconds.
@@ -151,23 +146,8 @@ fn main() -> Result<()> {
 
     let db = tempfile::tempdir()?;
     let tcp = format!("127.0.0.1:{}", testkit::free_port());
-    let args: Vec<String> = [
-        "--network",
-        "regtest",
-        "--daemon-rpc-addr",
-        &node.rpc_addr(),
-        "--cookie-file",
-        &node.cookie_file().display().to_string(),
-        "--daemon-p2p-addr",
-        &node.p2p_addr(),
-        "--db-dir",
-        &db.path().display().to_string(),
-        "--tcp",
-        &tcp,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = testkit::ferrum::node_args(&node, db.path());
+    args.extend(["--tcp".to_string(), tcp.clone()]);
     let ferrum = Ferrum::start(&options.ferrum, &args, db.path())?;
     let electrumx = ElectrumX::start(&node)?;
     wait_ferrum(&tcp, &node, &ferrum)?;

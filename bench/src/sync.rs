@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::{Amount, OutPoint, TxOut};
 use serde_json::{json, Value};
-use testkit::electrum::Client;
 use testkit::{Ferrum, Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 struct Options {
@@ -95,32 +94,13 @@ fn dir_bytes(path: &Path) -> u64 {
 fn sync_once(options: &Options, node: &Node, mode: &str) -> Result<(Duration, u64)> {
     let db = tempfile::tempdir()?;
     let tcp = format!("127.0.0.1:{}", testkit::free_port());
-    let args: Vec<String> = [
-        "--network",
-        "regtest",
-        "--daemon-rpc-addr",
-        &node.rpc_addr(),
-        "--cookie-file",
-        &node.cookie_file().display().to_string(),
-        "--db-dir",
-        &db.path().display().to_string(),
-        "--prevout-mode",
-        mode,
-        "--tcp",
-        &tcp,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let want = u64::from(node.height()?);
+    let mut args = testkit::ferrum::node_args(node, db.path());
+    args.extend(["--prevout-mode", mode, "--tcp", &tcp].map(String::from));
+    let want = node.height()?;
     let started = Instant::now();
     let mut ferrum = Ferrum::start(&options.ferrum, &args, db.path())?;
-    testkit::wait_for("ferrum at the tip", Duration::from_secs(3600), || {
-        let mut c = Client::connect(&tcp).ok()?;
-        let tip = c.call("blockchain.headers.subscribe", json!([])).ok()?;
-        (tip["height"].as_u64() == Some(want)).then_some(())
-    })
-    .map_err(|e| anyhow!("{e}\n{}", ferrum.log_text()))?;
+    testkit::electrum::wait_for_height(&tcp, want, Duration::from_secs(3600))
+        .map_err(|e| anyhow!("{e}\n{}", ferrum.log_text()))?;
     let took = started.elapsed();
     ferrum.interrupt()?;
     Ok((took, dir_bytes(&db.path().join("index"))))

@@ -9,13 +9,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bitcoin::{Amount, TxOut};
 use common::Served;
 use serde_json::{json, Value};
 use testkit::electrum::Client;
-use testkit::scenario::{self, ScenarioOptions};
 use testkit::truth::Truth;
-use testkit::{ElectrumX, Kind, Node, NodeOptions, TxSpec};
+use testkit::{ElectrumX, Node, NodeOptions};
 
 /// Either the `result` or the `error` of each reply.
 fn outcomes(replies: &[Value]) -> Vec<Value> {
@@ -121,30 +119,6 @@ fn requests(
     r
 }
 
-/// A chain whose mempool holds plain payments, a child of an unconfirmed parent and a
-/// replaceable transaction, on a node both servers can index.
-fn chain() -> Node {
-    let node =
-        Node::start(NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()] }).unwrap();
-    let mut wallet = scenario::build(&node, &ScenarioOptions { seed: 77, height: 180 }).unwrap().wallet;
-    let a = wallet.receiver(Kind::P2wpkh);
-    let parent = wallet.pay(&node, &a.script_pubkey, Amount::from_sat(4_000_000)).unwrap();
-    let b = wallet.receiver(Kind::P2tr);
-    wallet
-        .send_spec(
-            &node,
-            &TxSpec {
-                inputs: testkit::Inputs::Exactly(vec![bitcoin::OutPoint::new(parent.compute_txid(), 0)]),
-                outputs: vec![TxOut { value: Amount::from_sat(900_000), script_pubkey: b.script_pubkey.clone() }],
-                change: Kind::P2wpkh,
-                fee_rate: 4.0,
-                rbf: true,
-            },
-        )
-        .unwrap();
-    node
-}
-
 /// Script hashes paid or spent by the node's mempool transactions.
 fn mempool_scripts(node: &Node) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -179,7 +153,8 @@ fn differences(ferrum: &str, electrumx: &str, version: &str, requests: &[(String
 
 #[test]
 fn every_answer_matches_electrumx() {
-    let node = chain();
+    let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()] };
+    let (node, _wallet) = common::busy_chain(options, 77, 180);
     let truth = Truth::from_node(&node).unwrap();
     let electrumx = ElectrumX::start(&node).unwrap();
     let served = Served::start(&node, &[]);

@@ -10,7 +10,6 @@ use bitcoin::{Amount, TxOut};
 use common::{status_of_history, Served};
 use serde_json::{json, Value};
 use testkit::electrum::{server_error, Client};
-use testkit::scenario::{self, ScenarioOptions};
 use testkit::truth::Truth;
 use testkit::{Kind, Node, NodeOptions, TxSpec};
 
@@ -64,29 +63,6 @@ fn version_negotiation() {
     );
 }
 
-/// A chain with a busy mempool: unconfirmed payments, a child of an unconfirmed parent.
-fn busy_chain() -> (Node, testkit::Wallet) {
-    let node = Node::start(NodeOptions::rest()).unwrap();
-    let s = scenario::build(&node, &ScenarioOptions { seed: 41, height: 260 }).unwrap();
-    let mut wallet = s.wallet;
-    let a = wallet.receiver(Kind::P2wpkh);
-    let parent = wallet.pay(&node, &a.script_pubkey, Amount::from_sat(5_000_000)).unwrap();
-    let b = wallet.receiver(Kind::P2tr);
-    wallet
-        .send_spec(
-            &node,
-            &TxSpec {
-                inputs: testkit::Inputs::Exactly(vec![bitcoin::OutPoint::new(parent.compute_txid(), 0)]),
-                outputs: vec![TxOut { value: Amount::from_sat(1_000_000), script_pubkey: b.script_pubkey.clone() }],
-                change: Kind::P2wpkh,
-                fee_rate: 3.0,
-                rbf: true,
-            },
-        )
-        .unwrap();
-    (node, wallet)
-}
-
 fn wait_mempool(c: &mut Client, sh: &str, n: usize) {
     testkit::wait_for("mempool synced", Duration::from_secs(20), || {
         let m = c.call("blockchain.scripthash.get_mempool", json!([sh])).ok()?;
@@ -97,7 +73,7 @@ fn wait_mempool(c: &mut Client, sh: &str, n: usize) {
 
 #[test]
 fn every_method_matches_the_node() {
-    let (node, wallet) = busy_chain();
+    let (node, wallet) = common::busy_chain(NodeOptions::rest(), 41, 260);
     let s = Served::start(&node, &[]);
     let truth = Truth::from_node(&node).unwrap();
     let tip = node.height().unwrap();

@@ -204,3 +204,13 @@ impl Client {
         false
     }
 }
+
+/// Waits until the Electrum server at `addr` answers `blockchain.headers.subscribe` with
+/// `height` (it may not listen or not serve yet).
+pub fn wait_for_height(addr: &str, height: u32, timeout: Duration) -> Result<()> {
+    crate::wait_for(&format!("the server at {addr} serving height {height}"), timeout, || {
+        let mut c = Client::connect(addr).ok()?;
+        let tip = c.call("blockchain.headers.subscribe", json!([])).ok()?;
+        (tip["height"].as_u64() == Some(u64::from(height))).then_some(())
+    })
+}

@@ -29,27 +29,7 @@ pub fn electrumx_exe() -> Result<PathBuf> {
 }
 
 fn locate_electrumx() -> Result<PathBuf> {
-    if let Some(exe) = std::env::var_os("ELECTRUMX_EXE") {
-        let exe = PathBuf::from(exe);
-        if !exe.is_file() {
-            bail!("ELECTRUMX_EXE={} does not exist", exe.display());
-        }
-        return Ok(exe);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/electrumx.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({}); see its output above", script.display(), out.status);
-    }
-    let exe = PathBuf::from(String::from_utf8(out.stdout)?.trim());
-    if !exe.is_file() {
-        bail!("{} printed {}, which is not a file", script.display(), exe.display());
-    }
-    Ok(exe)
+    crate::node::locate_exe("ELECTRUMX_EXE", "electrumx.sh", |exe| exe)
 }
 
 /// A running ElectrumX indexing one [`Node`]. Dropping it kills the process and removes its

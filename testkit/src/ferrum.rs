@@ -8,6 +8,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::node::Node;
+
+/// The arguments that point a `ferrum` at `node` (regtest, RPC, cookie, P2P) with its data in
+/// `db_dir`.
+pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
+    vec![
+        "--network".into(),
+        "regtest".into(),
+        "--daemon-rpc-addr".into(),
+        node.rpc_addr(),
+        "--cookie-file".into(),
+        node.cookie_file().display().to_string(),
+        "--daemon-p2p-addr".into(),
+        node.p2p_addr(),
+        "--db-dir".into(),
+        db_dir.display().to_string(),
+    ]
+}
+
 /// A running `ferrum`.
 pub struct Ferrum {
     child: Option<Child>,

@@ -28,14 +28,20 @@ pub fn bitcoin_cli_exe() -> Result<PathBuf> {
 }
 
 fn locate_bitcoind() -> Result<PathBuf> {
-    if let Some(exe) = std::env::var_os("BITCOIND_EXE") {
+    locate_exe("BITCOIND_EXE", "bitcoind.sh", |dir| dir.join("bitcoind"))
+}
+
+/// An executable the project's scripts provide: `$var` when set (it must exist), else what
+/// `scripts/<script>` prints (installing or building it on first use), mapped by `from_script`.
+pub(crate) fn locate_exe(var: &str, script: &str, from_script: impl Fn(PathBuf) -> PathBuf) -> Result<PathBuf> {
+    if let Some(exe) = std::env::var_os(var) {
         let exe = PathBuf::from(exe);
         if !exe.is_file() {
-            bail!("BITCOIND_EXE={} does not exist", exe.display());
+            bail!("{var}={} does not exist", exe.display());
         }
         return Ok(exe);
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bitcoind.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(script);
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
@@ -44,10 +50,10 @@ fn locate_bitcoind() -> Result<PathBuf> {
     if !out.status.success() {
         bail!("{} failed ({}); see its output above", script.display(), out.status);
     }
-    let dir = PathBuf::from(String::from_utf8(out.stdout)?.trim());
-    let exe = dir.join("bitcoind");
+    let printed = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+    let exe = from_script(printed.clone());
     if !exe.is_file() {
-        bail!("{} printed {}, which has no bitcoind", script.display(), dir.display());
+        bail!("{} printed {}, but {} is not a file", script.display(), printed.display(), exe.display());
     }
     Ok(exe)
 }

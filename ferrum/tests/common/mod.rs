@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bitcoin::{Amount, TxOut};
 use ferrum::daemon::{Auth, Daemon, DaemonConfig};
 use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
 use ferrum::merkle;
@@ -15,9 +16,10 @@ use ferrum::network::Network;
 use ferrum::query::Query;
 use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
 use ferrum::types::{ScriptHash, Txid};
+use testkit::scenario::{self, ScenarioOptions};
 use testkit::truth::Truth;
 pub use testkit::Ferrum;
-use testkit::Node;
+use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 pub fn daemon_config(node: &Node) -> DaemonConfig {
     DaemonConfig {
@@ -190,20 +192,9 @@ pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
 
 /// Arguments for a ferrum on `node` with its index in `db_dir`, without any service.
 pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
-    vec![
-        "--network".into(),
-        "regtest".into(),
-        "--daemon-rpc-addr".into(),
-        node.rpc_addr(),
-        "--cookie-file".into(),
-        node.cookie_file().display().to_string(),
-        "--daemon-p2p-addr".into(),
-        node.p2p_addr(),
-        "--db-dir".into(),
-        db_dir.display().to_string(),
-        "--cache-mb".into(),
-        "64".into(),
-    ]
+    let mut args = testkit::ferrum::node_args(node, db_dir);
+    args.extend(["--cache-mb".into(), "64".into()]);
+    args
 }
 
 /// Starts this build's `ferrum` with `args`, its log in `db_dir`.
@@ -253,13 +244,8 @@ impl Served {
 
     /// Waits until the server answers with the node's tip height.
     pub fn wait_synced(&self, node: &Node) {
-        let want = node.height().unwrap();
-        testkit::wait_for("ferrum serving the node's tip", Duration::from_secs(60), || {
-            let mut c = testkit::electrum::Client::connect(&self.tcp).ok()?;
-            let tip = c.call("blockchain.headers.subscribe", serde_json::json!([])).ok()?;
-            (tip["height"].as_u64() == Some(u64::from(want))).then_some(())
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.ferrum.log_text()));
+        testkit::electrum::wait_for_height(&self.tcp, node.height().unwrap(), Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.ferrum.log_text()));
     }
 
     pub fn client(&self) -> testkit::electrum::Client {
@@ -283,4 +269,27 @@ pub fn status_of_history(history: &serde_json::Value) -> serde_json::Value {
         s.push_str(&format!("{}:{}:", i["tx_hash"].as_str().unwrap(), i["height"].as_i64().unwrap()));
     }
     serde_json::json!(hex::encode(Sha256::digest(s.as_bytes())))
+}
+
+/// A seeded chain of `height` blocks whose mempool holds, besides the scenario's unconfirmed
+/// transactions, a payment and a replaceable child of it (height -1 for its scripts).
+pub fn busy_chain(options: NodeOptions, seed: u64, height: u32) -> (Node, Wallet) {
+    let node = Node::start(options).unwrap();
+    let mut wallet = scenario::build(&node, &ScenarioOptions { seed, height }).unwrap().wallet;
+    let a = wallet.receiver(Kind::P2wpkh);
+    let parent = wallet.pay(&node, &a.script_pubkey, Amount::from_sat(5_000_000)).unwrap();
+    let b = wallet.receiver(Kind::P2tr);
+    wallet
+        .send_spec(
+            &node,
+            &TxSpec {
+                inputs: Inputs::Exactly(vec![bitcoin::OutPoint::new(parent.compute_txid(), 0)]),
+                outputs: vec![TxOut { value: Amount::from_sat(1_000_000), script_pubkey: b.script_pubkey.clone() }],
+                change: Kind::P2wpkh,
+                fee_rate: 3.0,
+                rbf: true,
+            },
+        )
+        .unwrap();
+    (node, wallet)
 }

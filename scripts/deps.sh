@@ -6,6 +6,8 @@ need=()
 [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# The real Electrum wallet (4.3, headless CLI and daemon) for the end-to-end tests.
+command -v electrum >/dev/null || need+=(electrum)
 if [ ${#need[@]} -gt 0 ]; then
     echo "deps.sh: installing ${need[*]}" >&2
     sudo_cmd=()

@@ -104,6 +104,11 @@ impl Ferrum {
 
 impl Drop for Ferrum {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("--- {}\n{}", self.log.display(), lines[lines.len().saturating_sub(40)..].join("\n"));
+        }
         self.kill9();
     }
 }

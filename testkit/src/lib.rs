@@ -5,6 +5,7 @@
 //! server ElectrumX run against a node ([`electrumx`]).
 
 pub mod electrum;
+pub mod electrum_wallet;
 pub mod electrumx;
 pub mod ferrum;
 pub mod node;

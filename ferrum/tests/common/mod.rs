@@ -216,6 +216,7 @@ pub struct Served {
     pub ws: String,
     pub wss: String,
     pub db: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl Served {
@@ -236,10 +237,24 @@ impl Served {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let ferrum = start_ferrum(&args, db.path());
-        let served =
-            Served { ferrum, tcp: addr(ports[0]), ssl: addr(ports[1]), ws: addr(ports[2]), wss: addr(ports[3]), db };
+        let served = Served {
+            ferrum,
+            tcp: addr(ports[0]),
+            ssl: addr(ports[1]),
+            ws: addr(ports[2]),
+            wss: addr(ports[3]),
+            db,
+            args,
+        };
         served.wait_synced(node);
         served
+    }
+
+    /// Kills ferrum (SIGKILL) and starts it again on the same index and ports.
+    pub fn restart(&mut self, node: &Node) {
+        self.ferrum.kill9();
+        self.ferrum = start_ferrum(&self.args, self.db.path());
+        self.wait_synced(node);
     }
 
     /// Waits until the server answers with the node's tip height.

@@ -1,0 +1,218 @@
+//! The real Electrum wallet (Debian's `electrum` 4.3), headless, against a real node and a real
+//! ferrum, set up the way a user follows a setup guide: one server over SSL, auto-connect off.
+//! Every check is on the wallet's own JSON output, polled with a bounded wait. A failure prints
+//! the last lines of the wallet's and ferrum's logs.
+
+mod common;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use bitcoin::{Address, Amount, Transaction};
+use common::Served;
+use serde_json::{json, Value};
+use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet};
+use testkit::{Kind, Node, NodeOptions, Wallet};
+
+/// An Electrum (segwit) seed: the same wallet every run.
+const SEED: &str = "wild father tree among universe such mobile favorite target dynamic credit identify";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn address(text: &Value) -> Address {
+    Address::from_str(text.as_str().unwrap()).unwrap().assume_checked()
+}
+
+/// Polls `f` on the wallet until it gives a value.
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    testkit::wait_for(what, WAIT, &mut f).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (confirmed, unconfirmed) balance in sat, as the wallet reports it.
+fn balance(w: &ElectrumWallet) -> (u64, u64) {
+    let b = w.run(&["getbalance"]).unwrap();
+    let sat = |k: &str| b.get(k).and_then(Value::as_str).map_or(0, |s| btc_to_sat(s).unwrap());
+    (sat("confirmed"), sat("unconfirmed"))
+}
+
+/// The wallet's transactions: txid → (height, confirmations, fee in sat).
+fn history(w: &ElectrumWallet) -> Vec<(String, i64, u64, Option<u64>)> {
+    let h = w.run(&["onchain_history"]).unwrap();
+    h["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["txid"].as_str().unwrap().to_string(),
+                t["height"].as_i64().unwrap(),
+                t["confirmations"].as_u64().unwrap(),
+                t["fee_sat"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+fn synced(w: &ElectrumWallet, node: &Node) -> bool {
+    let info = w.run(&["getinfo"]).unwrap();
+    let height = u64::from(node.height().unwrap());
+    info["connected"] == json!(true)
+        && info["server_height"] == json!(height)
+        && info["blockchain_height"] == json!(height)
+}
+
+fn fee_of(node: &Node, txid: &str) -> u64 {
+    let entry = node.call("getmempoolentry", json!([txid])).unwrap();
+    Amount::from_btc(entry["fees"]["base"].as_f64().unwrap()).unwrap().to_sat()
+}
+
+/// Height of a confirmed transaction, from the node.
+fn node_height_of(node: &Node, txid: &str, block: &bitcoin::BlockHash) -> i64 {
+    let tx = node.call("getrawtransaction", json!([txid, 1, block.to_string()])).unwrap();
+    let header = node.call("getblockheader", json!([tx["blockhash"]])).unwrap();
+    header["height"].as_i64().unwrap()
+}
+
+#[test]
+fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
+    let mut node = Node::start(NodeOptions::rest()).unwrap();
+    let mut harness = Wallet::new(31);
+    harness.fund(&node, 2).unwrap();
+    let mut served = Served::start(&node, &[]);
+    let ferrum_cert = std::fs::read_to_string(served.db.path().join("ferrum.crt")).unwrap();
+
+    // 1–2. Configured before first start; connected to ferrum at the node's height, with
+    // ferrum's self-signed certificate pinned.
+    let w = ElectrumWallet::start(&format!("{}:s", served.ssl)).unwrap();
+    w.restore_and_load(SEED).unwrap();
+    until("the wallet connected at the node's height", || synced(&w, &node).then_some(()));
+    let info = w.run(&["getinfo"]).unwrap();
+    assert_eq!(info["server"], json!("127.0.0.1"), "{info}");
+    assert_eq!(info["auto_connect"], json!(false), "{info}");
+    let pinned = w.pinned_cert("127.0.0.1").expect("a pinned certificate");
+    assert_eq!(pinned.trim(), ferrum_cert.trim(), "the pinned certificate is ferrum's");
+
+    // 3. Mined to the wallet: balance, history and coins as the node says.
+    let mine_addr = address(&w.run(&["getunusedaddress"]).unwrap());
+    let block = node.mine_to(1, &mine_addr).unwrap()[0];
+    let coinbase = node.block(&block).unwrap().txdata[0].clone();
+    let reward = coinbase.output[0].value.to_sat();
+    node.mine(100).unwrap();
+    until("the mined coins confirmed", || (balance(&w) == (reward, 0)).then_some(()));
+    let cb_txid = coinbase.compute_txid().to_string();
+    let h = history(&w);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!((h[0].0.as_str(), h[0].1), (cb_txid.as_str(), node_height_of(&node, &cb_txid, &block)));
+    let coins = w.run(&["listunspent"]).unwrap();
+    let coins = coins.as_array().unwrap();
+    assert_eq!(coins.len(), 1, "{coins:?}");
+    assert_eq!(coins[0]["prevout_hash"], json!(cb_txid));
+    assert_eq!(btc_to_sat(coins[0]["value"].as_str().unwrap()).unwrap(), reward);
+
+    // 4. A payment to the harness through ferrum: unconfirmed, then confirmed with the
+    // node's fee.
+    let payee = harness.receiver(Kind::P2wpkh).address(bitcoin::Network::Regtest).unwrap().to_string();
+    let tx = w.run(&["payto", &payee, "1.5"]).unwrap();
+    let txid = w.run(&["broadcast", tx.as_str().unwrap()]).unwrap().as_str().unwrap().to_string();
+    assert!(node.mempool().unwrap().iter().any(|t| t.to_string() == txid), "not relayed to the node");
+    let fee = fee_of(&node, &txid);
+    until("the payment seen unconfirmed", || {
+        history(&w).iter().any(|(t, _, conf, _)| *t == txid && *conf == 0).then_some(())
+    });
+    node.mine(1).unwrap();
+    until("the payment confirmed", || {
+        history(&w).iter().any(|(t, _, conf, f)| *t == txid && *conf == 1 && *f == Some(fee)).then_some(())
+    });
+    let after_payment = reward - 150_000_000 - fee;
+    until("the balance after the payment", || (balance(&w) == (after_payment, 0)).then_some(()));
+
+    // Debian's Electrum 4.3.4 refuses `bumpfee` ("RBF is disabled in this version"): the
+    // replacement is made by the payer below.
+
+    // 5. Receiving while the wallet is open: unconfirmed, replaced by the payer (RBF) with a
+    // larger payment, then confirmed.
+    let receive_addr = address(&w.run(&["getunusedaddress"]).unwrap());
+    let original = harness.pay(&node, &receive_addr.script_pubkey(), Amount::from_sat(30_000_000)).unwrap();
+    until("the incoming payment unconfirmed", || (balance(&w) == (after_payment, 30_000_000)).then_some(()));
+    let outputs =
+        vec![bitcoin::TxOut { value: Amount::from_sat(40_000_000), script_pubkey: receive_addr.script_pubkey() }];
+    let incoming = harness.conflicting(&node, &original, outputs, 10.0).unwrap();
+    harness.send(&node, &incoming).unwrap();
+    let (original_txid, incoming_txid) = (original.compute_txid().to_string(), incoming.compute_txid().to_string());
+    until("the replacement in the wallet", || {
+        let h = history(&w);
+        (balance(&w) == (after_payment, 40_000_000)
+            && h.iter().any(|(t, ..)| *t == incoming_txid)
+            && !h.iter().any(|(t, ..)| *t == original_txid))
+        .then_some(())
+    });
+    let incoming_block = node.mine(1).unwrap()[0];
+    let total = after_payment + 40_000_000;
+    until("the incoming payment confirmed", || (balance(&w) == (total, 0)).then_some(()));
+
+    // 6. A reorg of depth 3 that drops the incoming payment and mines it again two blocks
+    // later in the new branch.
+    let old_height = node_height_of(&node, &incoming_txid, &incoming_block);
+    let raw: Transaction = bitcoin::consensus::encode::deserialize_hex(
+        node.call("getrawtransaction", json!([incoming_txid, 0, incoming_block.to_string()]))
+            .unwrap()
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    node.mine(2).unwrap();
+    let new_blocks = node.reorg_with(3, &[vec![], vec![raw], vec![], vec![]]).unwrap();
+    let new_height = node_height_of(&node, &incoming_txid, &new_blocks[1]);
+    assert_eq!(new_height, old_height + 1);
+    until("the wallet on the new branch", || {
+        (synced(&w, &node)
+            && history(&w).iter().any(|(t, height, ..)| *t == incoming_txid && *height == new_height)
+            && balance(&w) == (total, 0))
+            .then_some(())
+    });
+
+    // 7. ferrum killed and restarted: the wallet reconnects by itself, same certificate.
+    served.restart(&node);
+    node.mine(1).unwrap();
+    until("the wallet back after ferrum's restart", || synced(&w, &node).then_some(()));
+    assert_eq!(w.pinned_cert("127.0.0.1").unwrap().trim(), ferrum_cert.trim());
+    assert_eq!(std::fs::read_to_string(served.db.path().join("ferrum.crt")).unwrap(), ferrum_cert);
+
+    // bitcoind restarted: ferrum follows it again, and so does the wallet.
+    node.restart().unwrap();
+    node.mine(1).unwrap();
+    until("the wallet back after the node's restart", || synced(&w, &node).then_some(()));
+    assert_eq!(balance(&w), (total, 0));
+    let ids: Vec<String> = history(&w).into_iter().map(|(t, ..)| t).collect();
+    for t in [&cb_txid, &txid, &incoming_txid] {
+        assert!(ids.contains(t), "{t} missing from {ids:?}");
+    }
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
+#[test]
+fn electrum_over_plain_tcp() {
+    let node = Node::start(NodeOptions::rest()).unwrap();
+    node.mine(10).unwrap();
+    let served = Served::start(&node, &[]);
+    let w = ElectrumWallet::start(&format!("{}:t", served.tcp)).unwrap();
+    w.restore_and_load(SEED).unwrap();
+    until("the wallet connected at the node's height", || synced(&w, &node).then_some(()));
+    assert!(w.pinned_cert("127.0.0.1").is_none(), "no certificate over TCP");
+
+    let addr = address(&w.run(&["getunusedaddress"]).unwrap());
+    let block = node.mine_to(1, &addr).unwrap()[0];
+    let reward = node.block(&block).unwrap().txdata[0].output[0].value.to_sat();
+    node.mine(100).unwrap();
+    until("the mined coins confirmed", || (balance(&w) == (reward, 0)).then_some(()));
+
+    let payee = testkit::wallet::burn_address().to_string();
+    let tx = w.run(&["payto", &payee, "2"]).unwrap();
+    let txid = w.run(&["broadcast", tx.as_str().unwrap()]).unwrap().as_str().unwrap().to_string();
+    let fee = fee_of(&node, &txid);
+    node.mine(1).unwrap();
+    until("the payment confirmed", || {
+        (balance(&w) == (reward - 200_000_000 - fee, 0)
+            && history(&w).iter().any(|(t, _, conf, f)| *t == txid && *conf == 1 && *f == Some(fee)))
+        .then_some(())
+    });
+}

@@ -1,0 +1,179 @@
+//! The real Electrum wallet (Debian package `electrum`), headless: its daemon in a temporary
+//! directory, configured the way a user following a setup guide configures it (one server, no
+//! auto-connect), driven through its command line. Killed on drop, and by the kernel if the
+//! process running it dies; its logs are printed when a test panics.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+/// A running Electrum daemon in regtest mode.
+pub struct ElectrumWallet {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+/// The `electrum` executable on the PATH (`scripts/deps.sh` installs it).
+pub fn electrum_exe() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("electrum"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("no `electrum` on the PATH: install the Debian package electrum (scripts/deps.sh does)"))
+}
+
+impl ElectrumWallet {
+    /// Writes the wallet's config before its first start (`server` as Electrum writes it, e.g.
+    /// `127.0.0.1:50002:s`), then starts its daemon and waits until it answers.
+    pub fn start(server: &str) -> Result<ElectrumWallet> {
+        let exe = electrum_exe()?;
+        let dir = tempfile::Builder::new().prefix("ferrum-electrum-").tempdir()?;
+        let net_dir = dir.path().join("regtest");
+        std::fs::create_dir_all(&net_dir)?;
+        // Without `config_version`, Electrum takes the file for a version-1 config and rewrites
+        // every server to `:s` (SSL), which breaks a `:t` server.
+        let config = json!({
+            "config_version": 3,
+            "auto_connect": false,
+            "oneserver": true,
+            "server": server,
+            "log_to_file": true,
+        });
+        std::fs::write(net_dir.join("config"), serde_json::to_vec_pretty(&config)?)?;
+        let mut wallet = ElectrumWallet { child: None, dir };
+        wallet.spawn(&exe)?;
+        Ok(wallet)
+    }
+
+    fn spawn(&mut self, exe: &Path) -> Result<()> {
+        let out = std::fs::File::create(self.dir.path().join("daemon.out"))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["--regtest", "-D"])
+            .arg(self.dir.path())
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out));
+        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().with_context(|| format!("starting {}", exe.display()))?);
+        crate::wait_for("the Electrum daemon answering", Duration::from_secs(60), || self.run(&["getinfo"]).ok())
+            .map_err(|e| anyhow!("{e}\n{}", self.log_tail(40)))?;
+        Ok(())
+    }
+
+    /// The wallet's data directory (`<dir>/regtest/...`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The certificate Electrum pinned for `host` on first contact.
+    pub fn pinned_cert(&self, host: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("regtest/certs").join(host)).ok()
+    }
+
+    /// Runs one command against the daemon; its output as JSON (a bare word or hex string
+    /// comes back as a JSON string).
+    pub fn run(&self, args: &[&str]) -> Result<Value> {
+        let out = Command::new(electrum_exe()?)
+            .args(["--regtest", "-D"])
+            .arg(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running electrum {}", args.join(" ")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!(
+                "electrum {} failed ({}): {}{}",
+                args.join(" "),
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = stdout.trim();
+        Ok(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())))
+    }
+
+    /// Restores the default wallet from an Electrum seed and loads it.
+    pub fn restore_and_load(&self, seed: &str) -> Result<()> {
+        self.run(&["restore", seed])?;
+        let loaded = self.run(&["load_wallet"])?;
+        if loaded != json!(true) {
+            bail!("load_wallet answered {loaded}");
+        }
+        Ok(())
+    }
+
+    /// The last `n` lines of the daemon's output and of its newest log file.
+    pub fn log_tail(&self, n: usize) -> String {
+        let tail = |text: String| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        };
+        let mut out = format!(
+            "--- electrum daemon output\n{}\n",
+            tail(std::fs::read_to_string(self.dir.path().join("daemon.out")).unwrap_or_default())
+        );
+        let logs = self.dir.path().join("regtest/logs");
+        let newest = std::fs::read_dir(&logs)
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok()));
+        if let Some(log) = newest {
+            out.push_str(&format!(
+                "--- {}\n{}\n",
+                log.display(),
+                tail(std::fs::read_to_string(&log).unwrap_or_default())
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for ElectrumWallet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail(60));
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Satoshis of an amount as Electrum prints it ("48.499746", "50.", "0.0003").
+pub fn btc_to_sat(text: &str) -> Result<u64> {
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if frac.len() > 8 || !frac.chars().all(|c| c.is_ascii_digit()) {
+        bail!("not a bitcoin amount: {text:?}");
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().with_context(|| format!("amount {text:?}"))? };
+    let frac: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<8}").parse()? };
+    Ok(whole * 100_000_000 + frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::btc_to_sat;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(btc_to_sat("50.").unwrap(), 5_000_000_000);
+        assert_eq!(btc_to_sat("48.499746").unwrap(), 4_849_974_600);
+        assert_eq!(btc_to_sat("0.00000001").unwrap(), 1);
+        assert_eq!(btc_to_sat("3").unwrap(), 300_000_000);
+        assert!(btc_to_sat("1.000000001").is_err());
+        assert!(btc_to_sat("x").is_err());
+    }
+}

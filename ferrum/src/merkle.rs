@@ -48,9 +48,9 @@ pub fn root_from_branch(leaf: [u8; 32], mut pos: usize, branch: &[[u8; 32]]) -> 
 
 /// Display-order hex of an internal-order hash.
 pub fn hex_display(h: &[u8; 32]) -> String {
-    let mut b = *h;
-    b.reverse();
-    hex::encode(b)
+    let mut out = String::with_capacity(64);
+    crate::types::push_hex_rev(&mut out, h);
+    out
 }
 
 #[cfg(test)]

@@ -5,6 +5,18 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+/// Appends `bytes` as hex in reverse (display) order: the hot path of every large answer.
+pub fn push_hex_rev(out: &mut String, bytes: &[u8; 32]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 64];
+    for (i, b) in bytes.iter().rev().enumerate() {
+        buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    // Only ASCII hex digits were written.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+}
+
 macro_rules! hash_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -22,9 +34,9 @@ macro_rules! hash_type {
 
             /// Display-order hex.
             pub fn to_hex(&self) -> String {
-                let mut bytes = self.0;
-                bytes.reverse();
-                hex::encode(bytes)
+                let mut out = String::with_capacity(64);
+                push_hex_rev(&mut out, &self.0);
+                out
             }
 
             pub fn as_bytes(&self) -> &[u8; 32] {
@@ -98,5 +110,20 @@ mod tests {
         assert_eq!(ScriptHash::from_hex(&sh.to_hex()), Some(sh));
         assert_eq!(ScriptHash::from_hex("zz"), None);
         assert_eq!(ScriptHash::from_hex(&"00".repeat(33)), None);
+    }
+
+    #[test]
+    fn hex_of_every_byte_value() {
+        let mut bytes = [0u8; 32];
+        for start in [0u8, 32, 64, 96, 128, 160, 192, 224] {
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = start + i as u8;
+            }
+            let mut reversed = bytes;
+            reversed.reverse();
+            let mut out = String::from("x");
+            push_hex_rev(&mut out, &bytes);
+            assert_eq!(out, format!("x{}", hex::encode(reversed)));
+        }
     }
 }

@@ -149,14 +149,6 @@ pub fn encode(value: &Value) -> Response {
     Response(serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()))
 }
 
-pub fn result_value(id: &Value, result: Value, v2: bool) -> Value {
-    if v2 {
-        serde_json::json!({"jsonrpc": "2.0", "result": result, "id": id})
-    } else {
-        serde_json::json!({"result": result, "error": null, "id": id})
-    }
-}
-
 pub fn error_value(id: &Value, error: &RpcError, v2: bool) -> Value {
     let e = serde_json::json!({"code": error.code, "message": error.message});
     if v2 {
@@ -179,8 +171,23 @@ pub fn notification(method: &str, params: Value, v2: bool) -> Response {
 }
 
 /// A batch's answers, in one JSON array.
-pub fn batch_response(items: Vec<Value>) -> Response {
-    encode(&Value::Array(items))
+/// A batch's replies, each already JSON text.
+pub fn batch_response(items: Vec<String>) -> Response {
+    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    out.push_str(&items.join(","));
+    out.push(']');
+    Response(out)
+}
+
+/// A success reply as JSON text, around a result that is JSON text already.
+pub fn result_text(id: &Value, result: &str, v2: bool) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_string());
+    if v2 {
+        format!("{{\"jsonrpc\":\"2.0\",\"result\":{result},\"id\":{id}}}")
+    } else {
+        format!("{{\"result\":{result},\"error\":null,\"id\":{id}}}")
+    }
 }
 
 fn parse_request(value: Value) -> Result<Request, Response> {
@@ -306,8 +313,9 @@ mod tests {
 
     #[test]
     fn response_shapes() {
-        assert_eq!(result_value(&json!(1), json!("ok"), true), json!({"jsonrpc":"2.0","result":"ok","id":1}));
-        assert_eq!(result_value(&json!(1), json!("ok"), false), json!({"result":"ok","error":null,"id":1}));
+        let parsed = |t: String| serde_json::from_str::<Value>(&t).unwrap();
+        assert_eq!(parsed(result_text(&json!(1), "\"ok\"", true)), json!({"jsonrpc":"2.0","result":"ok","id":1}));
+        assert_eq!(parsed(result_text(&json!("a"), "[1]", false)), json!({"result":[1],"error":null,"id":"a"}));
         let e = RpcError::bad_request("nope");
         assert_eq!(
             error_value(&json!("a"), &e, true),

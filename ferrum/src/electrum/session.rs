@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::jsonrpc::{self, Incoming, Request, Response, RpcError};
-use super::methods::{self, Call};
+use super::methods::{self, Answer, Call};
 use super::status::status_json;
 use super::{Electrum, Event};
 use crate::store::rows::sh_prefix;
@@ -97,13 +97,13 @@ impl Session {
             Err(error) => Some(error),
             Ok(Incoming::Single(request)) => {
                 let answer = self.handle_request(request).await?;
-                Some(jsonrpc::encode(&answer))
+                Some(Response(answer))
             }
             Ok(Incoming::Batch(items)) => {
                 let mut answers = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Err(error) => answers.push(serde_json::from_str(&error.0).unwrap_or(Value::Null)),
+                        Err(error) => answers.push(error.0),
                         Ok(request) => {
                             if let Some(a) = self.handle_request(request).await {
                                 answers.push(a);
@@ -119,8 +119,8 @@ impl Session {
         }
     }
 
-    /// One request: the answer as a JSON value (`None` for a notification).
-    async fn handle_request(&mut self, request: Request) -> Option<Value> {
+    /// One request: the reply as JSON text (`None` for a notification).
+    async fn handle_request(&mut self, request: Request) -> Option<String> {
         if request.method == "server.version" {
             self.v2 = request.v2;
         }
@@ -136,7 +136,7 @@ impl Session {
                 params: &request.params,
             };
             if request.method == "server.version" {
-                methods::server_version(call)
+                methods::server_version(call).map(Answer::Value)
             } else if call.session.version.is_none() {
                 // `server.version` was refused: nothing else is served.
                 Err(RpcError::bad_request("use server.version to identify client"))
@@ -146,8 +146,12 @@ impl Session {
         };
         let id = request.id?;
         Some(match result {
-            Ok(value) => jsonrpc::result_value(&id, value, request.v2),
-            Err(error) => jsonrpc::error_value(&id, &error, request.v2),
+            Ok(Answer::Value(value)) => {
+                let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".to_string());
+                jsonrpc::result_text(&id, &text, request.v2)
+            }
+            Ok(Answer::Text(text)) => jsonrpc::result_text(&id, &text, request.v2),
+            Err(error) => jsonrpc::encode(&jsonrpc::error_value(&id, &error, request.v2)).0,
         })
     }
 

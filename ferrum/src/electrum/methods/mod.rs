@@ -32,6 +32,14 @@ impl Call<'_> {
     }
 }
 
+/// A method's result: a JSON value, or JSON text written directly (large answers skip building
+/// a value tree, which costs more than computing them).
+#[derive(Debug)]
+pub enum Answer {
+    Value(Value),
+    Text(String),
+}
+
 /// Whether the negotiated version has this method (ElectrumX's set for each version).
 pub fn available(method: &str, version: &[u32]) -> bool {
     match method {
@@ -74,16 +82,16 @@ pub fn server_version(mut call: Call<'_>) -> Result<Value, RpcError> {
 }
 
 /// Runs a method for a session that has negotiated a version.
-pub async fn dispatch(mut call: Call<'_>) -> Result<Value, RpcError> {
+pub async fn dispatch(mut call: Call<'_>) -> Result<Answer, RpcError> {
     let version = call.session.version.clone().unwrap_or_default();
     if !available(call.method, &version) {
         return Err(RpcError::new(METHOD_NOT_FOUND, format!("unknown method \"{}\"", call.method)));
     }
     match call.method {
-        m if m.starts_with("server.") => server::call(&mut call).await,
+        m if m.starts_with("server.") => server::call(&mut call).await.map(Answer::Value),
         m if m.starts_with("blockchain.scripthash.") => scripthash::call(&mut call).await,
-        m if m.starts_with("blockchain.transaction.") => transaction::call(&mut call).await,
-        m if m.starts_with("mempool.") => mempool::call(&mut call).await,
-        _ => blockchain::call(&mut call).await,
+        m if m.starts_with("blockchain.transaction.") => transaction::call(&mut call).await.map(Answer::Value),
+        m if m.starts_with("mempool.") => mempool::call(&mut call).await.map(Answer::Value),
+        _ => blockchain::call(&mut call).await.map(Answer::Value),
     }
 }

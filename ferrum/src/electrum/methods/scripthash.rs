@@ -2,29 +2,54 @@
 
 use serde_json::{json, Value};
 
-use super::Call;
+use super::{Answer, Call};
 use crate::electrum::jsonrpc::RpcError;
+use crate::electrum::status::Item;
 use crate::electrum::status::{status, status_json};
 use crate::electrum::values::scripthash;
+use crate::types::push_hex_rev;
 
-pub async fn call(call: &mut Call<'_>) -> Result<Value, RpcError> {
+pub async fn call(call: &mut Call<'_>) -> Result<Answer, RpcError> {
     let e = call.electrum;
     let a = call.args(&["scripthash"], 1)?;
     let raw = a.first().cloned().flatten().unwrap_or(Value::Null);
     let sh = scripthash(&raw)?;
-    match call.method {
-        "blockchain.scripthash.get_history" => {
-            let (items, _, _) = e.history(sh).await?;
-            Ok(Value::Array(
-                items
-                    .iter()
-                    .map(|i| match i.fee {
-                        Some(fee) => json!({"tx_hash": i.txid, "height": i.height, "fee": fee}),
-                        None => json!({"tx_hash": i.txid, "height": i.height}),
-                    })
-                    .collect(),
-            ))
+    if call.method == "blockchain.scripthash.get_history" {
+        let (items, _, _) = e.history(sh).await?;
+        return Ok(Answer::Text(history_text(&items)));
+    }
+    other(call, e, sh, raw).await.map(Answer::Value)
+}
+
+/// A history as JSON text, in ElectrumX's key order.
+pub fn history_text(items: &[Item]) -> String {
+    let mut out = String::with_capacity(items.len() * 96 + 2);
+    out.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
         }
+        out.push_str("{\"tx_hash\":\"");
+        push_hex_rev(&mut out, &item.txid.0);
+        out.push_str("\",\"height\":");
+        out.push_str(&item.height.to_string());
+        if let Some(fee) = item.fee {
+            out.push_str(",\"fee\":");
+            out.push_str(&fee.to_string());
+        }
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+async fn other(
+    call: &mut Call<'_>,
+    e: &std::sync::Arc<crate::electrum::Electrum>,
+    sh: crate::types::ScriptHash,
+    raw: Value,
+) -> Result<Value, RpcError> {
+    match call.method {
         "blockchain.scripthash.get_mempool" => {
             let summary = e.script_summary(sh).await?;
             let entries = e.mempool_part(&sh, &summary);

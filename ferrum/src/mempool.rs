@@ -4,6 +4,8 @@
 //! Keeps, per script hash, the transactions touching it, for history, balance deltas, unspent
 //! outputs and the fee histogram.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};

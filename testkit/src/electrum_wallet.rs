@@ -3,7 +3,6 @@
 //! auto-connect), driven through its command line. Killed on drop, and by the kernel if the
 //! process running it dies; its logs are printed when a test panics.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -58,13 +57,7 @@ impl ElectrumWallet {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out));
-        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::node::die_with_parent(&mut cmd);
         self.child = Some(cmd.spawn().with_context(|| format!("starting {}", exe.display()))?);
         crate::wait_for("the Electrum daemon answering", Duration::from_secs(60), || self.run(&["getinfo"]).ok())
             .map_err(|e| anyhow!("{e}\n{}", self.log_tail(40)))?;

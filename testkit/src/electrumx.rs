@@ -9,7 +9,6 @@
 //! and, once a session has been sent 1 KiB, may hold a small reply up to one second to batch it
 //! with others: time requests on fresh connections or with that in mind.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -93,13 +92,7 @@ impl ElectrumX {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
-        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::node::die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(ElectrumX { child: Mutex::new(Some(child)), dir, tcp_port, ssl_port, secret: password })
     }

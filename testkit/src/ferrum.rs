@@ -1,7 +1,6 @@
 //! A `ferrum` process, for tests and benchmarks: its log in a file, killed on drop and by the
 //! kernel if the process running it dies.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -43,13 +42,7 @@ impl Ferrum {
         let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(exe);
         cmd.args(args).env("FERRUM_LOG", "info,ferrum=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
-        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::node::die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log })
     }

@@ -58,6 +58,18 @@ pub(crate) fn locate_exe(var: &str, script: &str, from_script: impl Fn(PathBuf) 
     Ok(exe)
 }
 
+/// Makes a child started with `cmd` get SIGKILL when the process that started it dies, so no
+/// node or server outlives a test that crashed or was killed.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// A loopback port nobody in this process has been handed yet and that is free right now.
 pub fn free_port() -> u16 {
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
@@ -171,13 +183,7 @@ impl Node {
         let exe = bitcoind_exe()?;
         let mut cmd = Command::new(&exe);
         cmd.args(self.args()).args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         self.child = Some(child);
         Ok(())

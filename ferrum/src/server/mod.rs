@@ -1,6 +1,8 @@
 //! Transports and sessions: TCP, TLS, WebSocket and secure WebSocket listeners; one task per
 //! connection, with an idle timeout, a bounded outbound queue and a slow-reader timeout.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod framing;
 pub mod tls;
 
@@ -19,6 +21,9 @@ use crate::electrum::jsonrpc::{self, Response, RpcError};
 use crate::electrum::session::{Session, SessionState};
 use crate::electrum::{Electrum, Event};
 use framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
+
+/// How long a client has to complete a TLS or WebSocket handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -182,13 +187,6 @@ impl Server {
 
     async fn connection(self: Arc<Self>, protocol: Protocol, stream: TcpStream, id: u64) -> Result<()> {
         let max = self.limits.max_recv;
-        let handshake = Duration::from_secs(10);
-        let ws_config = || {
-            let mut c = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
-            c.max_message_size = Some(max);
-            c.max_frame_size = Some(max);
-            c
-        };
         match protocol {
             Protocol::Tcp => {
                 let (r, w) = tokio::io::split(stream);
@@ -196,34 +194,34 @@ impl Server {
             }
             Protocol::Ssl | Protocol::Wss => {
                 let acceptor = self.tls.as_ref().context("no TLS configuration")?.acceptor();
-                let tls = tokio::time::timeout(handshake, acceptor.accept(stream))
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                     .await
                     .context("TLS handshake timed out")??;
                 if protocol == Protocol::Ssl {
                     let (r, w) = tokio::io::split(tls);
                     self.run(LineReader::new(r, max), LineWriter::new(w), id).await
                 } else {
-                    let ws = tokio::time::timeout(
-                        handshake,
-                        tokio_tungstenite::accept_async_with_config(tls, Some(ws_config())),
-                    )
-                    .await
-                    .context("WebSocket handshake timed out")??;
-                    let (r, w) = framing::split_ws(ws);
-                    self.run(r, w, id).await
+                    self.websocket(tls, id).await
                 }
             }
-            Protocol::Ws => {
-                let ws = tokio::time::timeout(
-                    handshake,
-                    tokio_tungstenite::accept_async_with_config(stream, Some(ws_config())),
-                )
+            Protocol::Ws => self.websocket(stream, id).await,
+        }
+    }
+
+    /// The WebSocket handshake over a plain or TLS stream, then the session.
+    async fn websocket<S>(self: Arc<Self>, stream: S, id: u64) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+        config.max_message_size = Some(self.limits.max_recv);
+        config.max_frame_size = Some(self.limits.max_recv);
+        let ws =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::accept_async_with_config(stream, Some(config)))
                 .await
                 .context("WebSocket handshake timed out")??;
-                let (r, w) = framing::split_ws(ws);
-                self.run(r, w, id).await
-            }
-        }
+        let (r, w) = framing::split_ws(ws);
+        self.run(r, w, id).await
     }
 
     /// A session: reads requests, answers them, forwards notifications. Answers go through a

@@ -8,6 +8,8 @@ command -v g++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 # The real Electrum wallet (4.3, headless CLI and daemon) for the end-to-end tests.
 command -v electrum >/dev/null || need+=(electrum)
+# Headless Chromium renders the status page in its test.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "deps.sh: installing ${need[*]}" >&2
     sudo_cmd=()

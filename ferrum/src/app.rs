@@ -12,6 +12,7 @@ use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
 use crate::electrum::{Electrum, ElectrumConfig, Event};
 use crate::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
 use crate::mempool::Mempool;
+use crate::monitor::{LogControl, Monitor};
 use crate::server::tls::{CertSource, Tls};
 use crate::server::{self, Protocol, Server};
 use crate::store::{PrevoutMode, Store, StoreConfig, StoreError};
@@ -193,17 +194,34 @@ pub struct Running {
     pub index: Arc<Index>,
     pub electrum: Arc<Electrum>,
     pub server: Arc<Server>,
+    pub monitor: Arc<Monitor>,
     /// The bound addresses, in the order of the configured services.
     pub addrs: Vec<(Protocol, std::net::SocketAddr)>,
 }
 
-/// Runs the index until `stop`: returns after the current chunk is committed.
-pub async fn run(config: Config, stop: StopSignal) -> Result<()> {
-    run_with(config, stop, |_| {}).await
+/// Runs the index until `stop`: returns after the current chunk is committed. `log` changes
+/// the log filter (the admin RPC's `log` command).
+pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> Result<()> {
+    run_with(config, stop, log, |_| {}).await
+}
+
+/// Binds a listener for each address, so that port numbers are known and errors come at
+/// start-up.
+async fn bind_all(addrs: &[std::net::SocketAddr], what: &str) -> Result<Vec<tokio::net::TcpListener>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        out.push(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} ({what})"))?);
+    }
+    Ok(out)
 }
 
 /// [`run`], calling `started` once the listeners are bound.
-pub async fn run_with(config: Config, stop: StopSignal, started: impl FnOnce(&Running)) -> Result<()> {
+pub async fn run_with(
+    config: Config,
+    stop: StopSignal,
+    log: Option<LogControl>,
+    started: impl FnOnce(&Running),
+) -> Result<()> {
     let daemon = Arc::new(Daemon::new(&config.daemon));
     let Some(info) = wait_for_node(&daemon, &stop).await? else { return Ok(()) };
     tracing::info!(
@@ -217,11 +235,10 @@ pub async fn run_with(config: Config, stop: StopSignal, started: impl FnOnce(&Ru
         info.blockpart,
         info.txindex
     );
-    if let Some(addr) = config.admin_rpc {
-        tracing::warn!(%addr, "rpc:// in SERVICES: the admin RPC is not available in this version; ignored");
-    }
     let tls = tls_for(&config)?;
     let bound = server::bind(&config.services).await?;
+    let admin_listeners = bind_all(config.admin_rpc.as_slice(), "admin RPC").await?;
+    let http_listeners = bind_all(&config.http, "HTTP").await?;
     let store = open_store(&config)?;
     let mode = choose_mode(&store, &info, config.prevout_mode)?;
     let index = Arc::new(Index::new(store).context("loading the index")?);
@@ -243,11 +260,27 @@ pub async fn run_with(config: Config, stop: StopSignal, started: impl FnOnce(&Ru
     };
     let electrum = Arc::new(Electrum::new(electrum_config, index.clone(), mempool, daemon.clone(), info.clone()));
     let server = Server::new(electrum.clone(), tls.clone(), config.limits.clone());
+    let monitor = Monitor::new(electrum.clone(), server.clone(), mode, config.index_dir(), stop.clone(), log);
     let addrs = bound.iter().filter_map(|b| Some((b.service.protocol, b.local_addr().ok()?))).collect();
-    started(&Running { index: index.clone(), electrum: electrum.clone(), server: server.clone(), addrs });
+    started(&Running {
+        index: index.clone(),
+        electrum: electrum.clone(),
+        server: server.clone(),
+        monitor: monitor.clone(),
+        addrs,
+    });
 
-    let mut tasks =
-        vec![tokio::spawn(server.clone().serve(bound)), tokio::spawn(coordinate(electrum.clone(), stop.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(server.clone().serve(bound)),
+        tokio::spawn(coordinate(electrum.clone(), stop.clone())),
+        tokio::spawn(monitor.clone().sample()),
+    ];
+    for listener in admin_listeners {
+        tasks.push(tokio::spawn(crate::admin::serve(listener, monitor.clone())));
+    }
+    for listener in http_listeners {
+        tasks.push(tokio::spawn(crate::http::serve(listener, monitor.clone())));
+    }
     if let (Some(tls), Some(_)) = (tls, &config.ssl_files) {
         tasks.push(tokio::spawn(tls.watch(Duration::from_secs(10))));
     }

@@ -42,6 +42,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a command to a running server's admin RPC and print the answer.
+    ///
+    /// Commands: getinfo, sessions, groups, peers, disconnect <session id|ip>..., log <filter>,
+    /// query <address|scripthash> [limit], reorg-check [depth], stop.
+    Rpc {
+        /// Port of the admin RPC on 127.0.0.1 [default: the configured --rpc address, else 8000]
+        #[arg(short, long)]
+        port: Option<u16>,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+        /// The command
+        command: String,
+        /// Its arguments
+        args: Vec<String>,
+    },
+    /// Print the configuration reference (docs/configuration.md) as Markdown.
+    #[command(hide = true)]
+    ConfigReference,
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,7 +88,8 @@ pub enum IndexCommand {
 #[derive(Args, Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
-    /// TOML config file [default: <db-dir>/ferrum.toml if it exists]
+    /// TOML config file [default: the first that exists of <db-dir>/ferrum.toml (with --db-dir
+    /// or DB_DIRECTORY), ~/.ferrum/ferrum.toml, /etc/ferrum/ferrum.toml]
     #[arg(long, env = "FERRUM_CONFIG", global = true, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -162,6 +182,17 @@ pub struct Options {
     #[arg(long, env = "FERRUM_SERVICES", global = true)]
     pub services: Option<String>,
 
+    /// HTTP listener for the status page (/), its data (/api/status), Prometheus metrics
+    /// (/metrics) and a health check (/health); `http://` in --services does the same
+    /// [default: 127.0.0.1 and the network's HTTP port, when no service is configured]
+    #[arg(long, env = "FERRUM_HTTP", global = true, value_delimiter = ',', value_name = "ADDR")]
+    pub http: Option<Vec<String>>,
+
+    /// Admin JSON-RPC listener for `ferrum rpc` (ElectrumX's `rpc://`); keep it on loopback
+    /// [default: 127.0.0.1:8000, when no service is configured]
+    #[arg(long, env = "FERRUM_RPC", global = true, value_name = "ADDR")]
+    pub rpc: Option<String>,
+
     /// Services announced to clients in server.features, e.g. ssl://electrum.example.org:50002
     #[arg(long, env = "FERRUM_REPORT_SERVICES", global = true)]
     pub report_services: Option<String>,
@@ -200,6 +231,11 @@ pub struct Options {
     #[arg(long, env = "FERRUM_SESSION_TIMEOUT", global = true)]
     pub session_timeout: Option<u64>,
 
+    /// Seconds a request may take before it is answered with error -102 (server busy)
+    /// [default: 30]
+    #[arg(long, env = "FERRUM_REQUEST_TIMEOUT", global = true)]
+    pub request_timeout: Option<u64>,
+
     /// Log filter: error, warn, info, debug, trace, or a tracing directive list [default: info]
     #[arg(long, env = "FERRUM_LOG", global = true)]
     pub log: Option<String>,
@@ -217,6 +253,8 @@ pub enum ModeArg {
 /// Environment variables: a seam so tests can pass their own.
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+    /// The names of every variable set.
+    fn names(&self) -> Vec<String>;
 }
 
 /// The process environment.
@@ -226,13 +264,103 @@ impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect()
+    }
 }
 
 impl Env for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).filter(|v| !v.is_empty()).cloned()
     }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
 }
+
+/// What Ferrum does with one of ElectrumX's environment variables.
+#[derive(Debug, Clone, Copy)]
+pub enum ElectrumxVar {
+    /// Read, with the meaning of the Ferrum setting named here.
+    Setting(&'static str),
+    /// Accepted and logged as ignored, for the reason given.
+    Ignored(&'static str),
+    /// Removed from ElectrumX (set, it stops ElectrumX too): a start-up error.
+    Obsolete(&'static str),
+}
+
+/// Every environment variable of ElectrumX, and what Ferrum does with it. The code below reads
+/// the `Setting` ones; the documentation and the start-up notices come from this table.
+pub const ELECTRUMX_VARS: &[(&str, ElectrumxVar)] = {
+    use ElectrumxVar::{Ignored, Obsolete, Setting};
+    const COST: &str = "Ferrum has no cost model yet; sessions are bounded by --max-sessions, \
+                        --max-recv, --max-send, the outbound queue and the timeouts";
+    const PEERS: &str = "Ferrum does no peer discovery: server.peers.subscribe answers []";
+    const PORTS: &str = "use SERVICES (as ElectrumX since 1.16)";
+    &[
+        ("DAEMON_URL", Setting("--daemon-rpc-addr and the RPC credentials; several URLs, comma-separated, are tried in turn when one fails")),
+        ("DB_DIRECTORY", Setting("--db-dir")),
+        ("NET", Setting("--network")),
+        ("COIN", Setting("Bitcoin (or the legacy BitcoinSegwit); any other coin is an error")),
+        ("SERVICES", Setting("--services")),
+        ("REPORT_SERVICES", Setting("--report-services")),
+        ("SSL_CERTFILE", Setting("--ssl-certfile")),
+        ("SSL_KEYFILE", Setting("--ssl-keyfile")),
+        ("BANNER_FILE", Setting("--banner-file")),
+        ("DONATION_ADDRESS", Setting("--donation-address")),
+        ("MAX_SESSIONS", Setting("--max-sessions")),
+        ("MAX_SEND", Setting("--max-send")),
+        ("MAX_RECV", Setting("--max-recv")),
+        ("REQUEST_TIMEOUT", Setting("--request-timeout")),
+        ("SESSION_TIMEOUT", Setting("--session-timeout")),
+        ("LOG_LEVEL", Setting("--log")),
+        ("CACHE_MB", Setting("--cache-mb")),
+        ("COST_SOFT_LIMIT", Ignored(COST)),
+        ("COST_HARD_LIMIT", Ignored(COST)),
+        ("BANDWIDTH_UNIT_COST", Ignored(COST)),
+        ("INITIAL_CONCURRENT", Ignored(COST)),
+        ("REQUEST_SLEEP", Ignored(COST)),
+        ("SESSION_GROUP_BY_SUBNET_IPV4", Ignored(COST)),
+        ("SESSION_GROUP_BY_SUBNET_IPV6", Ignored(COST)),
+        ("PEER_DISCOVERY", Ignored(PEERS)),
+        ("PEER_ANNOUNCE", Ignored(PEERS)),
+        ("FORCE_PROXY", Ignored(PEERS)),
+        ("TOR_PROXY_HOST", Ignored(PEERS)),
+        ("TOR_PROXY_PORT", Ignored(PEERS)),
+        ("BLACKLIST_URL", Ignored(PEERS)),
+        ("DB_ENGINE", Ignored("Ferrum's index is always RocksDB")),
+        ("ALLOW_ROOT", Ignored("Ferrum does not check which user runs it (the Docker image runs unprivileged)")),
+        ("EVENT_LOOP_POLICY", Ignored("a Python setting")),
+        ("REORG_LIMIT", Ignored("Ferrum handles reorgs of any depth")),
+        ("DAEMON_POLL_INTERVAL_BLOCKS", Ignored("blocks are announced over P2P and ZMQ; see --poll-interval-ms")),
+        ("DAEMON_POLL_INTERVAL_MEMPOOL", Ignored("transactions are announced over P2P; see --poll-interval-ms")),
+        ("TOR_BANNER_FILE", Ignored("one banner for every client (--banner-file)")),
+        ("DROP_CLIENT", Ignored("no client-name filter")),
+        ("ANON_LOGS", Ignored("client addresses are logged only at debug level")),
+        ("LOG_SESSIONS", Ignored("session counts are in the admin RPC, the status page and /metrics")),
+        ("LOG_FORMAT", Ignored("Ferrum's log format is fixed")),
+        ("MAX_SUBSCRIPTIONS", Obsolete("removed from ElectrumX")),
+        ("MAX_SUBS", Obsolete("removed from ElectrumX")),
+        ("MAX_SESSION_SUBS", Obsolete("removed from ElectrumX")),
+        ("BANDWIDTH_LIMIT", Obsolete("removed from ElectrumX; see COST_SOFT_LIMIT")),
+        ("HOST", Obsolete(PORTS)),
+        ("TCP_PORT", Obsolete(PORTS)),
+        ("SSL_PORT", Obsolete(PORTS)),
+        ("RPC_HOST", Obsolete(PORTS)),
+        ("RPC_PORT", Obsolete(PORTS)),
+        ("REPORT_HOST", Obsolete("use REPORT_SERVICES")),
+        ("REPORT_TCP_PORT", Obsolete("use REPORT_SERVICES")),
+        ("REPORT_SSL_PORT", Obsolete("use REPORT_SERVICES")),
+        ("REPORT_HOST_TOR", Obsolete("use REPORT_SERVICES")),
+        ("REPORT_TCP_PORT_TOR", Obsolete("use REPORT_SERVICES")),
+        ("REPORT_SSL_PORT_TOR", Obsolete("use REPORT_SERVICES")),
+    ]
+};
+
+/// `FERRUM_*` variables that are not settings but are read by Ferrum's scripts and tests.
+const FERRUM_NON_SETTINGS: &[&str] = &["FERRUM_DAEMON_PASSWORD", "FERRUM_CACHE"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -264,6 +392,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Admin JSON-RPC listener (`rpc://` in ElectrumX's SERVICES).
     pub admin_rpc: Option<SocketAddr>,
+    /// Status page, metrics and health check listeners.
+    pub http: Vec<SocketAddr>,
     pub report_services: Vec<ReportedService>,
     /// Operator-given certificate and key.
     pub ssl_files: Option<(PathBuf, PathBuf)>,
@@ -272,6 +402,8 @@ pub struct Config {
     pub max_send: usize,
     pub limits: Limits,
     pub log: String,
+    /// What start-up should log about the configuration (ignored or unknown variables).
+    pub notices: Vec<String>,
 }
 
 impl Config {
@@ -296,9 +428,11 @@ impl std::fmt::Debug for Config {
             .field("poll_interval", &self.poll_interval)
             .field("services", &self.services)
             .field("admin_rpc", &self.admin_rpc)
+            .field("http", &self.http)
             .field("report_services", &self.report_services)
             .field("ssl_files", &self.ssl_files)
             .field("banner_file", &self.banner_file)
+            .field("donation_address", &self.donation_address)
             .field("max_send", &self.max_send)
             .field("limits", &self.limits)
             .field("log", &self.log)
@@ -331,11 +465,14 @@ impl Config {
         fill(&mut opts.max_recv, number_var(env, "MAX_RECV")?);
         fill(&mut opts.max_sessions, number_var(env, "MAX_SESSIONS")?);
         fill(&mut opts.session_timeout, number_var(env, "SESSION_TIMEOUT")?);
+        fill(&mut opts.request_timeout, number_var(env, "REQUEST_TIMEOUT")?);
+        let mut notices = electrumx_notices(env)?;
 
         let file_path = opts.config.clone().or_else(|| {
-            let dir = opts.db_dir.clone()?;
-            let default = dir.join("ferrum.toml");
-            default.exists().then_some(default)
+            let mut candidates: Vec<PathBuf> = opts.db_dir.iter().map(|d| d.join("ferrum.toml")).collect();
+            candidates.push(home_dir().join(".ferrum").join("ferrum.toml"));
+            candidates.push(PathBuf::from("/etc/ferrum/ferrum.toml"));
+            candidates.into_iter().find(|p| p.exists())
         });
         if let Some(path) = &file_path {
             let file = read_file(path)?;
@@ -366,7 +503,7 @@ impl Config {
         if opts.index_chunk_blocks == Some(0) {
             return Err(invalid("--index-chunk-blocks", "must be at least 1"));
         }
-        let (services, admin_rpc) = resolve_services(&opts, network)?;
+        let (services, admin_rpc, http) = resolve_services(&opts, network)?;
         let report_services = match &opts.report_services {
             Some(list) => parse_report_services(list)?,
             None => Vec::new(),
@@ -390,10 +527,20 @@ impl Config {
             max_recv,
             max_sessions: opts.max_sessions.unwrap_or(defaults.max_sessions),
             idle_timeout: opts.session_timeout.map_or(defaults.idle_timeout, Duration::from_secs),
+            request_timeout: opts.request_timeout.map_or(defaults.request_timeout, Duration::from_secs),
             ..defaults
         };
         if limits.max_sessions == 0 {
             return Err(invalid("--max-sessions", "must be at least 1"));
+        }
+        if limits.idle_timeout.is_zero() {
+            return Err(invalid("--session-timeout", "must be at least 1 second"));
+        }
+        if limits.request_timeout.is_zero() {
+            return Err(invalid("--request-timeout", "must be at least 1 second"));
+        }
+        if let Some(path) = &file_path {
+            notices.push(format!("configuration file {}", path.display()));
         }
         Ok(Config {
             network,
@@ -408,13 +555,18 @@ impl Config {
             index_chunk_blocks: opts.index_chunk_blocks,
             services,
             admin_rpc,
+            http,
             report_services,
             ssl_files,
             banner_file: opts.banner_file.clone(),
             donation_address: opts.donation_address.clone().unwrap_or_default(),
             max_send,
             limits,
-            log: opts.log.clone().unwrap_or_else(|| "info".to_string()),
+            log: match &opts.log {
+                Some(filter) => check_log_filter(filter).map_err(|e| invalid("--log", e))?,
+                None => "info".to_string(),
+            },
+            notices,
         })
     }
 }
@@ -423,6 +575,188 @@ fn number_var<T: std::str::FromStr>(env: &dyn Env, name: &str) -> Result<Option<
     match env.var(name) {
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(name, format!("{v:?} is not a number"))),
+    }
+}
+
+/// The configuration reference, `docs/configuration.md`: generated from the same definitions
+/// as `--help` and the ElectrumX table, so the two cannot disagree.
+pub fn reference() -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = String::from(
+        "# Configuration\n\n\
+         <!-- Written by `ferrum config-reference` from ferrum/src/config.rs; edit that, not this file. -->\n\n\
+         Every setting can come from four places. The first that gives it wins:\n\n\
+         1. the command line (`--network regtest`);\n\
+         2. the environment: Ferrum's own `FERRUM_*` name, then ElectrumX's name where there is one \
+         (`FERRUM_NETWORK`, then `NET`);\n\
+         3. the TOML config file (`network = \"regtest\"`): `--config`/`FERRUM_CONFIG`, or else the first \
+         that exists of `<db-dir>/ferrum.toml` (when the data directory is given by `--db-dir`, \
+         `FERRUM_DB_DIR` or `DB_DIRECTORY`), `~/.ferrum/ferrum.toml` and `/etc/ferrum/ferrum.toml`;\n\
+         4. the default.\n\n\
+         In the file, a setting's key is its long option without the dashes, with `_` for `-` \
+         (`--daemon-rpc-addr` is `daemon_rpc_addr`); lists are TOML arrays (`tcp = [\"127.0.0.1:50001\"]`). \
+         A key the file does not know is an error, as is an invalid value anywhere: Ferrum names the \
+         setting and stops (exit code 2) rather than start with a configuration it was not given.\n\n\
+         The RPC password is never read from the command line, where other users could see it: set \
+         `FERRUM_DAEMON_PASSWORD`, `daemon_password` in the file, or the password in `DAEMON_URL`. \
+         Passwords are never logged or printed.\n\n\
+         ## Options\n\n",
+    );
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") || arg.is_hide_set() {
+            continue;
+        }
+        let value = arg
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map(|v| format!(" <{v}>"))
+            .filter(|_| arg.get_action().takes_values())
+            .unwrap_or_default();
+        out.push_str(&format!("### `--{long}{value}`\n\n"));
+        let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ").replace('<', "&lt;").replace('>', "&gt;");
+        out.push_str(&format!("{help}\n\n"));
+        let mut sources = Vec::new();
+        if let Some(env) = arg.get_env().and_then(|e| e.to_str()) {
+            sources.push(format!("environment `{env}`"));
+        }
+        let flag = format!("--{long}");
+        for (name, what) in ELECTRUMX_VARS {
+            if matches!(what, ElectrumxVar::Setting(s) if *s == flag || s.starts_with(&format!("{flag} "))) {
+                sources.push(format!("ElectrumX's `{name}`"));
+            }
+        }
+        if !matches!(long, "config" | "reindex") {
+            sources.push(format!("file key `{}`", long.replace('-', "_")));
+        }
+        if sources.is_empty() {
+            out.push_str("Command line only.\n\n");
+        } else {
+            out.push_str(&format!("Also: {}.\n\n", sources.join(", ")));
+        }
+    }
+    out.push_str(
+        "### RPC password\n\n\
+         With `--daemon-user`: environment `FERRUM_DAEMON_PASSWORD`, file key `daemon_password`.\n\n\
+         ## ElectrumX's environment variables\n\n\
+         Ferrum reads ElectrumX's environment, so a container or unit file written for ElectrumX \
+         starts Ferrum unchanged. Variables for things Ferrum does not do are accepted and logged \
+         once at start-up as ignored; the ones ElectrumX itself no longer accepts stop Ferrum too.\n\n\
+         | Variable | In Ferrum |\n|---|---|\n",
+    );
+    for (name, what) in ELECTRUMX_VARS {
+        let meaning = match what {
+            ElectrumxVar::Setting(s) if s.starts_with("--") && !s.contains(' ') => format!("as `{s}`"),
+            ElectrumxVar::Setting(s) => (*s).to_string(),
+            ElectrumxVar::Ignored(why) => format!("accepted and ignored: {why}"),
+            ElectrumxVar::Obsolete(why) => format!("a start-up error: {why}"),
+        };
+        out.push_str(&format!("| `{name}` | {meaning} |\n"));
+    }
+    out.push_str(
+        "\n`DAEMON_URL` is `[http://][user[:password]@]host[:port][/]`; without a user, bitcoind's \
+         cookie file is used (`--daemon-dir`, `--cookie-file`). `SERVICES` takes `tcp://`, `ssl://`, \
+         `ws://`, `wss://` and `rpc://` as ElectrumX, and `http://` for the status page and metrics; \
+         an empty host means every interface, except for `rpc://`, which defaults to loopback and port \
+         8000.\n\n\
+         A `FERRUM_*` variable that is no setting is logged as probably misspelt.\n\n\
+         ## Commands\n\n",
+    );
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        let about = sub.get_long_about().or(sub.get_about()).map(|a| a.to_string()).unwrap_or_default();
+        let about = about.replace('<', "&lt;").replace('>', "&gt;");
+        let mut lines = about.lines();
+        let first = lines.next().unwrap_or_default().trim();
+        out.push_str(&format!("- `ferrum {}`: {first}", sub.get_name()));
+        let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+        if !rest.is_empty() {
+            out.push_str(&format!(" {}", rest.join(" ")));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A log filter: a level (`error`, `warn`, `info`, `debug`, `trace`, `off`), or a list of
+/// `target=level` directives with an optional bare level; returned normalised.
+pub fn check_log_filter(filter: &str) -> Result<String, String> {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    let filter = filter.trim().to_ascii_lowercase();
+    let mut out = Vec::new();
+    for directive in filter.split(',').map(str::trim) {
+        let (target, level) = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.is_empty() => (Some(target), level),
+            _ => (None, directive),
+        };
+        // ElectrumX's LOG_LEVEL says "warning"; tracing says "warn".
+        let level = if level == "warning" { "warn" } else { level };
+        if !LEVELS.contains(&level) {
+            return Err(format!("{directive:?} is not a level (error, warn, info, debug, trace, off) or target=level"));
+        }
+        out.push(target.map_or_else(|| level.to_string(), |t| format!("{t}={level}")));
+    }
+    Ok(out.join(","))
+}
+
+/// ElectrumX variables Ferrum ignores (logged), obsolete ones (an error), and `FERRUM_*`
+/// variables that are no setting (probably misspelt: logged).
+fn electrumx_notices(env: &dyn Env) -> Result<Vec<String>, ConfigError> {
+    let mut notices = Vec::new();
+    for (name, what) in ELECTRUMX_VARS {
+        let Some(value) = env.var(name) else { continue };
+        match what {
+            ElectrumxVar::Setting(_) => {}
+            ElectrumxVar::Ignored(why) => {
+                check_ignored_value(name, &value)?;
+                notices.push(format!("{name} is ignored: {why}"));
+            }
+            ElectrumxVar::Obsolete(why) => return Err(invalid(name, format!("obsolete: {why}"))),
+        }
+    }
+    let known: Vec<String> = <Cli as clap::CommandFactory>::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(str::to_string))
+        .chain(FERRUM_NON_SETTINGS.iter().map(|s| s.to_string()))
+        .collect();
+    let mut unknown: Vec<String> =
+        env.names().into_iter().filter(|n| n.starts_with("FERRUM_") && !known.contains(n)).collect();
+    unknown.sort();
+    for name in unknown {
+        notices.push(format!("{name} is not a Ferrum setting (misspelt?); ignored"));
+    }
+    Ok(notices)
+}
+
+/// The values ElectrumX would accept for the ignored variables that have a fixed set, so a
+/// configuration ElectrumX rejects is not silently accepted.
+fn check_ignored_value(name: &str, value: &str) -> Result<(), ConfigError> {
+    let v = value.trim().to_ascii_lowercase();
+    let ok = match name {
+        "PEER_DISCOVERY" => matches!(v.as_str(), "on" | "off" | "self"),
+        "PEER_ANNOUNCE" | "FORCE_PROXY" | "ALLOW_ROOT" | "ANON_LOGS" => {
+            matches!(v.as_str(), "" | "0" | "1" | "yes" | "no" | "true" | "false" | "on" | "off")
+        }
+        "COST_SOFT_LIMIT"
+        | "COST_HARD_LIMIT"
+        | "BANDWIDTH_UNIT_COST"
+        | "INITIAL_CONCURRENT"
+        | "REQUEST_SLEEP"
+        | "REORG_LIMIT"
+        | "LOG_SESSIONS"
+        | "SESSION_GROUP_BY_SUBNET_IPV4"
+        | "SESSION_GROUP_BY_SUBNET_IPV6"
+        | "DAEMON_POLL_INTERVAL_BLOCKS"
+        | "DAEMON_POLL_INTERVAL_MEMPOOL"
+        | "TOR_PROXY_PORT" => v.parse::<f64>().is_ok_and(|n| n >= 0.0),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(name, format!("{value:?} is not a valid value")))
     }
 }
 
@@ -545,9 +879,24 @@ fn split_services(setting: &str, list: &str) -> Result<Vec<(String, String)>, Co
         .collect()
 }
 
-fn resolve_services(opts: &Options, network: Network) -> Result<(Vec<Service>, Option<SocketAddr>), ConfigError> {
+/// Electrum services, the admin RPC address and the HTTP addresses.
+type Listeners = (Vec<Service>, Option<SocketAddr>, Vec<SocketAddr>);
+
+/// The admin RPC address: the host defaults to loopback, not all interfaces (as ElectrumX).
+fn parse_rpc_bind(setting: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    let text = text.trim();
+    let addr = parse_bind(setting, if text.is_empty() { "localhost" } else { text }, DEFAULT_RPC_PORT)?;
+    let host_given = !(text.is_empty() || text.starts_with(':') || text.parse::<u16>().is_ok());
+    Ok(if host_given { addr } else { SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port()) })
+}
+
+/// ElectrumX's admin RPC port.
+pub const DEFAULT_RPC_PORT: u16 = 8000;
+
+fn resolve_services(opts: &Options, network: Network) -> Result<Listeners, ConfigError> {
     let mut services = Vec::new();
     let mut admin = None;
+    let mut http = Vec::new();
     for (protocol, flag, list) in [
         (Protocol::Tcp, "--tcp", &opts.tcp),
         (Protocol::Ssl, "--ssl", &opts.ssl),
@@ -558,40 +907,55 @@ fn resolve_services(opts: &Options, network: Network) -> Result<(Vec<Service>, O
             services.push(Service { protocol, addr: parse_bind(flag, entry, default_port(protocol, network))? });
         }
     }
+    for entry in opts.http.iter().flatten().filter(|e| !e.trim().is_empty()) {
+        http.push(parse_bind("--http", entry, network.default_http_port())?);
+    }
+    if let Some(text) = &opts.rpc {
+        admin = Some(parse_rpc_bind("--rpc", text)?);
+    }
     if let Some(list) = &opts.services {
         for (proto, rest) in split_services("SERVICES", list)? {
-            if proto == "rpc" {
-                let rest = if rest.is_empty() { "localhost" } else { rest.as_str() };
-                let addr = parse_bind("SERVICES", rest, 8000)?;
-                // ElectrumX's rpc host defaults to localhost, not all interfaces.
-                let addr = if rest.starts_with(':') {
-                    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
-                } else {
-                    addr
-                };
-                admin = Some(addr);
-                continue;
+            match proto.as_str() {
+                "rpc" => {
+                    if admin.is_some() {
+                        return Err(invalid("SERVICES", "more than one admin RPC address (rpc:// and --rpc)"));
+                    }
+                    admin = Some(parse_rpc_bind("SERVICES", &rest)?);
+                }
+                "http" => http.push(parse_bind("SERVICES", &rest, network.default_http_port())?),
+                _ => {
+                    let protocol: Protocol = proto.parse().map_err(|e: String| invalid("SERVICES", e))?;
+                    let addr = parse_bind("SERVICES", &rest, default_port(protocol, network))?;
+                    services.push(Service { protocol, addr });
+                }
             }
-            let protocol: Protocol = proto.parse().map_err(|e: String| invalid("SERVICES", e))?;
-            services.push(Service { protocol, addr: parse_bind("SERVICES", &rest, default_port(protocol, network))? });
         }
     }
     if services.is_empty() {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
         services.push(Service {
             protocol: Protocol::Tcp,
-            addr: SocketAddr::new(IpAddr::from([127, 0, 0, 1]), default_port(Protocol::Tcp, network)),
+            addr: SocketAddr::new(loopback, default_port(Protocol::Tcp, network)),
         });
         services.push(Service {
             protocol: Protocol::Ssl,
             addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), default_port(Protocol::Ssl, network)),
         });
-    }
-    for (i, a) in services.iter().enumerate() {
-        if services.iter().skip(i + 1).any(|b| b.addr == a.addr) {
-            return Err(invalid("services", format!("{} is configured twice", a.addr)));
+        if admin.is_none() {
+            admin = Some(SocketAddr::new(loopback, DEFAULT_RPC_PORT));
+        }
+        if http.is_empty() {
+            http.push(SocketAddr::new(loopback, network.default_http_port()));
         }
     }
-    Ok((services, admin))
+    let mut all: Vec<SocketAddr> = services.iter().map(|s| s.addr).chain(admin).chain(http.iter().copied()).collect();
+    all.retain(|a| a.port() != 0);
+    for (i, a) in all.iter().enumerate() {
+        if all.iter().skip(i + 1).any(|b| b == a) {
+            return Err(invalid("services", format!("{a} is configured twice")));
+        }
+    }
+    Ok((services, admin, http))
 }
 
 fn parse_report_services(list: &str) -> Result<Vec<ReportedService>, ConfigError> {
@@ -664,37 +1028,16 @@ fn parse_daemon_url(url: &str) -> Result<DaemonUrl, String> {
 }
 
 fn resolve_daemon(opts: &Options, daemon_url: Option<&str>, network: Network) -> Result<DaemonConfig, ConfigError> {
-    let url = match daemon_url {
-        Some(list) => {
-            let urls: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-            if urls.len() > 1 {
-                return Err(invalid("DAEMON_URL", "several URLs given; Ferrum connects to one node"));
-            }
-            match urls.first() {
-                Some(u) => Some(parse_daemon_url(u).map_err(|e| invalid("DAEMON_URL", e))?),
-                None => None,
-            }
-        }
-        None => None,
-    };
-    let rpc_addr = match (&opts.daemon_rpc_addr, &url) {
-        (Some(addr), _) => {
-            if !addr.contains(':') {
-                return Err(invalid("--daemon-rpc-addr", format!("{addr:?} is not host:port")));
-            }
-            addr.clone()
-        }
-        (None, Some(u)) => format!("{}:{}", u.host, u.port.unwrap_or(network.default_rpc_port())),
-        (None, None) => format!("127.0.0.1:{}", network.default_rpc_port()),
-    };
-    let auth = if let Some(user) = &opts.daemon_user {
-        let password = opts.daemon_password.clone().ok_or_else(|| {
-            invalid("--daemon-user", "needs a password in FERRUM_DAEMON_PASSWORD or daemon_password in the config file")
-        })?;
-        Auth::UserPass { user: user.clone(), password }
-    } else if let Some(DaemonUrl { user: Some(user), password, .. }) = &url {
-        Auth::UserPass { user: user.clone(), password: password.clone().unwrap_or_default() }
-    } else {
+    // Parse errors never quote the URL: it may hold a password.
+    let urls = daemon_url
+        .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| parse_daemon_url(u).map_err(|e| invalid("DAEMON_URL", format!("URL {}: {e}", i + 1))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let url_addr = |u: &DaemonUrl| format!("{}:{}", u.host, u.port.unwrap_or(network.default_rpc_port()));
+    let cookie_auth = || {
         let cookie = match &opts.cookie_file {
             Some(path) => path.clone(),
             None => {
@@ -704,7 +1047,31 @@ fn resolve_daemon(opts: &Options, daemon_url: Option<&str>, network: Network) ->
         };
         Auth::Cookie(cookie)
     };
-    Ok(DaemonConfig { network, rpc_addr, auth, timeout: Duration::from_secs(60) })
+    let url_auth = |u: &DaemonUrl| match &u.user {
+        Some(user) => Auth::UserPass { user: user.clone(), password: u.password.clone().unwrap_or_default() },
+        None => cookie_auth(),
+    };
+    let rpc_addr = match (&opts.daemon_rpc_addr, urls.first()) {
+        (Some(addr), _) => {
+            if !addr.contains(':') {
+                return Err(invalid("--daemon-rpc-addr", format!("{addr:?} is not host:port")));
+            }
+            addr.clone()
+        }
+        (None, Some(u)) => url_addr(u),
+        (None, None) => format!("127.0.0.1:{}", network.default_rpc_port()),
+    };
+    let auth = if let Some(user) = &opts.daemon_user {
+        let password = opts.daemon_password.clone().ok_or_else(|| {
+            invalid("--daemon-user", "needs a password in FERRUM_DAEMON_PASSWORD or daemon_password in the config file")
+        })?;
+        Auth::UserPass { user: user.clone(), password }
+    } else {
+        urls.first().map_or_else(cookie_auth, url_auth)
+    };
+    // With an explicit address, DAEMON_URL's others are still fallbacks.
+    let fallbacks = urls.iter().skip(1).map(|u| (url_addr(u), url_auth(u))).collect();
+    Ok(DaemonConfig { network, rpc_addr, auth, fallbacks, timeout: Duration::from_secs(60) })
 }
 
 #[cfg(test)]
@@ -831,5 +1198,183 @@ mod tests {
     fn electrumx_legacy_coin_name_is_accepted() {
         let c = Config::load(&parse(&[]), &env(&[("COIN", "BitcoinSegwit"), ("NET", "testnet")])).unwrap();
         assert_eq!(c.network, Network::Testnet);
+    }
+
+    /// A value for each ElectrumX setting that differs from the default, and what must come out.
+    fn sample(name: &str) -> &'static str {
+        match name {
+            "DAEMON_URL" => "http://u:p@10.1.2.3:1234",
+            "DB_DIRECTORY" => "/elsewhere",
+            "NET" => "signet",
+            "COIN" => "Litecoin",
+            "SERVICES" => "tcp://:7001",
+            "REPORT_SERVICES" => "ssl://e.example:50002",
+            "SSL_CERTFILE" | "SSL_KEYFILE" => "/etc/cert.pem",
+            "BANNER_FILE" => "/etc/banner",
+            "DONATION_ADDRESS" => "bc1qdonate",
+            "MAX_SESSIONS" => "7",
+            "MAX_SEND" => "400000",
+            "MAX_RECV" => "200000",
+            "REQUEST_TIMEOUT" => "9",
+            "SESSION_TIMEOUT" => "11",
+            "LOG_LEVEL" => "debug",
+            "CACHE_MB" => "77",
+            other => panic!("no sample for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_electrumx_setting_is_read() {
+        let base = format!("{:?}", Config::load(&parse(&[]), &env(&[])).unwrap());
+        for (name, what) in ELECTRUMX_VARS {
+            let ElectrumxVar::Setting(_) = what else { continue };
+            let mut vars = vec![(*name, sample(name))];
+            // The certificate needs its key, and the reverse.
+            if name.starts_with("SSL_") {
+                vars = vec![("SSL_CERTFILE", "/etc/cert.pem"), ("SSL_KEYFILE", "/etc/key.pem")];
+            }
+            match Config::load(&parse(&[]), &env(&vars)) {
+                Ok(c) => assert_ne!(format!("{c:?}"), base, "{name} changed nothing"),
+                // A coin other than Bitcoin is refused: read, and refused by name.
+                Err(e) => assert!(*name == "COIN" && e.to_string().starts_with("COIN:"), "{name}: {e}"),
+            }
+        }
+        // And each one goes where the table says.
+        let c = Config::load(
+            &parse(&[]),
+            &env(&[
+                ("MAX_SESSIONS", "7"),
+                ("REQUEST_TIMEOUT", "9"),
+                ("SESSION_TIMEOUT", "11"),
+                ("CACHE_MB", "77"),
+                ("LOG_LEVEL", "WARNING"),
+                ("DB_DIRECTORY", "/elsewhere"),
+                ("DONATION_ADDRESS", "bc1qdonate"),
+                ("MAX_SEND", "400000"),
+                ("MAX_RECV", "200000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_sessions, 7);
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(9));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(11));
+        assert_eq!(c.limits.max_recv, 200_000);
+        assert_eq!(c.max_send, 400_000);
+        assert_eq!(c.cache_mb, 77);
+        assert_eq!(c.log, "warn");
+        assert_eq!(c.db_dir, Path::new("/elsewhere"));
+        assert_eq!(c.donation_address, "bc1qdonate");
+    }
+
+    #[test]
+    fn ignored_and_obsolete_electrumx_variables() {
+        let c = Config::load(
+            &parse(&[]),
+            &env(&[
+                ("DB_ENGINE", "rocksdb"),
+                ("ALLOW_ROOT", "1"),
+                ("PEER_DISCOVERY", "self"),
+                ("COST_SOFT_LIMIT", "0"),
+            ]),
+        )
+        .unwrap();
+        for name in ["DB_ENGINE", "ALLOW_ROOT", "PEER_DISCOVERY", "COST_SOFT_LIMIT"] {
+            assert!(c.notices.iter().any(|n| n.starts_with(&format!("{name} is ignored"))), "{name}: {:?}", c.notices);
+        }
+        let e = Config::load(&parse(&[]), &env(&[("PEER_DISCOVERY", "sometimes")])).unwrap_err().to_string();
+        assert!(e.starts_with("PEER_DISCOVERY:"), "{e}");
+        let e = Config::load(&parse(&[]), &env(&[("COST_HARD_LIMIT", "lots")])).unwrap_err().to_string();
+        assert!(e.starts_with("COST_HARD_LIMIT:"), "{e}");
+        let e = Config::load(&parse(&[]), &env(&[("TCP_PORT", "50001")])).unwrap_err().to_string();
+        assert!(e.starts_with("TCP_PORT:") && e.contains("SERVICES"), "{e}");
+        let c = Config::load(&parse(&[]), &env(&[("FERRUM_NETWROK", "regtest")])).unwrap();
+        assert!(c.notices.iter().any(|n| n.contains("FERRUM_NETWROK")), "{:?}", c.notices);
+        assert_eq!(c.network, Network::Mainnet);
+    }
+
+    #[test]
+    fn several_daemon_urls_fail_over_and_stay_secret() {
+        let c = Config::load(
+            &parse(&[]),
+            &env(&[("DAEMON_URL", "http://a:pw1@node1:8332/, b:pw2@node2, node3:18332"), ("NET", "mainnet")]),
+        )
+        .unwrap();
+        assert_eq!(c.daemon.rpc_addr, "node1:8332");
+        let fallbacks: Vec<&str> = c.daemon.fallbacks.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(fallbacks, ["node2:8332", "node3:18332"]);
+        assert!(
+            matches!(&c.daemon.fallbacks[0].1, Auth::UserPass { user, password } if user == "b" && password == "pw2")
+        );
+        assert!(matches!(&c.daemon.fallbacks[1].1, Auth::Cookie(_)));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+        let e = Config::load(&parse(&[]), &env(&[("DAEMON_URL", "http://u:hunter2@host:notaport")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("DAEMON_URL:") && !e.contains("hunter2"), "{e}");
+        let c = Config::load(&parse(&["--daemon-user", "alice"]), &env(&[("FERRUM_DAEMON_PASSWORD", "correct horse")]))
+            .unwrap();
+        assert!(!format!("{c:?}").contains("correct horse"));
+    }
+
+    #[test]
+    fn admin_and_http_listeners() {
+        let c = Config::load(&parse(&[]), &env(&[])).unwrap();
+        assert_eq!(c.admin_rpc.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:8000"));
+        assert_eq!(c.http.iter().map(ToString::to_string).collect::<Vec<_>>(), ["127.0.0.1:50080"]);
+        // With services given, only what is asked for.
+        let c = Config::load(&parse(&["--tcp", ":1"]), &env(&[])).unwrap();
+        assert!(c.admin_rpc.is_none() && c.http.is_empty());
+        let c = Config::load(
+            &parse(&["--http", "127.0.0.1:9"]),
+            &env(&[("SERVICES", "tcp://:50001,rpc://0.0.0.0:8000,http://:8080")]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_rpc.map(|a| a.to_string()).as_deref(), Some("0.0.0.0:8000"));
+        let http: Vec<String> = c.http.iter().map(ToString::to_string).collect();
+        assert_eq!(http, ["127.0.0.1:9", "0.0.0.0:8080"]);
+        let c = Config::load(&parse(&["--rpc", ":8123", "--tcp", ":1"]), &env(&[])).unwrap();
+        assert_eq!(c.admin_rpc.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:8123"));
+        let e = Config::load(&parse(&["--rpc", ":8123"]), &env(&[("SERVICES", "rpc://")])).unwrap_err().to_string();
+        assert!(e.contains("more than one admin"), "{e}");
+        let e = Config::load(&parse(&["--http", ":1", "--tcp", ":1"]), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn log_filters_are_checked() {
+        assert_eq!(check_log_filter("INFO").unwrap(), "info");
+        assert_eq!(check_log_filter("warning,ferrum=debug").unwrap(), "warn,ferrum=debug");
+        assert!(check_log_filter("loud").is_err());
+        assert!(check_log_filter("ferrum=loud").is_err());
+        let e = Config::load(&parse(&["--log", "verbose"]), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("--log:"), "{e}");
+        let e = Config::load(&parse(&["--request-timeout", "0"]), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("--request-timeout:"), "{e}");
+    }
+
+    #[test]
+    fn config_file_in_the_data_directory_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ferrum.toml"), "network = \"signet\"\nhttp = [\"127.0.0.1:7\"]\n").unwrap();
+        let c = Config::load(&parse(&["--db-dir", dir.path().to_str().unwrap()]), &env(&[])).unwrap();
+        assert_eq!(c.network, Network::Signet);
+        assert_eq!(c.http[0].to_string(), "127.0.0.1:7");
+        assert!(c.notices.iter().any(|n| n.contains("ferrum.toml")));
+    }
+
+    #[test]
+    fn the_configuration_reference_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        let current = reference();
+        assert!(
+            written == current,
+            "docs/configuration.md is out of date: run `cargo run -p ferrum -- config-reference > docs/configuration.md`"
+        );
+        for (name, _) in ELECTRUMX_VARS {
+            assert!(current.contains(&format!("`{name}`")), "{name} is not documented");
+        }
+        assert!(current.contains("### `--request-timeout"));
     }
 }

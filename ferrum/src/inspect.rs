@@ -20,13 +20,13 @@ fn open(config: &Config) -> Result<Query> {
 }
 
 /// A script hash in hex, or an address of the configured network.
-pub fn parse_target(config: &Config, target: &str) -> Result<ScriptHash> {
+pub fn parse_target(network: crate::network::Network, target: &str) -> Result<ScriptHash> {
     if target.len() == 64 {
         if let Some(sh) = ScriptHash::from_hex(target) {
             return Ok(sh);
         }
     }
-    let network = match config.network {
+    let network = match network {
         crate::network::Network::Mainnet => bitcoin::Network::Bitcoin,
         crate::network::Network::Testnet => bitcoin::Network::Testnet,
         crate::network::Network::Testnet4 => bitcoin::Network::Testnet4,
@@ -78,7 +78,7 @@ pub fn run(config: &Config, what: &IndexCommand, as_json: bool) -> Result<String
             Ok(out)
         }
         IndexCommand::History { target } => {
-            let sh = parse_target(config, target)?;
+            let sh = parse_target(config.network, target)?;
             let s = query.script(&sh, &HashMap::new())?;
             if as_json {
                 return Ok(serde_json::to_string_pretty(&json!({

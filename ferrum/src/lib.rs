@@ -5,15 +5,19 @@
 //! `mempool` → `electrum` (the protocol) → `server` (transports and sessions). `config` builds
 //! the settings every stage reads.
 
+pub mod admin;
 pub mod app;
 pub mod chain;
 pub mod config;
 pub mod daemon;
 pub mod electrum;
+pub mod http;
 pub mod index;
 pub mod inspect;
 pub mod mempool;
 pub mod merkle;
+pub mod metrics;
+pub mod monitor;
 pub mod network;
 pub mod parse;
 pub mod query;

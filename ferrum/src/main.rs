@@ -1,13 +1,20 @@
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use ferrum::config::{Cli, Command, Config, ProcessEnv};
 use ferrum::daemon::{Daemon, DaemonError, NodeInfo};
 use ferrum::index::StopSignal;
+use ferrum::monitor::LogControl;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ConfigReference) = cli.command {
+        print!("{}", ferrum::config::reference());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(&cli.options, &ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
@@ -15,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.log);
+    if let Some(Command::Rpc { port, json, command, args }) = &cli.command {
+        return rpc(&config, *port, *json, command, args);
+    }
+    let log = init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -26,7 +36,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
         Some(Command::Index { what, json }) => ferrum::inspect::run(&config, &what, json).map(|out| print!("{out}")),
-        None => runtime.block_on(serve(config)),
+        None => runtime.block_on(serve(config, log)),
+        Some(Command::Rpc { .. } | Command::ConfigReference) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,21 +48,66 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+/// Logs to stderr with `filter`; returns what changes the filter while running.
+fn init_logging(filter: &str) -> LogControl {
+    use tracing_subscriber::{prelude::*, reload, EnvFilter};
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
+    Arc::new(move |text: &str| {
+        let text = ferrum::config::check_log_filter(text)?;
+        let filter = EnvFilter::try_new(&text).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, log: LogControl) -> anyhow::Result<()> {
     tracing::info!("ferrum {} starting: {config:?}", env!("CARGO_PKG_VERSION"));
+    for notice in &config.notices {
+        tracing::info!("{notice}");
+    }
     let stop = StopSignal::default();
     tokio::spawn(stop_on_signals(stop.clone()));
-    ferrum::app::run(config, stop).await
+    ferrum::app::run(config, stop, Some(log)).await
+}
+
+/// `ferrum rpc`: one admin command against a running server.
+fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[String]) -> ExitCode {
+    let addr = match (port, config.admin_rpc) {
+        (Some(port), _) => SocketAddr::from(([127, 0, 0, 1], port)),
+        // A wildcard listener is reached over loopback.
+        (None, Some(addr)) if addr.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        (None, Some(addr)) => addr,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], ferrum::config::DEFAULT_RPC_PORT)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrum: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ferrum::admin::call(addr, command, args)) {
+        Ok(result) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+            } else {
+                print!("{}", ferrum::admin::render(&result));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrum rpc {command}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// SIGINT or SIGTERM: finish the current chunk and exit 0. A second one exits at once.

@@ -96,6 +96,15 @@ pub struct Entry {
     pub has_unconfirmed_inputs: bool,
 }
 
+impl Entry {
+    /// What this transaction adds to (or, negative, takes from) a script's balance.
+    pub fn delta(&self, sh: &ScriptHash) -> i128 {
+        let received: u64 = self.tx.outputs.iter().flatten().filter(|(s, _)| s == sh).map(|(_, v)| *v).sum();
+        let spent: u64 = self.tx.inputs.iter().filter(|i| i.sh == *sh).map(|i| i.value).sum();
+        i128::from(received) - i128::from(spent)
+    }
+}
+
 /// What a sync changed.
 #[derive(Debug, Default)]
 pub struct SyncReport {

@@ -83,6 +83,14 @@ impl Network {
         }
     }
 
+    /// The status page and metrics port.
+    pub fn default_http_port(self) -> u16 {
+        match self {
+            Network::Mainnet => 50080,
+            _ => 51080,
+        }
+    }
+
     /// The P2P message start bytes.
     pub fn magic(self) -> [u8; 4] {
         match self {

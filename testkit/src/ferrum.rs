@@ -36,12 +36,22 @@ pub struct Ferrum {
 impl Ferrum {
     /// Starts `exe` with `args`; the log goes to a new file in `db_dir`.
     pub fn start(exe: &Path, args: &[String], db_dir: &Path) -> Result<Ferrum> {
+        Self::start_with_env(exe, args, &[], db_dir)
+    }
+
+    /// [`Ferrum::start`] with environment variables added to the inherited ones.
+    pub fn start_with_env(exe: &Path, args: &[String], env: &[(&str, &str)], db_dir: &Path) -> Result<Ferrum> {
         std::fs::create_dir_all(db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
         let log = db_dir.join(format!("ferrum-{stamp}.log"));
         let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(exe);
-        cmd.args(args).env("FERRUM_LOG", "info,ferrum=debug").stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
+        // Debug logs unless the caller sets the level its own way (ElectrumX's LOG_LEVEL).
+        if !env.iter().any(|(k, _)| *k == "LOG_LEVEL") {
+            cmd.env("FERRUM_LOG", "info,ferrum=debug");
+        }
+        cmd.envs(env.iter().copied());
         crate::node::die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log })

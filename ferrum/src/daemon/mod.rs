@@ -52,6 +52,8 @@ pub struct DaemonConfig {
     /// `host:port` of the RPC (and REST) server.
     pub rpc_addr: String,
     pub auth: Auth,
+    /// Other addresses of the node (several `DAEMON_URL`s), tried in turn when one fails.
+    pub fallbacks: Vec<(String, Auth)>,
     pub timeout: Duration,
 }
 
@@ -144,7 +146,12 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(config: &DaemonConfig) -> Daemon {
         Daemon {
-            rpc: RpcClient::new(config.rpc_addr.clone(), config.auth.clone(), config.timeout),
+            rpc: RpcClient::with_fallbacks(
+                config.rpc_addr.clone(),
+                config.auth.clone(),
+                config.fallbacks.clone(),
+                config.timeout,
+            ),
             network: config.network,
         }
     }

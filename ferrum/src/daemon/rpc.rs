@@ -1,7 +1,7 @@
 //! JSON-RPC and REST over one pool of HTTP connections to bitcoind, with authentication.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -49,35 +49,14 @@ impl Auth {
     }
 }
 
-/// One bitcoind endpoint: JSON-RPC calls (single and batched) and REST GETs.
-pub struct RpcClient {
+/// One bitcoind address with its credentials.
+struct Endpoint {
     http: HttpClient,
     auth: Auth,
     auth_header: RwLock<Option<String>>,
-    next_id: AtomicU64,
 }
 
-/// The error member of one JSON-RPC reply.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct RpcError {
-    pub code: i64,
-    pub message: String,
-}
-
-impl RpcClient {
-    pub fn new(addr: String, auth: Auth, timeout: Duration) -> Self {
-        RpcClient {
-            http: HttpClient::new(addr, timeout),
-            auth,
-            auth_header: RwLock::new(None),
-            next_id: AtomicU64::new(1),
-        }
-    }
-
-    pub fn addr(&self) -> &str {
-        self.http.addr()
-    }
-
+impl Endpoint {
     fn cached_header(&self) -> Result<String, DaemonError> {
         if let Some(h) = self.auth_header.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(h.clone());
@@ -90,6 +69,16 @@ impl RpcClient {
     fn forget_credentials(&self) {
         *self.auth_header.write().unwrap_or_else(|e| e.into_inner()) = None;
         self.http.reset();
+    }
+
+    fn unreachable(&self, e: HttpError) -> DaemonError {
+        if e.is_connection() {
+            // The node may come back with a new cookie.
+            self.forget_credentials();
+            DaemonError::Unreachable { addr: self.http.addr().to_string(), reason: e.to_string() }
+        } else {
+            DaemonError::Protocol(e.to_string())
+        }
     }
 
     /// POSTs a JSON body; on 401 with a cookie, re-reads the cookie once (the node restarted).
@@ -113,14 +102,109 @@ impl RpcClient {
         Err(DaemonError::Auth("401 Unauthorized".into()))
     }
 
-    fn unreachable(&self, e: HttpError) -> DaemonError {
-        if e.is_connection() {
-            // The node may come back with a new cookie.
-            self.forget_credentials();
-            DaemonError::Unreachable { addr: self.addr().to_string(), reason: e.to_string() }
-        } else {
-            DaemonError::Protocol(e.to_string())
+    async fn get(&self, path: &str) -> Result<super::http::Response, DaemonError> {
+        self.http.request("GET", path, &[], b"").await.map_err(|e| self.unreachable(e))
+    }
+}
+
+/// Counters of the requests made to bitcoind, for the metrics.
+#[derive(Default, Debug)]
+pub struct RpcStats {
+    /// HTTP requests (a batch counts once).
+    pub requests: AtomicU64,
+    /// Requests that failed to reach the node or were refused.
+    pub failures: AtomicU64,
+    /// Total time spent waiting for answers, microseconds.
+    pub micros: AtomicU64,
+    /// The latest request's time, microseconds.
+    pub last_micros: AtomicU64,
+    /// Switches to another DAEMON_URL.
+    pub failovers: AtomicU64,
+}
+
+/// bitcoind's JSON-RPC calls (single and batched) and REST GETs. With several endpoints (one
+/// node behind several addresses, or several nodes), a request that cannot reach the current
+/// one moves on to the next, and stays there.
+pub struct RpcClient {
+    endpoints: Vec<Endpoint>,
+    current: AtomicUsize,
+    next_id: AtomicU64,
+    stats: RpcStats,
+}
+
+/// The error member of one JSON-RPC reply.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcClient {
+    pub fn new(addr: String, auth: Auth, timeout: Duration) -> Self {
+        Self::with_fallbacks(addr, auth, Vec::new(), timeout)
+    }
+
+    /// A client that tries `fallbacks` in turn when the current endpoint is unreachable.
+    pub fn with_fallbacks(addr: String, auth: Auth, fallbacks: Vec<(String, Auth)>, timeout: Duration) -> Self {
+        let endpoints = std::iter::once((addr, auth))
+            .chain(fallbacks)
+            .map(|(addr, auth)| Endpoint { http: HttpClient::new(addr, timeout), auth, auth_header: RwLock::new(None) })
+            .collect();
+        RpcClient { endpoints, current: AtomicUsize::new(0), next_id: AtomicU64::new(1), stats: RpcStats::default() }
+    }
+
+    /// The address in use.
+    pub fn addr(&self) -> &str {
+        self.endpoint(self.current.load(Ordering::Relaxed)).http.addr()
+    }
+
+    pub fn stats(&self) -> &RpcStats {
+        &self.stats
+    }
+
+    fn endpoint(&self, i: usize) -> &Endpoint {
+        // `endpoints` is never empty; `i` is reduced modulo its length.
+        &self.endpoints[i % self.endpoints.len()]
+    }
+
+    /// Runs `request` on the current endpoint, then on each other one while they are
+    /// unreachable; remembers the one that answered.
+    async fn on_endpoints<'a, T, F, Fut>(&'a self, request: F) -> Result<T, DaemonError>
+    where
+        F: Fn(&'a Endpoint) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DaemonError>>,
+    {
+        let start = self.current.load(Ordering::Relaxed);
+        let began = std::time::Instant::now();
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let mut result = Err(DaemonError::Protocol("no endpoint".into()));
+        for step in 0..self.endpoints.len() {
+            let i = (start + step) % self.endpoints.len();
+            result = request(self.endpoint(i)).await;
+            if !matches!(result, Err(DaemonError::Unreachable { .. })) {
+                if i != start {
+                    self.current.store(i, Ordering::Relaxed);
+                    self.stats.failovers.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        from = self.endpoint(start).http.addr(),
+                        to = self.endpoint(i).http.addr(),
+                        "bitcoind unreachable; switched to the next DAEMON_URL"
+                    );
+                }
+                break;
+            }
         }
+        let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.micros.fetch_add(micros, Ordering::Relaxed);
+        self.stats.last_micros.store(micros, Ordering::Relaxed);
+        if matches!(result, Err(DaemonError::Unreachable { .. } | DaemonError::Auth(_))) {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn post(&self, body: &[u8]) -> Result<(u16, Vec<u8>), DaemonError> {
+        self.on_endpoints(|e| e.post(body)).await
     }
 
     /// Calls one method and decodes its result.
@@ -186,7 +270,7 @@ impl RpcClient {
     /// GETs a REST resource. `Ok(None)` when the node answers 404 (unknown resource, or REST
     /// disabled), `Err` on a connection failure or an unexpected status.
     pub async fn rest_get(&self, path: &str) -> Result<Option<Vec<u8>>, DaemonError> {
-        let resp = self.http.request("GET", path, &[], b"").await.map_err(|e| self.unreachable(e))?;
+        let resp = self.on_endpoints(|e| e.get(path)).await?;
         match resp.status {
             200 => Ok(Some(resp.body)),
             404 => Ok(None),

@@ -95,6 +95,7 @@ pub struct Electrum {
     pub events: broadcast::Sender<Arc<Event>>,
     /// Wakes the mempool task (after a broadcast).
     pub mempool_trigger: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     blocking: Arc<Semaphore>,
     fee_cache: Mutex<HashMap<FeeKey, (Option<BlockHash>, Value)>>,
     network_info: Mutex<Option<(Instant, NetworkInfo)>>,
@@ -126,6 +127,7 @@ impl Electrum {
             node,
             events,
             mempool_trigger: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
             fee_cache: Mutex::new(HashMap::new()),
             network_info: Mutex::new(None),
             mempool_info: Mutex::new(None),

@@ -75,6 +75,14 @@ impl SessionState {
     }
 }
 
+/// The code of an error answer.
+fn error_code(answer: &str) -> i64 {
+    serde_json::from_str::<Value>(answer)
+        .ok()
+        .and_then(|v| v.get("error")?.get("code")?.as_i64())
+        .unwrap_or(jsonrpc::PARSE_ERROR)
+}
+
 pub struct Session {
     electrum: Arc<Electrum>,
     pub state: SessionState,
@@ -94,7 +102,10 @@ impl Session {
     /// Handles one received message; returns the answer to send, if any.
     pub async fn handle_message(&mut self, bytes: &[u8]) -> Option<Response> {
         match jsonrpc::parse(bytes) {
-            Err(error) => Some(error),
+            Err(error) => {
+                self.electrum.metrics.error(error_code(&error.0));
+                Some(error)
+            }
             Ok(Incoming::Single(request)) => {
                 let answer = self.handle_request(request).await?;
                 Some(Response(answer))
@@ -103,7 +114,10 @@ impl Session {
                 let mut answers = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Err(error) => answers.push(error.0),
+                        Err(error) => {
+                            self.electrum.metrics.error(error_code(&error.0));
+                            answers.push(error.0)
+                        }
                         Ok(request) => {
                             if let Some(a) = self.handle_request(request).await {
                                 answers.push(a);
@@ -124,6 +138,8 @@ impl Session {
         if request.method == "server.version" {
             self.v2 = request.v2;
         }
+        let began = std::time::Instant::now();
+        tracing::trace!(session = self.state.id, method = %request.method, "request");
         let result = if !self.state.version_seen && request.method != "server.version" {
             // Version negotiation must come first.
             self.state.close_after_reply = true;
@@ -144,6 +160,8 @@ impl Session {
                 methods::dispatch(call).await
             }
         };
+        let code = result.as_ref().err().map(|e| e.code);
+        self.electrum.metrics.request(&request.method, began.elapsed(), code);
         let id = request.id?;
         Some(match result {
             Ok(Answer::Value(value)) => {
@@ -203,6 +221,7 @@ impl Session {
                 }
             }
         }
+        self.electrum.metrics.notified(out.len());
         out
     }
 }

@@ -6,15 +6,16 @@
 pub mod framing;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use crate::electrum::jsonrpc::{self, Response, RpcError};
@@ -82,6 +83,9 @@ pub struct Limits {
     pub queue_len: usize,
     pub max_sessions: usize,
     pub max_subs_per_session: usize,
+    /// A request still unanswered after this long gets error -102 (ElectrumX's
+    /// `REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -93,6 +97,7 @@ impl Default for Limits {
             queue_len: 1000,
             max_sessions: 1000,
             max_subs_per_session: 100_000,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -102,7 +107,43 @@ pub struct Server {
     tls: Option<tls::Tls>,
     limits: Limits,
     next_id: AtomicU64,
-    sessions: AtomicUsize,
+    sessions: Mutex<HashMap<u64, Arc<SessionInfo>>>,
+    /// Sessions accepted since start.
+    accepted: AtomicU64,
+}
+
+/// What the admin interface and the metrics see of a live session.
+#[derive(Debug)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    pub started: Instant,
+    /// Messages received (a batch counts once).
+    pub requests: AtomicU64,
+    pub subscriptions: AtomicUsize,
+    /// The client's name and protocol version, from `server.version`.
+    pub client: Mutex<(String, String)>,
+    close: Notify,
+}
+
+impl SessionInfo {
+    /// Asks the session to end; it closes its connection at once.
+    pub fn close(&self) {
+        self.close.notify_one();
+    }
+}
+
+/// Removes a session from the registry however its task ends.
+struct Registered {
+    server: Arc<Server>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.server.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
 }
 
 /// Sockets bound before serving, so that port numbers are known and errors come at start-up.
@@ -130,11 +171,34 @@ pub async fn bind(services: &[Service]) -> Result<Vec<Bound>> {
 
 impl Server {
     pub fn new(electrum: Arc<Electrum>, tls: Option<tls::Tls>, limits: Limits) -> Arc<Server> {
-        Arc::new(Server { electrum, tls, limits, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0) })
+        Arc::new(Server {
+            electrum,
+            tls,
+            limits,
+            next_id: AtomicU64::new(1),
+            sessions: Mutex::new(HashMap::new()),
+            accepted: AtomicU64::new(0),
+        })
     }
 
     pub fn session_count(&self) -> usize {
-        self.sessions.load(Ordering::Relaxed)
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Sessions accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// The live sessions, by id.
+    pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
+        let mut all: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Accepts connections on every bound socket until the task is dropped.
@@ -161,7 +225,7 @@ impl Server {
                     continue;
                 }
             };
-            if self.sessions.load(Ordering::Relaxed) >= self.limits.max_sessions {
+            if self.session_count() >= self.limits.max_sessions {
                 tracing::debug!(%peer, "session limit reached; closing the new connection");
                 drop(stream);
                 continue;
@@ -170,27 +234,40 @@ impl Server {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let span =
                 tracing::info_span!("session", session = id, peer = %peer.ip(), proto = bound.service.protocol.name());
-            let this = self.clone();
             let protocol = bound.service.protocol;
+            let info = Arc::new(SessionInfo {
+                id,
+                peer,
+                protocol,
+                started: Instant::now(),
+                requests: AtomicU64::new(0),
+                subscriptions: AtomicUsize::new(0),
+                client: Mutex::new((String::new(), String::new())),
+                close: Notify::new(),
+            });
+            self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            let registered = Registered { server: self.clone(), id };
+            let this = self.clone();
             tokio::spawn(
                 async move {
-                    this.sessions.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = this.clone().connection(protocol, stream, id).await {
+                    let _registered = registered;
+                    tracing::debug!("session started");
+                    if let Err(e) = this.connection(protocol, stream, info).await {
                         tracing::debug!("session ended: {e}");
                     }
-                    this.sessions.fetch_sub(1, Ordering::Relaxed);
                 }
                 .instrument(span),
             );
         }
     }
 
-    async fn connection(self: Arc<Self>, protocol: Protocol, stream: TcpStream, id: u64) -> Result<()> {
+    async fn connection(self: Arc<Self>, protocol: Protocol, stream: TcpStream, info: Arc<SessionInfo>) -> Result<()> {
         let max = self.limits.max_recv;
         match protocol {
             Protocol::Tcp => {
                 let (r, w) = tokio::io::split(stream);
-                self.run(LineReader::new(r, max), LineWriter::new(w), id).await
+                self.run(LineReader::new(r, max), LineWriter::new(w), info).await
             }
             Protocol::Ssl | Protocol::Wss => {
                 let acceptor = self.tls.as_ref().context("no TLS configuration")?.acceptor();
@@ -199,17 +276,17 @@ impl Server {
                     .context("TLS handshake timed out")??;
                 if protocol == Protocol::Ssl {
                     let (r, w) = tokio::io::split(tls);
-                    self.run(LineReader::new(r, max), LineWriter::new(w), id).await
+                    self.run(LineReader::new(r, max), LineWriter::new(w), info).await
                 } else {
-                    self.websocket(tls, id).await
+                    self.websocket(tls, info).await
                 }
             }
-            Protocol::Ws => self.websocket(stream, id).await,
+            Protocol::Ws => self.websocket(stream, info).await,
         }
     }
 
     /// The WebSocket handshake over a plain or TLS stream, then the session.
-    async fn websocket<S>(self: Arc<Self>, stream: S, id: u64) -> Result<()>
+    async fn websocket<S>(self: Arc<Self>, stream: S, info: Arc<SessionInfo>) -> Result<()>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -221,7 +298,7 @@ impl Server {
                 .await
                 .context("WebSocket handshake timed out")??;
         let (r, w) = framing::split_ws(ws);
-        self.run(r, w, id).await
+        self.run(r, w, info).await
     }
 
     /// A session: reads requests, answers them, forwards notifications. Answers go through a
@@ -230,7 +307,7 @@ impl Server {
         self: Arc<Self>,
         mut reader: R,
         mut writer: W,
-        id: u64,
+        info: Arc<SessionInfo>,
     ) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Response>(self.limits.queue_len.max(1));
         let send_timeout = self.limits.send_timeout;
@@ -246,7 +323,7 @@ impl Server {
         });
         let electrum = self.electrum.clone();
         let mut events = electrum.events.subscribe();
-        let mut session = Session::new(electrum.clone(), SessionState::new(id, self.limits.max_subs_per_session));
+        let mut session = Session::new(electrum.clone(), SessionState::new(info.id, self.limits.max_subs_per_session));
         let max_send = electrum.config.max_send;
         let queue = |r: Response| -> Result<()> {
             let r = if r.0.len() > max_send { oversized(&r, max_send) } else { r };
@@ -264,6 +341,7 @@ impl Server {
                             Inbound::Closed => return Ok(()),
                             Inbound::TooLarge => {
                                 tracing::info!("dropped a message over {} bytes", self.limits.max_recv);
+                                electrum.metrics.error(jsonrpc::INVALID_REQUEST);
                                 queue(jsonrpc::error_response(
                                     &serde_json::Value::Null,
                                     &RpcError::new(jsonrpc::INVALID_REQUEST, format!("request too large (over {} bytes); dropped", crate::electrum::values::commas(self.limits.max_recv as u64))),
@@ -272,6 +350,7 @@ impl Server {
                             }
                             Inbound::Message(bytes) => {
                                 if !electrum.index.status().caught_up {
+                                    electrum.metrics.error(jsonrpc::SERVER_BUSY);
                                     let s = electrum.index.status();
                                     queue(jsonrpc::error_response(
                                         &serde_json::Value::Null,
@@ -282,14 +361,38 @@ impl Server {
                                     ))?;
                                     return Ok(());
                                 }
-                                if let Some(answer) = session.handle_message(&bytes).await {
-                                    queue(answer)?;
+                                info.requests.fetch_add(1, Ordering::Relaxed);
+                                let timeout = self.limits.request_timeout;
+                                match tokio::time::timeout(timeout, session.handle_message(&bytes)).await {
+                                    Ok(Some(answer)) => queue(answer)?,
+                                    Ok(None) => {}
+                                    Err(_) => {
+                                        tracing::info!("request not answered within {timeout:?}");
+                                        electrum.metrics.error(jsonrpc::SERVER_BUSY);
+                                        queue(jsonrpc::error_response(
+                                            &request_id(&bytes),
+                                            &RpcError::new(jsonrpc::SERVER_BUSY, "server busy - request timed out"),
+                                            true,
+                                        ))?;
+                                    }
+                                }
+                                info.subscriptions.store(session.state.subscription_count(), Ordering::Relaxed);
+                                if info.client.lock().unwrap_or_else(|e| e.into_inner()).0 != session.state.client {
+                                    let version = session.state.version.as_ref().map(|v| {
+                                        v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+                                    });
+                                    *info.client.lock().unwrap_or_else(|e| e.into_inner()) =
+                                        (session.state.client.clone(), version.unwrap_or_default());
                                 }
                                 if session.state.close_after_reply {
                                     return Ok(());
                                 }
                             }
                         }
+                    }
+                    _ = info.close.notified() => {
+                        tracing::info!("disconnected by the admin");
+                        return Ok(());
                     }
                     event = events.recv() => {
                         let event = match event {
@@ -322,12 +425,15 @@ impl Server {
     }
 }
 
+/// The id of a request, for an error answered without parsing it again in full.
+fn request_id(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.get("id").cloned()).unwrap_or_default()
+}
+
 /// An answer over the size limit becomes an error for the same request.
 fn oversized(r: &Response, max: usize) -> Response {
-    let id =
-        serde_json::from_str::<serde_json::Value>(&r.0).ok().and_then(|v| v.get("id").cloned()).unwrap_or_default();
     jsonrpc::error_response(
-        &id,
+        &request_id(r.0.as_bytes()),
         &RpcError::new(
             jsonrpc::INVALID_REQUEST,
             format!("response too large (over {} bytes)", crate::electrum::values::commas(max as u64)),

@@ -26,6 +26,7 @@ pub fn daemon_config(node: &Node) -> DaemonConfig {
         network: Network::Regtest,
         rpc_addr: node.rpc_addr(),
         auth: Auth::Cookie(node.cookie_file()),
+        fallbacks: Vec::new(),
         timeout: Duration::from_secs(60),
     }
 }

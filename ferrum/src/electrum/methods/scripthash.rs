@@ -64,19 +64,7 @@ async fn other(
         }
         "blockchain.scripthash.get_balance" => {
             let summary = e.script_summary(sh).await?;
-            let mut delta: i128 = 0;
-            for m in e.mempool_part(&sh, &summary) {
-                for (out_sh, value) in m.tx.outputs.iter().flatten() {
-                    if *out_sh == sh {
-                        delta += i128::from(*value);
-                    }
-                }
-                for input in &m.tx.inputs {
-                    if input.sh == sh {
-                        delta -= i128::from(input.value);
-                    }
-                }
-            }
+            let delta: i128 = e.mempool_part(&sh, &summary).iter().map(|m| m.delta(&sh)).sum();
             Ok(json!({"confirmed": summary.balance, "unconfirmed": delta as i64}))
         }
         "blockchain.scripthash.listunspent" => {

@@ -1,0 +1,426 @@
+//! The admin interface: newline-delimited JSON-RPC over TCP, as ElectrumX's `rpc://` service,
+//! meant for loopback only; and `ferrum rpc`, its command-line client.
+//!
+//! Commands: `getinfo`, `sessions`, `groups`, `peers`, `disconnect <id|ip>...`, `log <filter>`,
+//! `query <address|scripthash> [limit]`, `reorg-check [depth]`, `stop`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::electrum::jsonrpc::{self, RpcError};
+use crate::monitor::{resident_bytes, Monitor};
+use crate::server::framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
+use crate::server::SessionInfo;
+use crate::types::ScriptHash;
+
+/// Largest admin request, bytes.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// Blocks compared by `reorg-check` when no depth is given.
+const DEFAULT_REORG_DEPTH: u32 = 100;
+
+/// Entries listed by `query` when no limit is given.
+const DEFAULT_QUERY_LIMIT: usize = 1000;
+
+/// Serves admin connections on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("serving the admin RPC on {addr}");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the admin RPC is reachable from other hosts; anyone who can connect can stop the server");
+        }
+    }
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("admin accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let monitor = monitor.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &monitor).await {
+                tracing::debug!(%peer, "admin connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(stream: TcpStream, monitor: &Arc<Monitor>) -> Result<()> {
+    let (r, w) = tokio::io::split(stream);
+    let mut reader = LineReader::new(r, MAX_REQUEST);
+    let mut writer = LineWriter::new(w);
+    loop {
+        let answer = match reader.next().await? {
+            Inbound::Closed => return Ok(()),
+            Inbound::TooLarge => {
+                jsonrpc::error_value(&Value::Null, &RpcError::new(jsonrpc::INVALID_REQUEST, "request too large"), true)
+            }
+            Inbound::Message(bytes) => answer(&bytes, monitor).await,
+        };
+        writer.send(&answer.to_string()).await?;
+    }
+}
+
+async fn answer(bytes: &[u8], monitor: &Arc<Monitor>) -> Value {
+    let request: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(_) => {
+            return jsonrpc::error_value(&Value::Null, &RpcError::new(jsonrpc::PARSE_ERROR, "invalid JSON"), true)
+        }
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return jsonrpc::error_value(&id, &RpcError::new(jsonrpc::INVALID_REQUEST, "no method"), true);
+    };
+    let args: Vec<String> = match request.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect()
+        }
+        Some(_) => {
+            return jsonrpc::error_value(&id, &RpcError::invalid_params("params must be a list"), true);
+        }
+    };
+    match command(method, &args, monitor).await {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => jsonrpc::error_value(&id, &e, true),
+    }
+}
+
+/// Runs one admin command.
+pub async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> Result<Value, RpcError> {
+    let arity = |min: usize, max: usize| {
+        if args.len() < min || args.len() > max {
+            Err(RpcError::invalid_params(format!("{method} takes {min} to {max} arguments, not {}", args.len())))
+        } else {
+            Ok(())
+        }
+    };
+    match method {
+        "getinfo" => {
+            arity(0, 0)?;
+            Ok(getinfo(m))
+        }
+        "sessions" => {
+            arity(0, 0)?;
+            Ok(Value::Array(m.server.sessions().iter().map(|s| session_json(s)).collect()))
+        }
+        "groups" => {
+            arity(0, 0)?;
+            Ok(groups(&m.server.sessions()))
+        }
+        "peers" => {
+            arity(0, 0)?;
+            // No peer discovery: Ferrum knows no other servers.
+            Ok(json!([]))
+        }
+        "disconnect" => {
+            if args.is_empty() {
+                return Err(RpcError::invalid_params("disconnect takes session ids or IP addresses"));
+            }
+            disconnect(m, args)
+        }
+        "log" => {
+            arity(1, 1)?;
+            let filter = args.first().map(String::as_str).unwrap_or_default();
+            let control = m.log.as_ref().ok_or_else(|| RpcError::internal("the log filter cannot be changed here"))?;
+            control(filter).map_err(|e| RpcError::invalid_params(format!("bad log filter {filter:?}: {e}")))?;
+            tracing::info!("log filter set to {filter:?} by the admin");
+            Ok(json!({"log": filter}))
+        }
+        "query" => {
+            arity(1, 2)?;
+            let limit = match args.get(1) {
+                Some(l) => l.parse().map_err(|_| RpcError::invalid_params(format!("bad limit {l:?}")))?,
+                None => DEFAULT_QUERY_LIMIT,
+            };
+            query(m, args.first().map(String::as_str).unwrap_or_default(), limit).await
+        }
+        "reorg-check" | "reorg_check" => {
+            arity(0, 1)?;
+            let depth = match args.first() {
+                Some(d) => d
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|d| (1..=100_000).contains(d))
+                    .ok_or_else(|| RpcError::invalid_params(format!("bad depth {d:?} (1 to 100000)")))?,
+                None => DEFAULT_REORG_DEPTH,
+            };
+            reorg_check(m, depth).await
+        }
+        "stop" => {
+            arity(0, 0)?;
+            tracing::info!("stop requested over the admin RPC");
+            m.stop.stop();
+            Ok(json!("stopping"))
+        }
+        other => Err(RpcError::new(
+            jsonrpc::METHOD_NOT_FOUND,
+            format!(
+                "unknown command {other:?} (getinfo, sessions, groups, peers, disconnect, log, query, reorg-check, stop)"
+            ),
+        )),
+    }
+}
+
+fn getinfo(m: &Monitor) -> Value {
+    let mut info = m.status();
+    if let Value::Object(map) = &mut info {
+        map.insert("memory".into(), json!({"resident_bytes": resident_bytes()}));
+        map.insert("groups".into(), json!(group_map(&m.server.sessions()).len()));
+        let methods: serde_json::Map<String, Value> =
+            m.electrum.metrics.methods().into_iter().map(|f| (f.method.to_string(), json!(f.count))).collect();
+        if let Some(Value::Object(requests)) = map.get_mut("requests") {
+            requests.remove("per_second");
+            requests.insert("by_method".into(), Value::Object(methods));
+        }
+    }
+    info
+}
+
+fn session_json(s: &SessionInfo) -> Value {
+    let (client, version) = s.client.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    json!({
+        "id": s.id,
+        "peer": s.peer.to_string(),
+        "protocol": s.protocol.name(),
+        "client": client,
+        "protocol_version": version,
+        "age_s": s.started.elapsed().as_secs(),
+        "requests": s.requests.load(Ordering::Relaxed),
+        "subscriptions": s.subscriptions.load(Ordering::Relaxed),
+    })
+}
+
+/// The group a client address belongs to: its /24 (IPv4) or /48 (IPv6), as ElectrumX groups
+/// sessions.
+pub fn group_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => group_of(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                let seg = |i: usize| s.get(i).copied().unwrap_or(0);
+                format!("{:x}:{:x}:{:x}::/48", seg(0), seg(1), seg(2))
+            }
+        },
+    }
+}
+
+fn group_map(sessions: &[Arc<SessionInfo>]) -> BTreeMap<String, Vec<&Arc<SessionInfo>>> {
+    let mut groups: BTreeMap<String, Vec<&Arc<SessionInfo>>> = BTreeMap::new();
+    for s in sessions {
+        groups.entry(group_of(s.peer.ip())).or_default().push(s);
+    }
+    groups
+}
+
+fn groups(sessions: &[Arc<SessionInfo>]) -> Value {
+    Value::Array(
+        group_map(sessions)
+            .into_iter()
+            .map(|(group, members)| {
+                json!({
+                    "group": group,
+                    "sessions": members.len(),
+                    "session_ids": members.iter().map(|s| s.id).collect::<Vec<_>>(),
+                    "requests": members.iter().map(|s| s.requests.load(Ordering::Relaxed)).sum::<u64>(),
+                    "subscriptions": members.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum::<usize>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Closes the sessions named by id or by client IP address.
+fn disconnect(m: &Monitor, targets: &[String]) -> Result<Value, RpcError> {
+    let sessions = m.server.sessions();
+    let mut out = Vec::new();
+    for target in targets {
+        let chosen: Vec<&Arc<SessionInfo>> = if let Ok(id) = target.parse::<u64>() {
+            sessions.iter().filter(|s| s.id == id).collect()
+        } else if let Ok(ip) = target.parse::<IpAddr>() {
+            sessions.iter().filter(|s| s.peer.ip() == ip).collect()
+        } else {
+            return Err(RpcError::invalid_params(format!("{target:?} is neither a session id nor an IP address")));
+        };
+        if chosen.is_empty() {
+            out.push(format!("no session matches {target}"));
+        }
+        for s in chosen {
+            s.close();
+            tracing::info!(session = s.id, peer = %s.peer, "disconnecting by the admin's request");
+            out.push(format!("disconnected session {} ({})", s.id, s.peer));
+        }
+    }
+    Ok(json!(out))
+}
+
+async fn query(m: &Arc<Monitor>, target: &str, limit: usize) -> Result<Value, RpcError> {
+    let sh: ScriptHash =
+        crate::inspect::parse_target(m.network, target).map_err(|e| RpcError::invalid_params(format!("{e:#}")))?;
+    let summary = m.electrum.script_summary(sh).await?;
+    let mempool = m.electrum.mempool_part(&sh, &summary);
+    let unconfirmed: i128 = mempool.iter().map(|e| e.delta(&sh)).sum();
+    Ok(json!({
+        "scripthash": sh.to_hex(),
+        "transactions": summary.history.len(),
+        "mempool_transactions": mempool.len(),
+        "balance": {"confirmed": summary.balance, "unconfirmed": unconfirmed as i64},
+        "history": summary.history.iter().take(limit)
+            .map(|h| json!({"height": h.height, "txid": h.txid.to_hex()})).collect::<Vec<_>>(),
+        "mempool": mempool.iter().take(limit)
+            .map(|e| json!({"txid": e.tx.txid.to_hex(), "delta": e.delta(&sh) as i64})).collect::<Vec<_>>(),
+        "unspent": summary.unspent.iter().take(limit)
+            .map(|u| json!({"height": u.height, "txid": u.txid.to_hex(), "vout": u.vout, "value": u.value}))
+            .collect::<Vec<_>>(),
+        "unspent_count": summary.unspent.len(),
+        "limit": limit,
+    }))
+}
+
+/// Compares the last `depth` indexed blocks with the node's active chain: where they part, the
+/// node has reorganised and the index will follow at its next sync.
+async fn reorg_check(m: &Monitor, depth: u32) -> Result<Value, RpcError> {
+    let tip = m.electrum.index.tip();
+    let Some(height) = tip.height else {
+        return Ok(json!({"height": null, "checked": 0, "consistent": true}));
+    };
+    let from = height.saturating_sub(depth - 1);
+    let ours: Vec<_> = {
+        let chain = m.electrum.index.chain();
+        (from..=height).map(|h| chain.hash(h)).collect()
+    };
+    let theirs = m
+        .electrum
+        .daemon
+        .block_hashes(from, height - from + 1)
+        .await
+        .map_err(|e| RpcError::daemon(format!("daemon error: {e}")))?;
+    let mut fork = None;
+    for (i, ours) in ours.iter().enumerate() {
+        let h = from + i as u32;
+        if ours.is_none() || theirs.get(i) != ours.as_ref() {
+            fork = Some(h);
+            break;
+        }
+    }
+    Ok(json!({
+        "height": height,
+        "checked": height - from + 1,
+        "from": from,
+        "consistent": fork.is_none(),
+        "first_difference": fork,
+        "node_height": m.electrum.index.status().node_height,
+    }))
+}
+
+/// `ferrum rpc`: sends one command and returns the result, or the server's error.
+pub async fn call(addr: SocketAddr, method: &str, args: &[String]) -> Result<Value> {
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to the admin RPC at {addr}: timed out"))?
+        .with_context(|| {
+            format!("connecting to the admin RPC at {addr} (is ferrum running with --rpc or rpc:// in SERVICES?)")
+        })?;
+    let (r, mut w) = stream.into_split();
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": args});
+    w.write_all(format!("{request}\n").as_bytes()).await?;
+    let mut line = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(120), BufReader::new(r).read_line(&mut line))
+        .await
+        .context("no answer from the admin RPC within 120 s")??;
+    anyhow::ensure!(n > 0, "the admin RPC closed the connection without answering");
+    let mut reply: Value = serde_json::from_str(&line).context("the admin RPC answered something that is not JSON")?;
+    if let Some(error) = reply.get("error").filter(|e| !e.is_null()) {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+        anyhow::bail!("{message}");
+    }
+    Ok(reply.get_mut("result").map(Value::take).unwrap_or(Value::Null))
+}
+
+/// A human rendering of a command's result: tables for lists of objects, `key: value` lines for
+/// objects, the text itself for strings.
+pub fn render(result: &Value) -> String {
+    let mut out = String::new();
+    render_into(&mut out, result, 0);
+    out
+}
+
+fn render_into(out: &mut String, v: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Object(_) => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        render_into(out, v, indent + 2);
+                    }
+                    Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
+                        out.push_str(&format!("{pad}{k}: ({} entries)\n", items.len()));
+                        render_into(out, v, indent + 2);
+                    }
+                    other => out.push_str(&format!("{pad}{k}: {}\n", scalar(other))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(map) => {
+                        let line: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect();
+                        out.push_str(&format!("{pad}{}\n", line.join(" ")));
+                    }
+                    other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_slash_24_and_slash_48() {
+        assert_eq!(group_of("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+        assert_eq!(group_of("2001:db8:1234:5678::1".parse().unwrap()), "2001:db8:1234::/48");
+        assert_eq!(group_of("::ffff:198.51.100.9".parse().unwrap()), "198.51.100.0/24");
+    }
+
+    #[test]
+    fn rendering_lists_and_objects() {
+        let text = render(&json!({"a": 1, "b": {"c": "x"}, "d": [{"id": 1, "peer": "p"}]}));
+        assert_eq!(text, "a: 1\nb:\n  c: x\nd: (1 entries)\n  id=1 peer=p\n");
+        assert_eq!(render(&json!("stopping")), "stopping\n");
+        assert_eq!(render(&json!([])), "");
+    }
+}

@@ -1,0 +1,329 @@
+//! Running Ferrum as an operator does: started from ElectrumX's environment alone, driven by
+//! `ferrum rpc`, scraped at `/metrics`, and its status page rendered in headless Chromium.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use testkit::scenario::{self, ScenarioOptions};
+use testkit::{Ferrum, Node, NodeOptions};
+
+use common::Served;
+
+fn ferrum_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ferrum"))
+}
+
+/// `ferrum rpc -p PORT --json COMMAND ARGS...`: the parsed answer, or the error text.
+fn rpc(port: u16, command: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(ferrum_exe())
+        .args(["rpc", "-p", &port.to_string(), "--json", command])
+        .args(args)
+        .output()
+        .expect("running ferrum rpc");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("ferrum rpc {command}: not JSON: {e}")))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// One HTTP GET (or another method): status code, headers and body.
+fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// Prometheus text: (name with labels, value) for every sample; panics on a malformed line.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("malformed line {l:?}"));
+            let value = value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+fn sample(all: &[(String, f64)], name: &str) -> f64 {
+    all.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no sample {name}")).1
+}
+
+fn served_with_admin(node: &Node) -> (Served, u16, String) {
+    let rpc_port = testkit::free_port();
+    let http = format!("127.0.0.1:{}", testkit::free_port());
+    let rpc_addr = format!("127.0.0.1:{rpc_port}");
+    let served = Served::start(node, &["--rpc", &rpc_addr, "--http", &http]);
+    (served, rpc_port, http)
+}
+
+#[test]
+fn admin_rpc_answers_every_command() {
+    let node = Node::start(NodeOptions::rest()).unwrap();
+    let built = scenario::build(&node, &ScenarioOptions { seed: 61, height: 30 }).unwrap();
+    let (mut served, port, _) = served_with_admin(&node);
+    let height = node.height().unwrap();
+
+    let info = rpc(port, "getinfo", &[]).unwrap();
+    assert_eq!(info["index"]["height"], json!(height));
+    assert_eq!(info["index"]["caught_up"], json!(true));
+    assert_eq!(info["server"]["network"], json!("regtest"));
+    assert_eq!(info["node"]["reachable"], json!(true));
+    assert!(info["memory"]["resident_bytes"].as_u64().unwrap() > 1 << 20, "{info}");
+    assert_eq!(info["index"]["prevout_mode"], json!("spenttxouts"));
+
+    // Two sessions from loopback, one subscribed.
+    let named = |name: &str, version: &str| {
+        let mut c = testkit::electrum::Client::connect_raw(&served.tcp).unwrap();
+        c.call("server.version", json!([name, version])).unwrap();
+        c
+    };
+    let mut a = named("wallet-a", "1.4");
+    let mut b = named("wallet-b", "1.6");
+    let receiver = built.wallet.receivers().find(|r| r.address(bitcoin::Network::Regtest).is_some()).unwrap();
+    a.call("blockchain.scripthash.subscribe", json!([receiver.scripthash()])).unwrap();
+    b.call("server.ping", json!([])).unwrap();
+    let sessions = rpc(port, "sessions", &[]).unwrap();
+    let list = sessions.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{sessions}");
+    let session_a = list.iter().find(|s| s["client"] == json!("wallet-a")).unwrap();
+    assert_eq!(session_a["subscriptions"], json!(1));
+    assert_eq!(session_a["protocol_version"], json!("1.4"));
+    assert_eq!(session_a["protocol"], json!("tcp"));
+    let session_b = list.iter().find(|s| s["client"] == json!("wallet-b")).unwrap();
+    assert!(session_b["requests"].as_u64().unwrap() >= 2, "{session_b}");
+
+    let groups = rpc(port, "groups", &[]).unwrap();
+    assert_eq!(
+        groups,
+        json!([{
+            "group": "127.0.0.0/24", "sessions": 2, "session_ids": [session_a["id"], session_b["id"]],
+            "requests": groups[0]["requests"], "subscriptions": 1,
+        }])
+    );
+    assert_eq!(rpc(port, "peers", &[]).unwrap(), json!([]));
+
+    // query agrees with what a wallet is told.
+    let address = receiver.address(bitcoin::Network::Regtest).unwrap().to_string();
+    let q = rpc(port, "query", &[&address]).unwrap();
+    let history = b.call("blockchain.scripthash.get_history", json!([receiver.scripthash()])).unwrap();
+    let balance = b.call("blockchain.scripthash.get_balance", json!([receiver.scripthash()])).unwrap();
+    let confirmed = history.as_array().unwrap().iter().filter(|h| h["height"].as_i64().unwrap() > 0).count();
+    assert_eq!(q["scripthash"], json!(receiver.scripthash()));
+    assert_eq!(q["transactions"], json!(confirmed));
+    assert_eq!(q["balance"], balance);
+    let limited = rpc(port, "query", &[&receiver.scripthash(), "1"]).unwrap();
+    assert_eq!(limited["history"].as_array().unwrap().len(), 1.min(confirmed));
+    let e = rpc(port, "query", &["not-an-address"]).unwrap_err();
+    assert!(e.contains("neither a script hash nor an address"), "{e}");
+
+    let check = rpc(port, "reorg-check", &["10"]).unwrap();
+    assert_eq!(check["consistent"], json!(true), "{check}");
+    assert_eq!(check["checked"], json!(10));
+    assert_eq!(check["height"], json!(height));
+    assert!(rpc(port, "reorg-check", &["0"]).unwrap_err().contains("bad depth"));
+
+    assert_eq!(rpc(port, "log", &["ferrum=trace,info"]).unwrap(), json!({"log": "ferrum=trace,info"}));
+    let e = rpc(port, "log", &["chatty"]).unwrap_err();
+    assert!(e.contains("bad log filter"), "{e}");
+    // The new filter is in effect: trace lines appear.
+    b.call("server.ping", json!([])).unwrap();
+    assert!(served.ferrum.log_text().contains("TRACE"), "no trace output after `log`");
+    rpc(port, "log", &["info"]).unwrap();
+
+    let e = rpc(port, "frobnicate", &[]).unwrap_err();
+    assert!(e.contains("unknown command") && e.contains("getinfo"), "{e}");
+    let e = rpc(port, "disconnect", &["somebody"]).unwrap_err();
+    assert!(e.contains("neither a session id nor an IP"), "{e}");
+
+    // Disconnect by id closes that session only; by IP, every session from there.
+    let gone = rpc(port, "disconnect", &[&session_a["id"].to_string()]).unwrap();
+    assert_eq!(gone.as_array().unwrap().len(), 1, "{gone}");
+    assert!(a.closes_within(Duration::from_secs(10)), "session a still open");
+    b.call("server.ping", json!([])).unwrap();
+    let gone = rpc(port, "disconnect", &["127.0.0.1"]).unwrap();
+    assert!(gone.to_string().contains(&format!("disconnected session {}", session_b["id"])), "{gone}");
+    assert!(b.closes_within(Duration::from_secs(10)), "session b still open");
+    assert_eq!(rpc(port, "disconnect", &["99999"]).unwrap(), json!(["no session matches 99999"]));
+
+    assert_eq!(rpc(port, "stop", &[]).unwrap(), json!("stopping"));
+    let status = served.ferrum.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(status.success(), "{status}");
+    let e = rpc(port, "getinfo", &[]).unwrap_err();
+    assert!(e.contains("connecting to the admin RPC"), "{e}");
+}
+
+#[test]
+fn metrics_health_and_status_page() {
+    let node = Node::start(NodeOptions::rest()).unwrap();
+    let built = scenario::build(&node, &ScenarioOptions { seed: 62, height: 20 }).unwrap();
+    let (served, _, http_addr) = served_with_admin(&node);
+    let height = node.height().unwrap();
+    let mut client = served.client();
+    let scripthashes: Vec<String> = built.wallet.receivers().take(5).map(|r| r.scripthash()).collect();
+    for sh in &scripthashes {
+        client.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
+    }
+    client.call("blockchain.scripthash.subscribe", json!([scripthashes[0]])).unwrap();
+    // Errors are counted by code.
+    assert!(client.call("blockchain.scripthash.get_history", json!(["zz"])).is_err());
+    assert!(client.call("no.such.method", json!([])).is_err());
+
+    let (status, head, text) = http(&http_addr, "GET", "/metrics");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let all = samples(&text);
+    assert_eq!(sample(&all, "ferrum_index_height"), f64::from(height));
+    assert_eq!(sample(&all, "ferrum_index_caught_up"), 1.0);
+    assert_eq!(sample(&all, "ferrum_node_reachable"), 1.0);
+    assert_eq!(sample(&all, "ferrum_sessions{protocol=\"tcp\"}"), 1.0);
+    assert_eq!(sample(&all, "ferrum_subscriptions"), 1.0);
+    let history = "{method=\"blockchain.scripthash.get_history\"}";
+    assert_eq!(sample(&all, &format!("ferrum_requests_total{history}")), 6.0);
+    assert_eq!(sample(&all, &format!("ferrum_request_errors_total{history}")), 1.0);
+    assert_eq!(sample(&all, "ferrum_requests_total{method=\"other\"}"), 1.0);
+    assert_eq!(sample(&all, "ferrum_errors_total{code=\"-32601\"}"), 1.0);
+    assert!(sample(&all, "ferrum_errors_total{code=\"1\"}") >= 1.0);
+    assert!(sample(&all, "ferrum_index_transactions") > f64::from(height));
+    assert!(sample(&all, "ferrum_db_bytes") > 0.0);
+    assert!(sample(&all, "ferrum_index_rows{table=\"script\"}") >= 0.0);
+    assert!(sample(&all, "ferrum_node_requests_total") > 0.0);
+    assert!(sample(&all, "ferrum_resident_memory_bytes") > 0.0);
+    assert!(all.iter().any(|(n, _)| n.starts_with("ferrum_mempool_transactions")));
+    // The histogram is cumulative and ends at the count.
+    let buckets: Vec<f64> = all
+        .iter()
+        .filter(|(n, _)| {
+            n.starts_with("ferrum_request_duration_seconds_bucket{method=\"blockchain.scripthash.get_history\"")
+        })
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(buckets.len(), 11);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(*buckets.last().unwrap(), 6.0);
+
+    let (status, _, body) = http(&http_addr, "GET", "/health");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, _, body) = http(&http_addr, "GET", "/api/status");
+    assert_eq!(status, 200);
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["index"]["height"], json!(height));
+    assert_eq!(api["requests"]["per_second"].as_array().unwrap().len(), 60);
+    assert_eq!(api["sessions"]["by_protocol"]["tcp"], json!(1));
+    assert_eq!(http(&http_addr, "GET", "/nope").0, 404);
+    let (status, head, _) = http(&http_addr, "POST", "/metrics");
+    assert_eq!(status, 405, "{head}");
+    let (status, head, body) = http(&http_addr, "HEAD", "/");
+    assert_eq!(status, 200);
+    assert!(body.is_empty() && head.contains("Content-Security-Policy"), "{head}");
+
+    // The page as a browser renders it.
+    let shot = served.db.path().join("status.png");
+    let url = format!("http://{http_addr}/");
+    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &url]);
+    let text = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(text.contains(">Synced<"), "sync state not rendered:\n{text}");
+    assert!(
+        text.contains(&format!("id=\"tip-height\">{height}<")) || text.contains(&format!(">{height}</")),
+        "tip height not rendered:\n{text}"
+    );
+    assert!(text.contains("regtest"), "network not rendered");
+    let banner_hidden = text.contains("id=\"banner\"") && text.contains("hidden");
+    assert!(banner_hidden, "the not-answering banner is shown:\n{text}");
+    let out = chromium(&[
+        "--hide-scrollbars",
+        "--window-size=1280,1400",
+        "--virtual-time-budget=5000",
+        &format!("--screenshot={}", shot.display()),
+        &url,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "screenshot of {} bytes", png.len());
+    // Kept for a look after the run.
+    std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png")).unwrap();
+}
+
+/// Headless Chromium (Debian's `chromium`, installed by scripts/deps.sh), with a deadline.
+fn chromium(args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("chromium");
+    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("chromium is not installed: run scripts/deps.sh");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// HMAC-SHA256, for an `rpcauth` line as Bitcoin Core's share/rpcauth/rpcauth.py writes it.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
+#[test]
+fn starts_from_electrumx_environment_alone() {
+    let (user, password, salt) = ("electrumx", "a-long-random-password", "0123456789abcdef0123456789abcdef");
+    let auth = format!("-rpcauth={user}:{salt}${}", hex::encode(hmac_sha256(salt.as_bytes(), password.as_bytes())));
+    let node = Node::start(NodeOptions { extra_args: vec![auth], ..NodeOptions::rest() }).unwrap();
+    node.mine(12).unwrap();
+    let db = tempfile::tempdir().unwrap();
+    let tcp = format!("127.0.0.1:{}", testkit::free_port());
+    let rpc_port = testkit::free_port();
+    let daemon_url = format!("http://{user}:{password}@{}/", node.rpc_addr());
+    let services = format!("tcp://{tcp},rpc://127.0.0.1:{rpc_port}");
+    let env = [
+        ("DAEMON_URL", daemon_url.as_str()),
+        ("COIN", "BitcoinSegwit"),
+        ("NET", "regtest"),
+        ("DB_DIRECTORY", db.path().to_str().unwrap()),
+        ("SERVICES", services.as_str()),
+        ("DB_ENGINE", "leveldb"),
+        ("ALLOW_ROOT", "1"),
+        ("CACHE_MB", "200"),
+        ("MAX_SESSIONS", "50"),
+        ("LOG_LEVEL", "debug"),
+        ("PEER_DISCOVERY", "off"),
+    ];
+    let ferrum = Ferrum::start_with_env(ferrum_exe(), &[], &env, db.path()).unwrap();
+    testkit::electrum::wait_for_height(&tcp, 12, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", ferrum.log_text()));
+    let mut client = testkit::electrum::Client::connect(&tcp).unwrap();
+    let header = client.call("blockchain.block.header", json!([12])).unwrap();
+    let block = node.block_bytes(&node.block_hash(12).unwrap()).unwrap();
+    assert_eq!(header, json!(hex::encode(&block[..80])));
+    let info = rpc(rpc_port, "getinfo", &[]).unwrap();
+    assert_eq!(info["index"]["height"], json!(12));
+    assert_eq!(info["node"]["address"], json!(node.rpc_addr()));
+    let log = ferrum.log_text();
+    assert!(log.contains("DB_ENGINE is ignored") && log.contains("ALLOW_ROOT is ignored"), "{log}");
+    assert!(log.contains("log: \"debug\"") && log.contains("DEBUG"), "LOG_LEVEL=debug was not applied");
+    assert!(!log.contains(password), "the RPC password was logged");
+}

@@ -297,7 +297,9 @@ fn starts_from_electrumx_environment_alone() {
     let db = tempfile::tempdir().unwrap();
     let tcp = format!("127.0.0.1:{}", testkit::free_port());
     let rpc_port = testkit::free_port();
-    let daemon_url = format!("http://{user}:{password}@{}/", node.rpc_addr());
+    // The first URL is dead: Ferrum fails over to the second, the node.
+    let dead = format!("127.0.0.1:{}", testkit::free_port());
+    let daemon_url = format!("http://{user}:{password}@{dead}/,http://{user}:{password}@{}/", node.rpc_addr());
     let services = format!("tcp://{tcp},rpc://127.0.0.1:{rpc_port}");
     let env = [
         ("DAEMON_URL", daemon_url.as_str()),
@@ -323,6 +325,7 @@ fn starts_from_electrumx_environment_alone() {
     assert_eq!(info["index"]["height"], json!(12));
     assert_eq!(info["node"]["address"], json!(node.rpc_addr()));
     let log = ferrum.log_text();
+    assert!(log.contains("switched to the next DAEMON_URL"), "{log}");
     assert!(log.contains("DB_ENGINE is ignored") && log.contains("ALLOW_ROOT is ignored"), "{log}");
     assert!(log.contains("log: \"debug\"") && log.contains("DEBUG"), "LOG_LEVEL=debug was not applied");
     assert!(!log.contains(password), "the RPC password was logged");

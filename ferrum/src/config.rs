@@ -58,6 +58,9 @@ pub enum Command {
         /// Its arguments
         args: Vec<String>,
     },
+    /// Print the configuration in effect (passwords redacted) and what start-up would log
+    /// about it, and exit: 0 when it is valid, 2 with the reason when it is not.
+    Config,
     /// Print the configuration reference (docs/configuration.md) as Markdown.
     #[command(hide = true)]
     ConfigReference,

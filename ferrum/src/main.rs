@@ -22,6 +22,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Config) = cli.command {
+        println!("{config:#?}");
+        for notice in &config.notices {
+            println!("note: {notice}");
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Rpc { port, json, command, args }) = &cli.command {
         return rpc(&config, *port, *json, command, args);
     }
@@ -37,7 +44,7 @@ fn main() -> ExitCode {
         Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
         Some(Command::Index { what, json }) => ferrum::inspect::run(&config, &what, json).map(|out| print!("{out}")),
         None => runtime.block_on(serve(config, log)),
-        Some(Command::Rpc { .. } | Command::ConfigReference) => Ok(()),
+        Some(Command::Rpc { .. } | Command::Config | Command::ConfigReference) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -278,20 +278,10 @@ fn chromium(args: &[&str]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// HMAC-SHA256, for an `rpcauth` line as Bitcoin Core's share/rpcauth/rpcauth.py writes it.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
-}
-
 #[test]
 fn starts_from_electrumx_environment_alone() {
     let (user, password, salt) = ("electrumx", "a-long-random-password", "0123456789abcdef0123456789abcdef");
-    let auth = format!("-rpcauth={user}:{salt}${}", hex::encode(hmac_sha256(salt.as_bytes(), password.as_bytes())));
+    let auth = format!("-rpcauth={}", testkit::rpcauth(user, salt, password));
     let node = Node::start(NodeOptions { extra_args: vec![auth], ..NodeOptions::rest() }).unwrap();
     node.mine(12).unwrap();
     let db = tempfile::tempdir().unwrap();

@@ -48,6 +48,16 @@ pub fn wait_for<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut()
     }
 }
 
+/// An `rpcauth` value (`user:salt$hmac`) for `password`, as Bitcoin Core's
+/// share/rpcauth/rpcauth.py writes it: HMAC-SHA256 keyed by the salt's text.
+pub fn rpcauth(user: &str, salt: &str, password: &str) -> String {
+    use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
+    let mut engine = hmac::HmacEngine::<sha256::Hash>::new(salt.as_bytes());
+    engine.input(password.as_bytes());
+    let mac = hmac::Hmac::<sha256::Hash>::from_engine(engine);
+    format!("{user}:{salt}${}", hex::encode(mac.to_byte_array()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -314,7 +314,7 @@ pub fn build(node: &Node, options: &ScenarioOptions) -> Result<Scenario> {
             _ => Ok(Vec::new()),
         };
         sent.extend(result?);
-        if round % 40 == 0 {
+        if round.is_multiple_of(40) {
             // Replenish: a block paying us, mature 100 blocks later.
             let r = wallet.receiver(Kind::P2wpkh);
             let addr = r.address(node.network()).ok_or_else(|| anyhow::anyhow!("no address"))?;

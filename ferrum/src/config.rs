@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::daemon::{Auth, DaemonConfig};
 use crate::electrum::ReportedService;
 use crate::network::Network;
-use crate::server::{Limits, Protocol, Service};
+use crate::server::{Limits, Protocol, Service, Subnet};
 
 /// Command line of the `ferrum` binary.
 #[derive(Parser, Debug)]
@@ -229,6 +229,33 @@ pub struct Options {
     /// Most client sessions at once [default: 1000]
     #[arg(long, env = "FERRUM_MAX_SESSIONS", global = true)]
     pub max_sessions: Option<usize>,
+
+    /// Sessions at once from one client address; more are closed as they connect
+    /// [default: 50]
+    #[arg(long, env = "FERRUM_MAX_SESSIONS_PER_IP", global = true)]
+    pub max_sessions_per_ip: Option<usize>,
+
+    /// Client subnets exempt from the per-address limits, comma-separated, or "none"
+    /// [default: 127.0.0.0/8,::1]
+    #[arg(long, env = "FERRUM_SESSION_LIMIT_EXEMPT", global = true, value_delimiter = ',', value_name = "SUBNETS")]
+    pub session_limit_exempt: Option<Vec<String>>,
+
+    /// Script hashes one session may subscribe to [default: 100000]
+    #[arg(long, env = "FERRUM_MAX_SUBS_PER_SESSION", global = true)]
+    pub max_subs_per_session: Option<usize>,
+
+    /// Script hashes the sessions of one client address may subscribe to together
+    /// [default: 500000]
+    #[arg(long, env = "FERRUM_MAX_SUBS_PER_IP", global = true)]
+    pub max_subs_per_ip: Option<usize>,
+
+    /// Script hashes subscribed to over all sessions [default: 5000000]
+    #[arg(long, env = "FERRUM_MAX_SUBS", global = true)]
+    pub max_subs: Option<usize>,
+
+    /// Requests in one JSON-RPC batch; a larger batch is refused with one error [default: 1000]
+    #[arg(long, env = "FERRUM_MAX_BATCH", global = true)]
+    pub max_batch: Option<usize>,
 
     /// Seconds without a complete request before a session is closed [default: 600]
     #[arg(long, env = "FERRUM_SESSION_TIMEOUT", global = true)]
@@ -531,8 +558,35 @@ impl Config {
             max_sessions: opts.max_sessions.unwrap_or(defaults.max_sessions),
             idle_timeout: opts.session_timeout.map_or(defaults.idle_timeout, Duration::from_secs),
             request_timeout: opts.request_timeout.map_or(defaults.request_timeout, Duration::from_secs),
+            max_sessions_per_ip: opts.max_sessions_per_ip.unwrap_or(defaults.max_sessions_per_ip),
+            max_subs_per_session: opts.max_subs_per_session.unwrap_or(defaults.max_subs_per_session),
+            max_subs_per_ip: opts.max_subs_per_ip.unwrap_or(defaults.max_subs_per_ip),
+            max_subs_total: opts.max_subs.unwrap_or(defaults.max_subs_total),
+            max_batch: opts.max_batch.unwrap_or(defaults.max_batch),
+            exempt: match &opts.session_limit_exempt {
+                None => defaults.exempt.clone(),
+                Some(list) if list.iter().all(|s| s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty()) => {
+                    Vec::new()
+                }
+                Some(list) => list
+                    .iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| s.parse::<Subnet>().map_err(|e| invalid("--session-limit-exempt", e)))
+                    .collect::<Result<_, _>>()?,
+            },
             ..defaults
         };
+        for (setting, value) in [
+            ("--max-sessions-per-ip", limits.max_sessions_per_ip),
+            ("--max-subs-per-session", limits.max_subs_per_session),
+            ("--max-subs-per-ip", limits.max_subs_per_ip),
+            ("--max-subs", limits.max_subs_total),
+            ("--max-batch", limits.max_batch),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
         if limits.max_sessions == 0 {
             return Err(invalid("--max-sessions", "must be at least 1"));
         }
@@ -1342,6 +1396,27 @@ mod tests {
         assert!(e.contains("more than one admin"), "{e}");
         let e = Config::load(&parse(&["--http", ":1", "--tcp", ":1"]), &env(&[])).unwrap_err().to_string();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn session_limits() {
+        let c = Config::load(&parse(&[]), &env(&[])).unwrap();
+        assert_eq!(c.limits.max_sessions_per_ip, 50);
+        assert!(c.limits.exempt.iter().any(|s| s.contains("127.0.0.1".parse().unwrap())));
+        let c = Config::load(
+            &parse(&["--session-limit-exempt", "10.0.0.0/8,fd00::/8", "--max-batch", "5", "--max-subs-per-ip", "9"]),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.limits.exempt.iter().any(|s| s.contains("10.9.9.9".parse().unwrap())));
+        assert!(!c.limits.exempt.iter().any(|s| s.contains("127.0.0.1".parse().unwrap())));
+        assert_eq!((c.limits.max_batch, c.limits.max_subs_per_ip), (5, 9));
+        let c = Config::load(&parse(&["--session-limit-exempt", "none"]), &env(&[])).unwrap();
+        assert!(c.limits.exempt.is_empty());
+        let e = Config::load(&parse(&["--session-limit-exempt", "10.0.0.0/40"]), &env(&[])).unwrap_err();
+        assert!(e.to_string().starts_with("--session-limit-exempt:"), "{e}");
+        let e = Config::load(&parse(&["--max-batch", "0"]), &env(&[])).unwrap_err();
+        assert!(e.to_string().starts_with("--max-batch:"), "{e}");
     }
 
     #[test]

@@ -166,6 +166,7 @@ impl Monitor {
             "sessions": {
                 "current": sessions.len(),
                 "total": self.server.accepted(),
+                "refused": self.server.refused(),
                 "subscriptions": subscriptions,
                 "by_protocol": by_protocol,
             },
@@ -262,6 +263,12 @@ impl Monitor {
             .collect();
         metric("sessions", "gauge", "Open client sessions.", &per_protocol);
         metric("sessions_accepted_total", "counter", "Sessions accepted.", &one(self.server.accepted() as f64));
+        metric(
+            "sessions_refused_total",
+            "counter",
+            "Connections closed at once for a session limit (total or per address).",
+            &one(self.server.refused() as f64),
+        );
         let subs: usize = sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum();
         metric("subscriptions", "gauge", "Script hashes subscribed to, over all sessions.", &one(subs as f64));
         let methods = e.metrics.methods();

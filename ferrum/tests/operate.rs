@@ -63,9 +63,9 @@ fn sample(all: &[(String, f64)], name: &str) -> f64 {
 
 fn served_with_admin(node: &Node) -> (Served, u16, String) {
     let rpc_port = testkit::free_port();
-    let http = format!("127.0.0.1:{}", testkit::free_port());
     let rpc_addr = format!("127.0.0.1:{rpc_port}");
-    let served = Served::start(node, &["--rpc", &rpc_addr, "--http", &http]);
+    let served = Served::start(node, &["--rpc", &rpc_addr]);
+    let http = served.http.clone().expect("Served listens on HTTP");
     (served, rpc_port, http)
 }
 

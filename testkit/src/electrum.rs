@@ -60,6 +60,22 @@ impl Client {
         let sock: SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
         let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
             .with_context(|| format!("connecting to {addr}"))?;
+        Client::from_stream(stream)
+    }
+
+    /// Connects from the local address `from` (another loopback address, to be another client
+    /// address to the server), without sending anything.
+    pub fn connect_raw_from(addr: &str, from: std::net::IpAddr) -> Result<Client> {
+        let sock: SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
+        let socket = socket2::Socket::new(socket2::Domain::for_address(sock), socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(from, 0).into()).with_context(|| format!("binding to {from}"))?;
+        socket
+            .connect_timeout(&sock.into(), Duration::from_secs(10))
+            .with_context(|| format!("connecting to {addr}"))?;
+        Client::from_stream(socket.into())
+    }
+
+    fn from_stream(stream: TcpStream) -> Result<Client> {
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         stream.set_write_timeout(Some(Duration::from_secs(120)))?;
         stream.set_nodelay(true)?;

@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -26,6 +27,59 @@ struct Sub {
     status: Option<[u8; 32]>,
 }
 
+/// Subscriptions counted beyond one session: those of every session from the same client
+/// address, and those of all sessions. Each session takes from it as it subscribes and gives
+/// back as it unsubscribes or ends.
+#[derive(Debug, Clone)]
+pub struct SubBudget {
+    pub total: Arc<AtomicUsize>,
+    pub max_total: usize,
+    /// `None`: the address is exempt from the per-address limit.
+    pub per_ip: Option<Arc<AtomicUsize>>,
+    pub max_per_ip: usize,
+}
+
+impl SubBudget {
+    /// No limit beyond the session's own.
+    pub fn unlimited() -> SubBudget {
+        SubBudget { total: Arc::default(), max_total: usize::MAX, per_ip: None, max_per_ip: usize::MAX }
+    }
+
+    fn take(&self) -> Result<(), RpcError> {
+        let over = |what: &str, max: usize| {
+            RpcError::new(
+                jsonrpc::EXCESSIVE_RESOURCE_USAGE,
+                format!("too many subscriptions (at most {} {what})", super::values::commas(max as u64)),
+            )
+        };
+        if self.total.fetch_add(1, Ordering::Relaxed) >= self.max_total {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Err(over("on this server", self.max_total));
+        }
+        if let Some(ip) = &self.per_ip {
+            if ip.fetch_add(1, Ordering::Relaxed) >= self.max_per_ip {
+                ip.fetch_sub(1, Ordering::Relaxed);
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                return Err(over("per client address", self.max_per_ip));
+            }
+        }
+        Ok(())
+    }
+
+    fn give_back(&self, n: usize) {
+        self.total.fetch_sub(n, Ordering::Relaxed);
+        if let Some(ip) = &self.per_ip {
+            ip.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for SubBudget {
+    fn default() -> Self {
+        SubBudget::unlimited()
+    }
+}
+
 /// What a session remembers between requests.
 #[derive(Debug, Default)]
 pub struct SessionState {
@@ -39,28 +93,41 @@ pub struct SessionState {
     subs: HashMap<ScriptHash, Sub>,
     /// Most script hashes this session may subscribe to.
     pub max_subs: usize,
+    /// Shared with the other sessions.
+    pub budget: SubBudget,
+    /// Most requests in one batch.
+    pub max_batch: usize,
     /// Close the connection once the current answer is sent.
     pub close_after_reply: bool,
 }
 
 impl SessionState {
     pub fn new(id: u64, max_subs: usize) -> SessionState {
-        SessionState { id, max_subs, ..SessionState::default() }
+        SessionState { id, max_subs, max_batch: usize::MAX, ..SessionState::default() }
     }
 
     pub fn subscribe(&mut self, sh: ScriptHash, shown: &Value, status: Option<[u8; 32]>) -> Result<(), RpcError> {
-        if !self.subs.contains_key(&sh) && self.subs.len() >= self.max_subs {
+        if let Some(sub) = self.subs.get_mut(&sh) {
+            *sub = Sub { shown: shown.clone(), status };
+            return Ok(());
+        }
+        if self.subs.len() >= self.max_subs {
             return Err(RpcError::new(
                 jsonrpc::EXCESSIVE_RESOURCE_USAGE,
                 format!("too many subscriptions (at most {} per session)", self.max_subs),
             ));
         }
+        self.budget.take()?;
         self.subs.insert(sh, Sub { shown: shown.clone(), status });
         Ok(())
     }
 
     pub fn unsubscribe(&mut self, sh: &ScriptHash) -> bool {
-        self.subs.remove(sh).is_some()
+        let removed = self.subs.remove(sh).is_some();
+        if removed {
+            self.budget.give_back(1);
+        }
+        removed
     }
 
     /// Subscribes to headers, the client having been sent the tip `height`/`hash`.
@@ -90,6 +157,13 @@ pub struct Session {
     v2: bool,
 }
 
+impl Drop for Session {
+    /// The session's subscriptions go back to the shared budget.
+    fn drop(&mut self) {
+        self.state.budget.give_back(self.state.subs.len());
+    }
+}
+
 impl Session {
     pub fn new(electrum: Arc<Electrum>, state: SessionState) -> Session {
         Session { electrum, state, v2: true }
@@ -109,6 +183,21 @@ impl Session {
             Ok(Incoming::Single(request)) => {
                 let answer = self.handle_request(request).await?;
                 Some(Response(answer))
+            }
+            Ok(Incoming::Batch(items)) if items.len() > self.state.max_batch => {
+                self.electrum.metrics.error(jsonrpc::INVALID_REQUEST);
+                Some(jsonrpc::error_response(
+                    &Value::Null,
+                    &RpcError::new(
+                        jsonrpc::INVALID_REQUEST,
+                        format!(
+                            "batch of {} requests is over the limit of {}",
+                            super::values::commas(items.len() as u64),
+                            super::values::commas(self.state.max_batch as u64)
+                        ),
+                    ),
+                    true,
+                ))
             }
             Ok(Incoming::Batch(items)) => {
                 let mut answers = Vec::with_capacity(items.len());
@@ -217,7 +306,7 @@ impl Session {
                     // As ElectrumX: a status that cannot be computed (history too large) ends
                     // the subscription.
                     tracing::info!(session = self.state.id, scripthash = %sh, "dropping subscription: {}", e.message);
-                    self.state.subs.remove(&sh);
+                    self.state.unsubscribe(&sh);
                 }
             }
         }

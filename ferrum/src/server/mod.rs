@@ -7,7 +7,7 @@ pub mod framing;
 pub mod tls;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use crate::electrum::jsonrpc::{self, Response, RpcError};
-use crate::electrum::session::{Session, SessionState};
+use crate::electrum::session::{Session, SessionState, SubBudget};
 use crate::electrum::{Electrum, Event};
 use framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
 
@@ -86,6 +86,62 @@ pub struct Limits {
     /// A request still unanswered after this long gets error -102 (ElectrumX's
     /// `REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
+    /// Sessions from one client address at once (addresses in `exempt` excepted).
+    pub max_sessions_per_ip: usize,
+    /// Script hashes subscribed to by all the sessions of one client address.
+    pub max_subs_per_ip: usize,
+    /// Script hashes subscribed to by all sessions.
+    pub max_subs_total: usize,
+    /// Requests in one JSON-RPC batch.
+    pub max_batch: usize,
+    /// Client addresses the per-address limits do not apply to.
+    pub exempt: Vec<Subnet>,
+}
+
+/// An IP network, `addr/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Subnet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = String;
+
+    /// `10.0.0.0/8`, `fd00::/8`, or a single address.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP address or subnet"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?}: bad prefix length"))?,
+            None => max,
+        };
+        Ok(Subnet { addr: addr.to_canonical(), prefix })
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 impl Default for Limits {
@@ -98,6 +154,14 @@ impl Default for Limits {
             max_sessions: 1000,
             max_subs_per_session: 100_000,
             request_timeout: Duration::from_secs(30),
+            max_sessions_per_ip: 50,
+            max_subs_per_ip: 500_000,
+            max_subs_total: 5_000_000,
+            max_batch: 1000,
+            exempt: vec![
+                Subnet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
+                Subnet { addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
+            ],
         }
     }
 }
@@ -110,6 +174,17 @@ pub struct Server {
     sessions: Mutex<HashMap<u64, Arc<SessionInfo>>>,
     /// Sessions accepted since start.
     accepted: AtomicU64,
+    /// Connections closed at once for a session limit.
+    refused: AtomicU64,
+    /// Sessions and subscriptions per client address (exempt addresses are not counted).
+    per_ip: Mutex<HashMap<IpAddr, IpUse>>,
+    subs_total: Arc<AtomicUsize>,
+}
+
+#[derive(Default)]
+struct IpUse {
+    sessions: usize,
+    subs: Arc<AtomicUsize>,
 }
 
 /// What the admin interface and the metrics see of a live session.
@@ -125,6 +200,8 @@ pub struct SessionInfo {
     /// The client's name and protocol version, from `server.version`.
     pub client: Mutex<(String, String)>,
     close: Notify,
+    /// The subscriptions of every session from this address (`None`: exempt).
+    ip_subs: Option<Arc<AtomicUsize>>,
 }
 
 impl SessionInfo {
@@ -138,11 +215,22 @@ impl SessionInfo {
 struct Registered {
     server: Arc<Server>,
     id: u64,
+    /// Counted against its address.
+    ip: Option<IpAddr>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.server.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        if let Some(ip) = self.ip {
+            let mut per_ip = self.server.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(u) = per_ip.get_mut(&ip) {
+                u.sessions = u.sessions.saturating_sub(1);
+                if u.sessions == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -178,7 +266,30 @@ impl Server {
             next_id: AtomicU64::new(1),
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            subs_total: Arc::default(),
         })
+    }
+
+    /// Connections closed at once because a session limit was reached.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Counts a new session against its address; `Err` when the address is at its limit.
+    /// `Ok(None)`: the address is exempt.
+    fn admit(&self, ip: IpAddr) -> Result<Option<Arc<AtomicUsize>>, ()> {
+        if self.limits.exempt.iter().any(|s| s.contains(ip)) {
+            return Ok(None);
+        }
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let u = per_ip.entry(ip).or_default();
+        if u.sessions >= self.limits.max_sessions_per_ip {
+            return Err(());
+        }
+        u.sessions += 1;
+        Ok(Some(u.subs.clone()))
     }
 
     pub fn session_count(&self) -> usize {
@@ -227,9 +338,17 @@ impl Server {
             };
             if self.session_count() >= self.limits.max_sessions {
                 tracing::debug!(%peer, "session limit reached; closing the new connection");
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 drop(stream);
                 continue;
             }
+            let ip = peer.ip().to_canonical();
+            let Ok(ip_subs) = self.admit(ip) else {
+                tracing::debug!(%peer, "{} sessions from this address; closing the new connection", self.limits.max_sessions_per_ip);
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let span =
@@ -244,10 +363,11 @@ impl Server {
                 subscriptions: AtomicUsize::new(0),
                 client: Mutex::new((String::new(), String::new())),
                 close: Notify::new(),
+                ip_subs: ip_subs.clone(),
             });
             self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
             self.accepted.fetch_add(1, Ordering::Relaxed);
-            let registered = Registered { server: self.clone(), id };
+            let registered = Registered { server: self.clone(), id, ip: ip_subs.is_some().then_some(ip) };
             let this = self.clone();
             tokio::spawn(
                 async move {
@@ -316,19 +436,34 @@ impl Server {
                 match tokio::time::timeout(send_timeout, writer.send(&msg.0)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(anyhow::anyhow!("write failed: {e}")),
-                    Err(_) => return Err(anyhow::anyhow!("client did not read for {send_timeout:?}; dropped")),
+                    Err(_) => {
+                        let e = anyhow::anyhow!("client did not read for {send_timeout:?}; dropped");
+                        tracing::info!("{e}");
+                        return Err(e);
+                    }
                 }
             }
             Ok(())
         });
         let electrum = self.electrum.clone();
         let mut events = electrum.events.subscribe();
-        let mut session = Session::new(electrum.clone(), SessionState::new(info.id, self.limits.max_subs_per_session));
+        let mut state = SessionState::new(info.id, self.limits.max_subs_per_session);
+        state.max_batch = self.limits.max_batch;
+        state.budget = SubBudget {
+            total: self.subs_total.clone(),
+            max_total: self.limits.max_subs_total,
+            per_ip: info.ip_subs.clone(),
+            max_per_ip: self.limits.max_subs_per_ip,
+        };
+        let mut session = Session::new(electrum.clone(), state);
         let max_send = electrum.config.max_send;
         let queue = |r: Response| -> Result<()> {
             let r = if r.0.len() > max_send { oversized(&r, max_send) } else { r };
             tx.try_send(r).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => anyhow::anyhow!("outbound queue full; client too slow, dropped"),
+                mpsc::error::TrySendError::Full(_) => {
+                    tracing::info!("outbound queue full: client too slow to read its answers; dropped");
+                    anyhow::anyhow!("outbound queue full; client too slow, dropped")
+                }
                 mpsc::error::TrySendError::Closed(_) => anyhow::anyhow!("writer gone"),
             })
         };
@@ -413,10 +548,15 @@ impl Server {
             }
         }
         .await;
+        if let Err(e) = result {
+            // A failed session (a client too slow to take its answers, among others) is
+            // dropped at once, its queue with it.
+            writer_task.abort();
+            return Err(e);
+        }
         // Let the writer flush what is queued (the last error reply, for one).
         drop(tx);
         let written = tokio::time::timeout(send_timeout, writer_task).await;
-        result?;
         match written {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(anyhow::anyhow!("writer task: {e}")),
@@ -440,4 +580,26 @@ fn oversized(r: &Response, max: usize) -> Response {
         ),
         true,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_contain_their_addresses() {
+        let net: Subnet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()), "IPv4-mapped IPv6 is the IPv4 address");
+        let one: Subnet = "192.0.2.7".parse().unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()) && !one.contains("192.0.2.8".parse().unwrap()));
+        let v6: Subnet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()) && !v6.contains("fe80::1".parse().unwrap()));
+        let all: Subnet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Subnet>().is_err());
+        assert!("example.org".parse::<Subnet>().is_err());
+        assert_eq!(one.to_string(), "192.0.2.7/32");
+    }
 }

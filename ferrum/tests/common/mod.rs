@@ -216,6 +216,8 @@ pub struct Served {
     pub ssl: String,
     pub ws: String,
     pub wss: String,
+    /// Status page and metrics.
+    pub http: Option<String>,
     pub db: tempfile::TempDir,
     args: Vec<String>,
 }
@@ -229,10 +231,10 @@ impl Served {
 
     /// Like [`Served::start`] with a given data directory (to restart on the same index).
     pub fn start_in(node: &Node, db: tempfile::TempDir, extra: &[&str]) -> Served {
-        let ports: Vec<u16> = (0..4).map(|_| testkit::free_port()).collect();
+        let ports: Vec<u16> = (0..5).map(|_| testkit::free_port()).collect();
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut args = node_args(node, db.path());
-        for (flag, port) in ["--tcp", "--ssl", "--ws", "--wss"].iter().zip(&ports) {
+        for (flag, port) in ["--tcp", "--ssl", "--ws", "--wss", "--http"].iter().zip(&ports) {
             args.push((*flag).to_string());
             args.push(addr(*port));
         }
@@ -244,6 +246,7 @@ impl Served {
             ssl: addr(ports[1]),
             ws: addr(ports[2]),
             wss: addr(ports[3]),
+            http: Some(addr(ports[4])),
             db,
             args,
         };

@@ -80,9 +80,35 @@ async fn serve(config: Config, log: LogControl) -> anyhow::Result<()> {
     for notice in &config.notices {
         tracing::info!("{notice}");
     }
+    let files = raise_open_file_limit();
+    // Each session is a socket; RocksDB and the node connections need some too.
+    if files < config.limits.max_sessions as u64 + 256 {
+        tracing::warn!(
+            "the open-file limit ({files}) is too low for --max-sessions {}; raise it (ulimit -n, LimitNOFILE=)",
+            config.limits.max_sessions
+        );
+    }
     let stop = StopSignal::default();
     tokio::spawn(stop_on_signals(stop.clone()));
     ferrum::app::run(config, stop, Some(log)).await
+}
+
+/// Raises the soft open-file limit to the hard one; returns the limit in effect.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// `ferrum rpc`: one admin command against a running server.

@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_same_rows, check_truth, dump_all, ferrum_args, stored_height, Ferrum, InProcess};
-use ferrum::index::IndexConfig;
+use common::{assert_same_rows, check_truth, clean_index, dump_all, ferrum_args, stored_height, Ferrum};
 use ferrum::store::PrevoutMode;
 use testkit::scenario::{self, Rng, ScenarioOptions};
 use testkit::truth::Truth;
@@ -35,13 +34,6 @@ fn sync_with_kills(node: &Node, args: &[String], db: &std::path::Path, rng: &mut
         f.kill9();
         done += 1;
     }
-}
-
-fn clean_index(node: &Node, mode: PrevoutMode) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ix = InProcess::new(node, &dir.path().join("index"), mode, true, IndexConfig::default());
-    ix.sync();
-    dir
 }
 
 #[test]

@@ -47,7 +47,6 @@ pub fn server_error(e: &anyhow::Error) -> Option<&ServerError> {
 /// One Electrum session over TCP.
 pub struct Client {
     reader: BufReader<TcpStream>,
-    writer: TcpStream,
     next_id: u64,
     notifications: VecDeque<Value>,
     /// What `server.version` answered: `[server software, protocol version]`.
@@ -79,10 +78,8 @@ impl Client {
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         stream.set_write_timeout(Some(Duration::from_secs(120)))?;
         stream.set_nodelay(true)?;
-        let writer = stream.try_clone()?;
         Ok(Client {
             reader: BufReader::new(stream),
-            writer,
             next_id: 0,
             notifications: VecDeque::new(),
             server_version: Value::Null,
@@ -103,8 +100,11 @@ impl Client {
 
     /// Sends raw bytes (no framing added).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
-        self.writer.write_all(bytes).context("sending")?;
-        self.writer.flush()?;
+        // One descriptor per client (writing does not touch the read buffer): tests open
+        // thousands.
+        let stream = self.reader.get_mut();
+        stream.write_all(bytes).context("sending")?;
+        stream.flush()?;
         Ok(())
     }
 
@@ -181,6 +181,11 @@ impl Client {
                 Err(_) => bail!("no {method} notification within {timeout:?}"),
             }
         }
+    }
+
+    /// Notifications received and not yet taken (they arrive while waiting for replies).
+    pub fn queued_notifications(&self) -> usize {
+        self.notifications.len()
     }
 
     /// Drops every queued notification and those arriving within `quiet`.

@@ -40,6 +40,12 @@ pub enum IndexError {
     MissingPrevout { height: u32, txid: String, vout: u32 },
     #[error("index is inconsistent: {0}")]
     Inconsistent(String),
+    #[error(
+        "bitcoind no longer has a block the index holds ({0}), so the index cannot follow its chain \
+         back; this happens when bitcoind loses recent blocks in an unclean shutdown: restart Ferrum \
+         with --reindex"
+    )]
+    BlockGone(String),
     #[error("indexing task failed: {0}")]
     Task(String),
 }
@@ -635,6 +641,8 @@ impl<S: BlockSource> Indexer<S> {
     pub async fn run(mut self, trigger: Arc<Notify>, poll: Duration) -> Result<(), IndexError> {
         let mut outage: Option<String> = None;
         let mut backoff = Duration::from_millis(250);
+        // Blocks the node listed, then could not find: its chain changed while it was read.
+        let mut vanished = 0u32;
         loop {
             match self.sync().await {
                 Ok(()) => {
@@ -642,6 +650,19 @@ impl<S: BlockSource> Indexer<S> {
                         tracing::info!("connection to bitcoind restored");
                     }
                     backoff = Duration::from_millis(250);
+                    vanished = 0;
+                }
+                Err(IndexError::Daemon(DaemonError::Rejected { code: -5, message })) => {
+                    vanished += 1;
+                    if vanished > MAX_VANISHED {
+                        return Err(IndexError::BlockGone(message));
+                    }
+                    tracing::warn!("bitcoind's chain changed while it was being read ({message}); starting over");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200) * vanished) => {}
+                        _ = self.stop.wait() => return Ok(()),
+                    }
+                    continue;
                 }
                 Err(IndexError::Daemon(e)) if e.is_transient() => {
                     let (kind, detail) = match &e {
@@ -679,6 +700,10 @@ impl<S: BlockSource> Indexer<S> {
         }
     }
 }
+
+/// Times in a row a block may vanish from the node before that is an error (a pruned node
+/// behaves so too, and would otherwise be retried forever).
+const MAX_VANISHED: u32 = 20;
 
 fn format_duration(secs: u64) -> String {
     match secs {

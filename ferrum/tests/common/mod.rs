@@ -166,6 +166,14 @@ pub fn dump_all(dir: &Path) -> Dump {
     out
 }
 
+/// An index of the node's chain built in this process from scratch, for comparisons.
+pub fn clean_index(node: &Node, mode: PrevoutMode) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ix = InProcess::new(node, &dir.path().join("index"), mode, true, IndexConfig::default());
+    ix.sync();
+    dir
+}
+
 /// Compares two dumps table by table with a readable failure.
 pub fn assert_same_rows(a: &[(&'static str, Vec<RawRow>)], b: &[(&'static str, Vec<RawRow>)]) {
     assert_eq!(a.len(), b.len());

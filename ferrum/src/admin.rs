@@ -120,7 +120,7 @@ pub async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> Result<
         }
         "groups" => {
             arity(0, 0)?;
-            Ok(groups(&m.server.sessions()))
+            Ok(groups(&m.server.sessions(), &m.server.ledger().groups()))
         }
         "peers" => {
             arity(0, 0)?;
@@ -205,40 +205,23 @@ fn session_json(s: &SessionInfo) -> Value {
     })
 }
 
-/// The group a client address belongs to: its /24 (IPv4) or /48 (IPv6), as ElectrumX groups
-/// sessions.
-pub fn group_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => group_of(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                let seg = |i: usize| s.get(i).copied().unwrap_or(0);
-                format!("{:x}:{:x}:{:x}::/48", seg(0), seg(1), seg(2))
-            }
-        },
-    }
-}
-
 fn group_map(sessions: &[Arc<SessionInfo>]) -> BTreeMap<String, Vec<&Arc<SessionInfo>>> {
     let mut groups: BTreeMap<String, Vec<&Arc<SessionInfo>>> = BTreeMap::new();
     for s in sessions {
-        groups.entry(group_of(s.peer.ip())).or_default().push(s);
+        groups.entry(crate::cost::group_of(s.peer.ip())).or_default().push(s);
     }
     groups
 }
 
-fn groups(sessions: &[Arc<SessionInfo>]) -> Value {
+fn groups(sessions: &[Arc<SessionInfo>], costs: &[(String, f64)]) -> Value {
     Value::Array(
         group_map(sessions)
             .into_iter()
             .map(|(group, members)| {
+                let cost = costs.iter().find(|(g, _)| *g == group).map_or(0.0, |(_, c)| *c);
                 json!({
                     "group": group,
+                    "cost": (cost * 10.0).round() / 10.0,
                     "sessions": members.len(),
                     "session_ids": members.iter().map(|s| s.id).collect::<Vec<_>>(),
                     "requests": members.iter().map(|s| s.requests.load(Ordering::Relaxed)).sum::<u64>(),
@@ -408,13 +391,6 @@ fn scalar(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_are_slash_24_and_slash_48() {
-        assert_eq!(group_of("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
-        assert_eq!(group_of("2001:db8:1234:5678::1".parse().unwrap()), "2001:db8:1234::/48");
-        assert_eq!(group_of("::ffff:198.51.100.9".parse().unwrap()), "198.51.100.0/24");
-    }
 
     #[test]
     fn rendering_lists_and_objects() {

@@ -253,6 +253,15 @@ pub struct Options {
     #[arg(long, env = "FERRUM_MAX_SUBS", global = true)]
     pub max_subs: Option<usize>,
 
+    /// Cost a client group (an IPv4 /24, an IPv6 /48) may reach before its requests are slowed;
+    /// costs decay to zero in an hour from the hard limit [default: 1000]
+    #[arg(long, env = "FERRUM_COST_SOFT_LIMIT", global = true)]
+    pub cost_soft_limit: Option<f64>,
+
+    /// Cost past which a client group's sessions are dropped with error -101 [default: 10000]
+    #[arg(long, env = "FERRUM_COST_HARD_LIMIT", global = true)]
+    pub cost_hard_limit: Option<f64>,
+
     /// Requests in one JSON-RPC batch; a larger batch is refused with one error [default: 1000]
     #[arg(long, env = "FERRUM_MAX_BATCH", global = true)]
     pub max_batch: Option<usize>,
@@ -325,8 +334,9 @@ pub enum ElectrumxVar {
 /// the `Setting` ones; the documentation and the start-up notices come from this table.
 pub const ELECTRUMX_VARS: &[(&str, ElectrumxVar)] = {
     use ElectrumxVar::{Ignored, Obsolete, Setting};
-    const COST: &str = "Ferrum has no cost model yet; sessions are bounded by --max-sessions, \
-                        --max-recv, --max-send, the outbound queue and the timeouts";
+    const COST: &str = "Ferrum's cost model has fixed units (work measured in rows read, node calls and \
+                        bytes sent) and groups (/24 and /48); its limits are --cost-soft-limit and \
+                        --cost-hard-limit";
     const PEERS: &str = "Ferrum does no peer discovery: server.peers.subscribe answers []";
     const PORTS: &str = "use SERVICES (as ElectrumX since 1.16)";
     &[
@@ -347,8 +357,8 @@ pub const ELECTRUMX_VARS: &[(&str, ElectrumxVar)] = {
         ("SESSION_TIMEOUT", Setting("--session-timeout")),
         ("LOG_LEVEL", Setting("--log")),
         ("CACHE_MB", Setting("--cache-mb")),
-        ("COST_SOFT_LIMIT", Ignored(COST)),
-        ("COST_HARD_LIMIT", Ignored(COST)),
+        ("COST_SOFT_LIMIT", Setting("--cost-soft-limit")),
+        ("COST_HARD_LIMIT", Setting("--cost-hard-limit")),
         ("BANDWIDTH_UNIT_COST", Ignored(COST)),
         ("INITIAL_CONCURRENT", Ignored(COST)),
         ("REQUEST_SLEEP", Ignored(COST)),
@@ -496,6 +506,8 @@ impl Config {
         fill(&mut opts.max_sessions, number_var(env, "MAX_SESSIONS")?);
         fill(&mut opts.session_timeout, number_var(env, "SESSION_TIMEOUT")?);
         fill(&mut opts.request_timeout, number_var(env, "REQUEST_TIMEOUT")?);
+        fill(&mut opts.cost_soft_limit, number_var(env, "COST_SOFT_LIMIT")?);
+        fill(&mut opts.cost_hard_limit, number_var(env, "COST_HARD_LIMIT")?);
         let mut notices = electrumx_notices(env)?;
 
         let file_path = opts.config.clone().or_else(|| {
@@ -574,8 +586,18 @@ impl Config {
                     .map(|s| s.parse::<Subnet>().map_err(|e| invalid("--session-limit-exempt", e)))
                     .collect::<Result<_, _>>()?,
             },
+            cost: crate::cost::Limits {
+                soft: opts.cost_soft_limit.unwrap_or(defaults.cost.soft),
+                hard: opts.cost_hard_limit.unwrap_or(defaults.cost.hard),
+            },
             ..defaults
         };
+        if !(limits.cost.soft > 0.0 && limits.cost.soft.is_finite()) {
+            return Err(invalid("--cost-soft-limit", "must be a positive number"));
+        }
+        if !(limits.cost.hard > limits.cost.soft && limits.cost.hard.is_finite()) {
+            return Err(invalid("--cost-hard-limit", "must be a number above --cost-soft-limit"));
+        }
         for (setting, value) in [
             ("--max-sessions-per-ip", limits.max_sessions_per_ip),
             ("--max-subs-per-session", limits.max_subs_per_session),
@@ -796,9 +818,7 @@ fn check_ignored_value(name: &str, value: &str) -> Result<(), ConfigError> {
         "PEER_ANNOUNCE" | "FORCE_PROXY" | "ALLOW_ROOT" | "ANON_LOGS" => {
             matches!(v.as_str(), "" | "0" | "1" | "yes" | "no" | "true" | "false" | "on" | "off")
         }
-        "COST_SOFT_LIMIT"
-        | "COST_HARD_LIMIT"
-        | "BANDWIDTH_UNIT_COST"
+        "BANDWIDTH_UNIT_COST"
         | "INITIAL_CONCURRENT"
         | "REQUEST_SLEEP"
         | "REORG_LIMIT"
@@ -1276,6 +1296,8 @@ mod tests {
             "SESSION_TIMEOUT" => "11",
             "LOG_LEVEL" => "debug",
             "CACHE_MB" => "77",
+            "COST_SOFT_LIMIT" => "50",
+            "COST_HARD_LIMIT" => "20000",
             other => panic!("no sample for {other}"),
         }
     }
@@ -1327,21 +1349,20 @@ mod tests {
     fn ignored_and_obsolete_electrumx_variables() {
         let c = Config::load(
             &parse(&[]),
-            &env(&[
-                ("DB_ENGINE", "rocksdb"),
-                ("ALLOW_ROOT", "1"),
-                ("PEER_DISCOVERY", "self"),
-                ("COST_SOFT_LIMIT", "0"),
-            ]),
+            &env(&[("DB_ENGINE", "rocksdb"), ("ALLOW_ROOT", "1"), ("PEER_DISCOVERY", "self"), ("REQUEST_SLEEP", "0")]),
         )
         .unwrap();
-        for name in ["DB_ENGINE", "ALLOW_ROOT", "PEER_DISCOVERY", "COST_SOFT_LIMIT"] {
+        for name in ["DB_ENGINE", "ALLOW_ROOT", "PEER_DISCOVERY", "REQUEST_SLEEP"] {
             assert!(c.notices.iter().any(|n| n.starts_with(&format!("{name} is ignored"))), "{name}: {:?}", c.notices);
         }
         let e = Config::load(&parse(&[]), &env(&[("PEER_DISCOVERY", "sometimes")])).unwrap_err().to_string();
         assert!(e.starts_with("PEER_DISCOVERY:"), "{e}");
         let e = Config::load(&parse(&[]), &env(&[("COST_HARD_LIMIT", "lots")])).unwrap_err().to_string();
         assert!(e.starts_with("COST_HARD_LIMIT:"), "{e}");
+        let e = Config::load(&parse(&[]), &env(&[("COST_HARD_LIMIT", "500")])).unwrap_err().to_string();
+        assert!(e.starts_with("--cost-hard-limit:"), "below the default soft limit: {e}");
+        let c = Config::load(&parse(&[]), &env(&[("COST_SOFT_LIMIT", "5"), ("COST_HARD_LIMIT", "50")])).unwrap();
+        assert_eq!(c.limits.cost, crate::cost::Limits { soft: 5.0, hard: 50.0 });
         let e = Config::load(&parse(&[]), &env(&[("TCP_PORT", "50001")])).unwrap_err().to_string();
         assert!(e.starts_with("TCP_PORT:") && e.contains("SERVICES"), "{e}");
         let c = Config::load(&parse(&[]), &env(&[("FERRUM_NETWROK", "regtest")])).unwrap();

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod chain;
 pub mod config;
+pub mod cost;
 pub mod daemon;
 pub mod electrum;
 pub mod http;

@@ -269,6 +269,20 @@ impl Monitor {
             "Connections closed at once for a session limit (total or per address).",
             &one(self.server.refused() as f64),
         );
+        let (throttled, cost_dropped) = self.server.cost_actions();
+        metric(
+            "requests_throttled_total",
+            "counter",
+            "Requests slowed because their client group was over the cost soft limit.",
+            &one(throttled as f64),
+        );
+        metric(
+            "sessions_cost_dropped_total",
+            "counter",
+            "Sessions dropped because their client group was over the cost hard limit.",
+            &one(cost_dropped as f64),
+        );
+        metric("cost_groups", "gauge", "Client groups with a cost.", &one(self.server.ledger().groups().len() as f64));
         let subs: usize = sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum();
         metric("subscriptions", "gauge", "Script hashes subscribed to, over all sessions.", &one(subs as f64));
         let methods = e.metrics.methods();

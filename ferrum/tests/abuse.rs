@@ -14,8 +14,8 @@ use testkit::{Node, NodeOptions};
 
 use common::Served;
 
-/// The well-behaved client's address.
-const GOOD: [u8; 4] = [127, 0, 0, 2];
+/// The well-behaved client's address: another address, and another /24 (cost group).
+const GOOD: [u8; 4] = [127, 0, 1, 2];
 
 /// A node with a few blocks, and Ferrum on it with per-address limits applied to loopback.
 fn setup(extra: &[&str]) -> (Node, Served) {
@@ -304,4 +304,39 @@ fn subscriptions_are_limited_per_address() {
     }
     assert!(freed, "the closed session's subscriptions were not given back");
     still_served(&mut good, &node);
+}
+
+#[test]
+fn a_costly_group_is_slowed_then_dropped_and_stays_dropped() {
+    let (node, served) = setup(&["--cost-soft-limit", "3", "--cost-hard-limit", "12"]);
+    let mut good = good_client(&served);
+    let coinbase = node.block(&node.block_hash(5).unwrap()).unwrap().txdata[0].compute_txid().to_string();
+    // Each of these costs a node call: the group goes past its soft limit, then its hard one.
+    let mut abuser = Client::connect_with(&served.tcp, json!("1.4")).unwrap();
+    let mut dropped_after = None;
+    for n in 1..=60 {
+        let reply = abuser.request("blockchain.transaction.get", json!([coinbase])).unwrap();
+        if error_code(&reply) == Some(-101) {
+            assert_eq!(reply["error"]["message"], json!("excessive resource usage"));
+            dropped_after = Some(n);
+            break;
+        }
+        assert!(reply["error"].is_null(), "{reply}");
+    }
+    let n = dropped_after.expect("never dropped");
+    assert!(n > 3, "dropped after {n} requests, before the soft limit could slow it");
+    assert!(abuser.closes_within(Duration::from_secs(30)), "the session goes on past the hard limit");
+    // The budget outlives the session: a new one from the same group is refused at once.
+    let mut again = Client::connect_raw(&served.tcp).unwrap();
+    let reply = again.request("server.version", json!(["again", "1.4"])).unwrap();
+    assert_eq!(error_code(&reply), Some(-101), "{reply}");
+    still_served(&mut good, &node);
+    let metrics = ferrum_status(&served);
+    let value = |name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse::<f64>().ok()).unwrap()
+    };
+    assert!(value("ferrum_requests_throttled_total") >= 1.0, "{metrics}");
+    assert_eq!(value("ferrum_sessions_cost_dropped_total"), 2.0);
+    let log = served.ferrum.log_text();
+    assert_eq!(log.matches("over the cost hard limit").count(), 1, "logged once per group");
 }

@@ -109,7 +109,7 @@ fn admin_rpc_answers_every_command() {
     assert_eq!(
         groups,
         json!([{
-            "group": "127.0.0.0/24", "sessions": 2, "session_ids": [session_a["id"], session_b["id"]],
+            "group": "127.0.0.0/24", "cost": 0.0, "sessions": 2, "session_ids": [session_a["id"], session_b["id"]],
             "requests": groups[0]["requests"], "subscriptions": 1,
         }])
     );

@@ -177,6 +177,7 @@ impl RpcClient {
         let start = self.current.load(Ordering::Relaxed);
         let began = std::time::Instant::now();
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        crate::cost::charge(crate::cost::NODE_CALL);
         let mut result = Err(DaemonError::Protocol("no endpoint".into()));
         for step in 0..self.endpoints.len() {
             let i = (start + step) % self.endpoints.len();

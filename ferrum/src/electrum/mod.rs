@@ -154,6 +154,7 @@ impl Electrum {
         for _ in 0..3 {
             let e = exact.clone();
             let summary = self.blocking(move |s| s.query.script(&sh, &e).map_err(query_error)).await?;
+            crate::cost::charge(summary.rows as f64 / crate::cost::ROWS_PER_UNIT);
             if summary.ambiguous.is_empty() {
                 return Ok(summary);
             }

@@ -228,6 +228,7 @@ impl Session {
             self.v2 = request.v2;
         }
         let began = std::time::Instant::now();
+        crate::cost::charge(crate::cost::REQUEST);
         tracing::trace!(session = self.state.id, method = %request.method, "request");
         let result = if !self.state.version_seen && request.method != "server.version" {
             // Version negotiation must come first.

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
+use crate::cost::{Ledger, Verdict};
 use crate::electrum::jsonrpc::{self, Response, RpcError};
 use crate::electrum::session::{Session, SessionState, SubBudget};
 use crate::electrum::{Electrum, Event};
@@ -94,8 +95,10 @@ pub struct Limits {
     pub max_subs_total: usize,
     /// Requests in one JSON-RPC batch.
     pub max_batch: usize,
-    /// Client addresses the per-address limits do not apply to.
+    /// Client addresses the per-address limits and the cost model do not apply to.
     pub exempt: Vec<Subnet>,
+    /// What a client group may spend (ElectrumX's `COST_SOFT_LIMIT`, `COST_HARD_LIMIT`).
+    pub cost: crate::cost::Limits,
 }
 
 /// An IP network, `addr/prefix`.
@@ -162,6 +165,7 @@ impl Default for Limits {
                 Subnet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
                 Subnet { addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
             ],
+            cost: crate::cost::Limits::default(),
         }
     }
 }
@@ -179,6 +183,11 @@ pub struct Server {
     /// Sessions and subscriptions per client address (exempt addresses are not counted).
     per_ip: Mutex<HashMap<IpAddr, IpUse>>,
     subs_total: Arc<AtomicUsize>,
+    ledger: Ledger,
+    /// Requests paused for a group over its soft limit.
+    throttled: AtomicU64,
+    /// Sessions dropped for a group over its hard limit.
+    cost_dropped: AtomicU64,
 }
 
 #[derive(Default)]
@@ -202,6 +211,8 @@ pub struct SessionInfo {
     close: Notify,
     /// The subscriptions of every session from this address (`None`: exempt).
     ip_subs: Option<Arc<AtomicUsize>>,
+    /// The cost group (`None`: exempt).
+    pub group: Option<String>,
 }
 
 impl SessionInfo {
@@ -262,14 +273,26 @@ impl Server {
         Arc::new(Server {
             electrum,
             tls,
-            limits,
             next_id: AtomicU64::new(1),
             sessions: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             per_ip: Mutex::new(HashMap::new()),
             subs_total: Arc::default(),
+            ledger: Ledger::new(limits.cost),
+            throttled: AtomicU64::new(0),
+            cost_dropped: AtomicU64::new(0),
+            limits,
         })
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Requests slowed, and sessions dropped, by the cost model.
+    pub fn cost_actions(&self) -> (u64, u64) {
+        (self.throttled.load(Ordering::Relaxed), self.cost_dropped.load(Ordering::Relaxed))
     }
 
     /// Connections closed at once because a session limit was reached.
@@ -364,6 +387,7 @@ impl Server {
                 client: Mutex::new((String::new(), String::new())),
                 close: Notify::new(),
                 ip_subs: ip_subs.clone(),
+                group: ip_subs.is_some().then(|| crate::cost::group_of(ip)),
             });
             self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
             self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -497,8 +521,36 @@ impl Server {
                                     return Ok(());
                                 }
                                 info.requests.fetch_add(1, Ordering::Relaxed);
+                                if let Some(group) = &info.group {
+                                    match self.ledger.verdict(group) {
+                                        Verdict::Serve => {}
+                                        Verdict::Slow(pause) => {
+                                            self.throttled.fetch_add(1, Ordering::Relaxed);
+                                            tokio::time::sleep(pause).await;
+                                        }
+                                        Verdict::Drop { log } => {
+                                            if log {
+                                                tracing::info!(%group, "client group over the cost hard limit; dropping its sessions");
+                                            }
+                                            self.cost_dropped.fetch_add(1, Ordering::Relaxed);
+                                            electrum.metrics.error(jsonrpc::EXCESSIVE_RESOURCE_USAGE);
+                                            queue(jsonrpc::error_response(
+                                                &request_id(&bytes),
+                                                &RpcError::new(jsonrpc::EXCESSIVE_RESOURCE_USAGE, "excessive resource usage"),
+                                                true,
+                                            ))?;
+                                            return Ok(());
+                                        }
+                                    }
+                                }
                                 let timeout = self.limits.request_timeout;
-                                match tokio::time::timeout(timeout, session.handle_message(&bytes)).await {
+                                let (answer, work) =
+                                    crate::cost::measured(tokio::time::timeout(timeout, session.handle_message(&bytes))).await;
+                                if let Some(group) = &info.group {
+                                    let sent = answer.as_ref().ok().and_then(Option::as_ref).map_or(0, |a| a.0.len());
+                                    self.ledger.add(group, work + sent as f64 / crate::cost::BYTES_PER_UNIT);
+                                }
+                                match answer {
                                     Ok(Some(answer)) => queue(answer)?,
                                     Ok(None) => {}
                                     Err(_) => {

@@ -1,10 +1,23 @@
 //! Merkle trees as Bitcoin builds them (an odd node is paired with itself): transaction
 //! branches for `get_merkle` and header-chain branches for `cp_height` proofs.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use crate::types::sha256d;
 
 fn parent(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     sha256d(&[a, b])
+}
+
+/// The level above: pairs hashed, an odd last node paired with itself.
+fn next_level(level: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    level
+        .chunks(2)
+        .filter_map(|p| {
+            let a = p.first()?;
+            Some(parent(a, p.get(1).unwrap_or(a)))
+        })
+        .collect()
 }
 
 /// The root of `leaves` (internal byte order); `None` for no leaves.
@@ -14,7 +27,7 @@ pub fn root(leaves: &[[u8; 32]]) -> Option<[u8; 32]> {
         return None;
     }
     while level.len() > 1 {
-        level = level.chunks(2).map(|p| parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect();
+        level = next_level(&level);
     }
     level.first().copied()
 }
@@ -30,7 +43,7 @@ pub fn branch(leaves: &[[u8; 32]], pos: usize) -> Option<(Vec<[u8; 32]>, [u8; 32
     while level.len() > 1 {
         let sibling = level.get(idx ^ 1).or_else(|| level.get(idx)).copied()?;
         path.push(sibling);
-        level = level.chunks(2).map(|p| parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect();
+        level = next_level(&level);
         idx >>= 1;
     }
     Some((path, *level.first()?))

@@ -1,11 +1,15 @@
 //! Hash types shared by every stage. Stored in internal (hashing) byte order; shown and parsed
 //! in display order (byte-reversed hex), as bitcoind and Electrum clients write them.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
 /// Appends `bytes` as hex in reverse (display) order: the hot path of every large answer.
+// Every index is in bounds by construction: nibbles are below 16 and `i` below 32.
+#[allow(clippy::indexing_slicing)]
 pub fn push_hex_rev(out: &mut String, bytes: &[u8; 32]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 64];

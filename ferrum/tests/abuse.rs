@@ -270,7 +270,7 @@ fn ferrum_status(served: &Served) -> String {
 
 #[test]
 fn subscriptions_are_limited_per_address() {
-    let (node, served) = setup(&["--max-subs-per-ip", "5"]);
+    let (node, served) = setup(&["--max-subs-per-ip", "5", "--max-subs", "12"]);
     let mut good = good_client(&served);
     let sh = |i: u8| hex::encode([i; 32]);
     let mut a = Client::connect_with(&served.tcp, json!("1.6")).unwrap();
@@ -292,6 +292,16 @@ fn subscriptions_are_limited_per_address() {
     for i in 10..15 {
         good.call("blockchain.scripthash.subscribe", json!([sh(i)])).unwrap();
     }
+    // And the server its total: 5 + 5 + 2 = 12.
+    let mut third = Client::connect_raw_from(&served.tcp, IpAddr::from([127, 0, 2, 3])).unwrap();
+    third.call("server.version", json!(["third", "1.6"])).unwrap();
+    for i in 20..22 {
+        third.call("blockchain.scripthash.subscribe", json!([sh(i)])).unwrap();
+    }
+    let reply = third.request("blockchain.scripthash.subscribe", json!([sh(22)])).unwrap();
+    assert_eq!(error_code(&reply), Some(-101), "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("on this server"), "{reply}");
+    drop(third);
     // A session that ends gives all of its back.
     drop(a);
     let mut freed = false;
@@ -339,4 +349,30 @@ fn a_costly_group_is_slowed_then_dropped_and_stays_dropped() {
     assert_eq!(value("ferrum_sessions_cost_dropped_total"), 2.0);
     let log = served.ferrum.log_text();
     assert_eq!(log.matches("over the cost hard limit").count(), 1, "logged once per group");
+}
+
+#[test]
+fn the_session_cap_refuses_then_resumes() {
+    let (_node, served) = setup(&["--max-sessions", "5"]);
+    // The sessions that waited for the sync are gone first.
+    testkit::wait_for("the sync waiters to leave", Duration::from_secs(30), || {
+        ferrum_status(&served).contains("ferrum_sessions{protocol=\"tcp\"} 0\n").then_some(())
+    })
+    .unwrap();
+    let mut kept: Vec<Client> = (0..5).map(|_| Client::connect_with(&served.tcp, json!("1.4")).unwrap()).collect();
+    let mut extra = Client::connect_raw(&served.tcp).unwrap();
+    assert!(extra.closes_within(Duration::from_secs(30)), "a sixth session was kept");
+    for c in &mut kept {
+        assert_eq!(c.call("server.ping", json!([])).unwrap(), Value::Null);
+    }
+    drop(kept.pop());
+    let mut served_again = None;
+    for _ in 0..100 {
+        if let Ok(c) = Client::connect_with(&served.tcp, json!("1.4")) {
+            served_again = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(served_again.expect("below the cap again").call("server.ping", json!([])).unwrap(), Value::Null);
 }

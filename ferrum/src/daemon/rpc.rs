@@ -96,6 +96,11 @@ impl Endpoint {
                 403 => {
                     return Err(DaemonError::Auth("403 Forbidden: this address is not in bitcoind's rpcallowip".into()))
                 }
+                // Starting or stopping (or its work queue is full): not an answer, a wait.
+                503 => {
+                    let body = String::from_utf8_lossy(&resp.body).trim().to_string();
+                    return Err(DaemonError::WarmingUp(format!("HTTP 503 {body}").trim().to_string()));
+                }
                 status => return Ok((status, resp.body)),
             }
         }
@@ -310,6 +315,24 @@ mod tests {
         let auth = Auth::UserPass { user: "alice".into(), password: "hunter2".into() };
         let shown = format!("{auth:?}");
         assert!(shown.contains("alice") && shown.contains("<redacted>") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn http_503_is_a_wait_not_a_failure() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            sock.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+        });
+        let client =
+            RpcClient::new(addr, Auth::UserPass { user: "u".into(), password: "p".into() }, Duration::from_secs(5));
+        let e = client.call_value("getblockchaininfo", serde_json::json!([])).await.unwrap_err();
+        assert!(matches!(e, DaemonError::WarmingUp(_)), "{e}");
+        assert!(e.is_transient());
     }
 
     #[test]

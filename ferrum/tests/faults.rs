@@ -38,19 +38,25 @@ fn bitcoind_killed_and_restarted_under_100_sessions() {
     let served = Served::start(&node, &["--poll-interval-ms", "200"]);
     let http = served.http.clone().unwrap();
     let scripthashes: Vec<String> = built.wallet.receivers().map(|r| r.scripthash()).collect();
+    let mut probe = served.client();
+    // Session 0 watches a script with a confirmed transaction (the receivers come in no order).
+    let (sh0, history, confirmed) = scripthashes
+        .iter()
+        .find_map(|sh| {
+            let history = probe.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
+            let confirmed = history.as_array()?.iter().find(|h| h["height"].as_i64().unwrap_or(0) > 0)?.clone();
+            Some((sh.clone(), history, confirmed))
+        })
+        .expect("a script with a confirmed transaction");
     let mut sessions: Vec<(Client, String)> = (0..100)
         .map(|i| {
             let mut c = Client::connect_with(&served.tcp, json!("1.4")).unwrap();
             c.call("blockchain.headers.subscribe", json!([])).unwrap();
-            let sh = scripthashes[i % scripthashes.len()].clone();
+            let sh = if i == 0 { sh0.clone() } else { scripthashes[i % scripthashes.len()].clone() };
             c.call("blockchain.scripthash.subscribe", json!([sh])).unwrap();
             (c, sh)
         })
         .collect();
-    let mut probe = served.client();
-    let sh0 = sessions[0].1.clone();
-    let history = probe.call("blockchain.scripthash.get_history", json!([sh0])).unwrap();
-    let confirmed = history.as_array().unwrap().iter().find(|h| h["height"].as_i64().unwrap() > 0).unwrap().clone();
     let txid = confirmed["tx_hash"].as_str().unwrap().to_string();
     let height = confirmed["height"].as_u64().unwrap();
     let merkle = probe.call("blockchain.transaction.get_merkle", json!([txid, height])).unwrap();

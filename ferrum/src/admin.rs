@@ -41,14 +41,7 @@ pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
         }
     }
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("admin accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::server::accept(&listener, "admin").await;
         let monitor = monitor.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, &monitor).await {

@@ -200,21 +200,9 @@ fn a_client_that_never_reads_is_dropped() {
     still_served(&mut good, &node);
 }
 
-/// Raises this process's open-file limit to its hard limit (a thousand sockets are opened).
-fn more_files() {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 #[test]
 fn a_thousand_connections_from_one_address() {
-    more_files();
+    common::more_files();
     let (node, served) = setup(&["--max-sessions-per-ip", "20"]);
     let mut good = good_client(&served);
     // The sessions that waited for the sync are gone: only the good client is left.
@@ -247,25 +235,13 @@ fn a_thousand_connections_from_one_address() {
     assert!(info.contains("ferrum_sessions_refused_total 980"), "{info}");
     // Below the limit again, the address is served.
     drop(open);
-    let mut again = None;
-    for _ in 0..100 {
-        if let Ok(c) = Client::connect_with(&served.tcp, json!("1.4")) {
-            again = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(again.expect("served again").call("server.ping", json!([])).unwrap(), Value::Null);
+    let mut again = common::connect_when_served(&served.tcp, "1.4");
+    assert_eq!(again.call("server.ping", json!([])).unwrap(), Value::Null);
 }
 
 /// The Prometheus text of the server's metrics.
 fn ferrum_status(served: &Served) -> String {
-    let http = served.http.as_deref().expect("started with --http");
-    let mut s = TcpStream::connect(http).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
+    common::http(served.http.as_deref().expect("started with --http"), "GET", "/metrics").2
 }
 
 #[test]
@@ -304,15 +280,11 @@ fn subscriptions_are_limited_per_address() {
     drop(third);
     // A session that ends gives all of its back.
     drop(a);
-    let mut freed = false;
-    for _ in 0..100 {
-        if b.request("blockchain.scripthash.subscribe", json!([sh(6)])).ok().and_then(|r| error_code(&r)).is_none() {
-            freed = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(freed, "the closed session's subscriptions were not given back");
+    testkit::wait_for("the closed session's subscriptions to be given back", Duration::from_secs(10), || {
+        let reply = b.request("blockchain.scripthash.subscribe", json!([sh(6)])).unwrap();
+        error_code(&reply).is_none().then_some(())
+    })
+    .unwrap();
     still_served(&mut good, &node);
 }
 
@@ -366,13 +338,6 @@ fn the_session_cap_refuses_then_resumes() {
         assert_eq!(c.call("server.ping", json!([])).unwrap(), Value::Null);
     }
     drop(kept.pop());
-    let mut served_again = None;
-    for _ in 0..100 {
-        if let Ok(c) = Client::connect_with(&served.tcp, json!("1.4")) {
-            served_again = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(served_again.expect("below the cap again").call("server.ping", json!([])).unwrap(), Value::Null);
+    let mut served_again = common::connect_when_served(&served.tcp, "1.4");
+    assert_eq!(served_again.call("server.ping", json!([])).unwrap(), Value::Null);
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bitcoin::hashes::{sha256, Hash};
@@ -17,14 +15,10 @@ use testkit::{Node, NodeOptions, TxSpec, Wallet};
 
 use common::{assert_same_rows, clean_index, dump_all, status_of_history, Served};
 
+/// A GET: status and body.
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    let (status, _, body) = common::http(addr, "GET", path);
+    (status, body)
 }
 
 fn error_code(e: &anyhow::Error) -> Option<i64> {
@@ -152,19 +146,6 @@ fn kill9_while_serving_and_indexing_new_blocks() {
     assert_same_rows(&dump_all(&served.db.path().join("index")), &dump_all(&clean.path().join("index")));
 }
 
-/// Raises this process's open-file limit to its hard limit.
-fn more_files() -> u64 {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-        limit.rlim_cur
-    }
-}
-
 /// A standard output script of its own for each (session, slot).
 fn script(session: usize, slot: usize) -> ScriptBuf {
     let digest = sha256::Hash::hash(format!("load {session} {slot}").as_bytes()).to_byte_array();
@@ -177,7 +158,7 @@ fn script(session: usize, slot: usize) -> ScriptBuf {
 fn ten_thousand_sessions_and_one_block_touching_a_thousand() {
     const SESSIONS: usize = 10_000;
     const SUBS: usize = 10;
-    let files = more_files();
+    let files = common::more_files();
     assert!(files >= SESSIONS as u64 + 1000, "the open-file limit ({files}) is too low for this test");
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = Wallet::new(73);

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +11,7 @@ use serde_json::{json, Value};
 use testkit::scenario::{self, ScenarioOptions};
 use testkit::{Ferrum, Node, NodeOptions};
 
-use common::Served;
+use common::{http, Served};
 
 fn ferrum_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrum"))
@@ -31,18 +29,6 @@ fn rpc(port: u16, command: &str, args: &[&str]) -> Result<Value, String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
-}
-
-/// One HTTP GET (or another method): status code, headers and body.
-fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_string(), body.to_string())
 }
 
 /// Prometheus text: (name with labels, value) for every sample; panics on a malformed line.

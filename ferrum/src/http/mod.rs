@@ -33,14 +33,7 @@ pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
         tracing::info!("serving the status page and metrics on http://{addr}/");
     }
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                tracing::warn!("http accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, _) = crate::server::accept(&listener, "http").await;
         let monitor = monitor.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, &monitor).await {

@@ -350,15 +350,7 @@ impl Server {
 
     async fn accept_loop(self: Arc<Self>, bound: Bound) {
         loop {
-            let (stream, peer) = match bound.listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = accept(&bound.listener, "Electrum").await;
             if self.session_count() >= self.limits.max_sessions {
                 tracing::debug!(%peer, "session limit reached; closing the new connection");
                 self.refused.fetch_add(1, Ordering::Relaxed);
@@ -534,11 +526,7 @@ impl Server {
                                             }
                                             self.cost_dropped.fetch_add(1, Ordering::Relaxed);
                                             electrum.metrics.error(jsonrpc::EXCESSIVE_RESOURCE_USAGE);
-                                            queue(jsonrpc::error_response(
-                                                &request_id(&bytes),
-                                                &RpcError::new(jsonrpc::EXCESSIVE_RESOURCE_USAGE, "excessive resource usage"),
-                                                true,
-                                            ))?;
+                                            queue(error_for(&bytes, jsonrpc::EXCESSIVE_RESOURCE_USAGE, "excessive resource usage"))?;
                                             return Ok(());
                                         }
                                     }
@@ -556,11 +544,7 @@ impl Server {
                                     Err(_) => {
                                         tracing::info!("request not answered within {timeout:?}");
                                         electrum.metrics.error(jsonrpc::SERVER_BUSY);
-                                        queue(jsonrpc::error_response(
-                                            &request_id(&bytes),
-                                            &RpcError::new(jsonrpc::SERVER_BUSY, "server busy - request timed out"),
-                                            true,
-                                        ))?;
+                                        queue(error_for(&bytes, jsonrpc::SERVER_BUSY, "server busy - request timed out"))?;
                                     }
                                 }
                                 info.subscriptions.store(session.state.subscription_count(), Ordering::Relaxed);
@@ -615,6 +599,25 @@ impl Server {
             Err(_) => Err(anyhow::anyhow!("timed out flushing")),
         }
     }
+}
+
+/// The next connection on `listener`. Accept errors (out of file descriptors and the like)
+/// are logged and waited out instead of spun on.
+pub async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                tracing::warn!("{what} accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// An error answer to the request in `bytes`, by its id.
+fn error_for(bytes: &[u8], code: i64, message: &str) -> Response {
+    jsonrpc::error_response(&request_id(bytes), &RpcError::new(code, message), true)
 }
 
 /// The id of a request, for an error answered without parsing it again in full.

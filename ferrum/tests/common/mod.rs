@@ -284,6 +284,42 @@ impl Served {
     }
 }
 
+/// One HTTP request (GET, HEAD, POST...): status code, head and body.
+pub fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// Raises this process's open-file limit to its hard limit (tests that open thousands of
+/// sockets); returns the limit in effect.
+pub fn more_files() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        limit.rlim_cur
+    }
+}
+
+/// A session on `addr` negotiated with `version`, once the server accepts one (after a
+/// limit was reached and freed).
+pub fn connect_when_served(addr: &str, version: &str) -> testkit::electrum::Client {
+    testkit::wait_for("the server to take a session again", Duration::from_secs(10), || {
+        testkit::electrum::Client::connect_with(addr, serde_json::json!(version)).ok()
+    })
+    .unwrap()
+}
+
 /// The Electrum status of a history as returned by `get_history` (what a client recomputes).
 pub fn status_of_history(history: &serde_json::Value) -> serde_json::Value {
     use sha2::{Digest, Sha256};

@@ -20,8 +20,8 @@ pub mod merkle;
 pub mod metrics;
 pub mod monitor;
 pub mod network;
-pub mod parse;
 pub mod query;
 pub mod server;
 pub mod store;
-pub mod types;
+
+pub use ferrum_codec::{parse, types};

@@ -4,12 +4,12 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(block) = ferrum::parse::parse_block(data) {
+    if let Ok(block) = ferrum_codec::parse::parse_block(data) {
         // Everything parsed stays inside the input.
         let _ = block.txs.len();
     }
-    let _ = ferrum::parse::parse_tx_bytes(data);
+    let _ = ferrum_codec::parse::parse_tx_bytes(data);
     if let Ok(header) = <&[u8; 80]>::try_from(data.get(..80).unwrap_or_default()) {
-        let _ = ferrum::parse::parse_header(header);
+        let _ = ferrum_codec::parse::parse_header(header);
     }
 });

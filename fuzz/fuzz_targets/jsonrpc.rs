@@ -1,7 +1,7 @@
 //! A client's message: parsed, and each request's parameters bound to every method's names.
 #![no_main]
 
-use ferrum::electrum::jsonrpc::{self, Incoming};
+use ferrum_codec::jsonrpc::{self, Incoming};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! The index's row codecs, on bytes that are not what they wrote (a damaged index).
 #![no_main]
 
-use ferrum::store::rows;
+use ferrum_codec::rows;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-pub mod jsonrpc;
+pub use ferrum_codec::jsonrpc;
 pub mod methods;
 pub mod session;
 pub mod status;

@@ -2,7 +2,7 @@
 //! file. The indexer is the only writer; every change is one atomic batch that also carries the
 //! new tip, so a crash leaves either all of a commit or none of it.
 
-pub mod rows;
+pub use ferrum_codec::rows;
 pub mod txids;
 
 use std::path::{Path, PathBuf};

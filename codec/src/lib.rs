@@ -1,0 +1,10 @@
+//! The byte formats Ferrum reads from outside: blocks, transactions and spent outputs from
+//! bitcoind, the rows of its own index, and JSON-RPC from clients. Pure functions over bytes,
+//! no I/O, so that every parser can be fuzzed on its own. `ferrum` re-exports each module
+//! where it is used (`ferrum::parse`, `ferrum::types`, `ferrum::store::rows`,
+//! `ferrum::electrum::jsonrpc`).
+
+pub mod jsonrpc;
+pub mod parse;
+pub mod rows;
+pub mod types;

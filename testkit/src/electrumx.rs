@@ -46,6 +46,12 @@ impl ElectrumX {
     /// Starts ElectrumX on `node` (which must run with `-txindex=1 -txospenderindex=1`) and
     /// returns at once; see [`ElectrumX::wait_synced`].
     pub fn start(node: &Node) -> Result<ElectrumX> {
+        ElectrumX::start_with_env(node, &[])
+    }
+
+    /// [`ElectrumX::start`] with more environment variables, set after the harness's own (so
+    /// they can override them).
+    pub fn start_with_env(node: &Node, extra: &[(&str, &str)]) -> Result<ElectrumX> {
         check_indexes(node)?;
         let exe = electrumx_exe()?;
         let (user, password) = read_cookie(&node.cookie_file())?;
@@ -88,6 +94,7 @@ impl ElectrumX {
             .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
             .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
             .env("PYTHONUNBUFFERED", "1")
+            .envs(extra.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))

@@ -60,7 +60,7 @@ pub(crate) fn locate_exe(var: &str, script: &str, from_script: impl Fn(PathBuf) 
 
 /// Makes a child started with `cmd` get SIGKILL when the process that started it dies, so no
 /// node or server outlives a test that crashed or was killed.
-pub(crate) fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
     unsafe {
         cmd.pre_exec(|| {
@@ -99,11 +99,26 @@ impl NodeOptions {
     }
 }
 
+/// Where a node keeps its data: removed with the node, or kept.
+enum NodeDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl NodeDir {
+    fn path(&self) -> &Path {
+        match self {
+            NodeDir::Temp(d) => d.path(),
+            NodeDir::Kept(p) => p,
+        }
+    }
+}
+
 /// A running regtest node. Dropping it kills the process and removes its directory; the process
 /// is also killed by the kernel if the test process dies (parent-death signal).
 pub struct Node {
     child: Option<Child>,
-    dir: tempfile::TempDir,
+    dir: NodeDir,
     options: NodeOptions,
     pub rpc_port: u16,
     pub p2p_port: u16,
@@ -117,6 +132,17 @@ pub struct Node {
 impl Node {
     pub fn start(options: NodeOptions) -> Result<Node> {
         let dir = tempfile::Builder::new().prefix("ferrum-node-").tempdir()?;
+        Node::start_with_dir(NodeDir::Temp(dir), options)
+    }
+
+    /// A node on a data directory that outlives it (a cached chain): the directory is kept when
+    /// the node is dropped. The process is still killed then.
+    pub fn start_in(datadir: &Path, options: NodeOptions) -> Result<Node> {
+        std::fs::create_dir_all(datadir).with_context(|| format!("creating {}", datadir.display()))?;
+        Node::start_with_dir(NodeDir::Kept(datadir.to_path_buf()), options)
+    }
+
+    fn start_with_dir(dir: NodeDir, options: NodeOptions) -> Result<Node> {
         let cookie = dir.path().join("regtest/.cookie");
         let mut node = Node {
             child: None,
@@ -138,7 +164,9 @@ impl Node {
                 // Another process may take a port between our check and bitcoind's bind.
                 Err(e) if attempt < 2 && format!("{e:#}").contains("bind") => {
                     node.kill();
-                    let _ = std::fs::remove_dir_all(node.dir.path().join("regtest"));
+                    if matches!(node.dir, NodeDir::Temp(_)) {
+                        let _ = std::fs::remove_dir_all(node.dir.path().join("regtest"));
+                    }
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

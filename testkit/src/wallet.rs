@@ -40,6 +40,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// How many keys a receiver of this kind holds.
+    pub fn key_count(self) -> usize {
+        match self {
+            Kind::P2wshMultisig => 3,
+            Kind::BareMultisig => 2,
+            _ => 1,
+        }
+    }
+
     pub const ALL: [Kind; 6] =
         [Kind::P2pkh, Kind::P2shP2wpkh, Kind::P2wpkh, Kind::P2wshMultisig, Kind::P2tr, Kind::BareMultisig];
 }
@@ -108,13 +117,22 @@ impl TxSpec {
 
 /// Keys, receivers and coins of the harness. Deterministic: the same seed gives the same keys.
 pub struct Wallet {
-    secp: Secp256k1<All>,
+    signer: Signer,
     seed: u64,
     next_key: u64,
     receivers: HashMap<ScriptBuf, Arc<Receiver>>,
     utxos: BTreeMap<OutPoint, Utxo>,
     /// Coins spent by transactions we sent; they come back if those transactions vanish.
     spent: BTreeMap<OutPoint, Utxo>,
+}
+
+/// The `n`-th key of a seeded family: SHA-256 of `domain ‖ seed ‖ n`, or `None` in the
+/// negligible case that this is not a valid key.
+pub fn seeded_key(domain: &[u8], seed: u64, n: u64) -> Option<SecretKey> {
+    let mut data = domain.to_vec();
+    data.extend_from_slice(&seed.to_le_bytes());
+    data.extend_from_slice(&n.to_le_bytes());
+    SecretKey::from_slice(sha256::Hash::hash(&data).as_byte_array()).ok()
 }
 
 /// An address nobody holds the key of (for mining blocks whose coinbase nobody will spend).
@@ -133,7 +151,7 @@ pub fn burn_address_n(n: u32) -> Address {
 impl Wallet {
     pub fn new(seed: u64) -> Wallet {
         Wallet {
-            secp: Secp256k1::new(),
+            signer: Signer::default(),
             seed,
             next_key: 0,
             receivers: HashMap::new(),
@@ -144,70 +162,20 @@ impl Wallet {
 
     fn new_key(&mut self) -> SecretKey {
         loop {
-            let mut data = b"ferrum-testkit".to_vec();
-            data.extend_from_slice(&self.seed.to_le_bytes());
-            data.extend_from_slice(&self.next_key.to_le_bytes());
+            let n = self.next_key;
             self.next_key += 1;
-            if let Ok(key) = SecretKey::from_slice(sha256::Hash::hash(&data).as_byte_array()) {
+            if let Some(key) = seeded_key(b"ferrum-testkit", self.seed, n) {
                 return key;
             }
         }
     }
 
-    fn pubkey(&self, key: &SecretKey) -> CompressedPublicKey {
-        CompressedPublicKey(key.public_key(&self.secp))
-    }
-
     /// A fresh receiver of `kind`, watched from now on.
     pub fn receiver(&mut self, kind: Kind) -> Arc<Receiver> {
-        let (keys, script_pubkey, inner_script) = match kind {
-            Kind::P2pkh => {
-                let k = self.new_key();
-                let pk = PublicKey::from(self.pubkey(&k));
-                (vec![k], ScriptBuf::new_p2pkh(&pk.pubkey_hash()), None)
-            }
-            Kind::P2wpkh => {
-                let k = self.new_key();
-                let spk = ScriptBuf::new_p2wpkh(&self.pubkey(&k).wpubkey_hash());
-                (vec![k], spk, None)
-            }
-            Kind::P2shP2wpkh => {
-                let k = self.new_key();
-                let redeem = ScriptBuf::new_p2wpkh(&self.pubkey(&k).wpubkey_hash());
-                (vec![k], ScriptBuf::new_p2sh(&redeem.script_hash()), Some(redeem))
-            }
-            Kind::P2wshMultisig => {
-                let keys: Vec<SecretKey> = (0..3).map(|_| self.new_key()).collect();
-                let ws = self.multisig_script(2, &keys);
-                (keys, ScriptBuf::new_p2wsh(&ws.wscript_hash()), Some(ws))
-            }
-            Kind::P2tr => {
-                let k = self.new_key();
-                let (xonly, _) = k.x_only_public_key(&self.secp);
-                (vec![k], ScriptBuf::new_p2tr(&self.secp, xonly, None), None)
-            }
-            Kind::BareMultisig => {
-                let keys: Vec<SecretKey> = (0..2).map(|_| self.new_key()).collect();
-                let script = self.multisig_script(1, &keys);
-                (keys, script, None)
-            }
-        };
-        let r = Arc::new(Receiver { kind, keys, script_pubkey: script_pubkey.clone(), inner_script });
-        self.receivers.insert(script_pubkey, r.clone());
+        let keys = (0..kind.key_count()).map(|_| self.new_key()).collect();
+        let r = Arc::new(self.signer.receiver(kind, keys));
+        self.receivers.insert(r.script_pubkey.clone(), r.clone());
         r
-    }
-
-    fn multisig_script(&self, required: u8, keys: &[SecretKey]) -> ScriptBuf {
-        let op = |n: u8| match n {
-            1 => OP_PUSHNUM_1,
-            2 => OP_PUSHNUM_2,
-            _ => OP_PUSHNUM_3,
-        };
-        let mut b = Builder::new().push_opcode(op(required));
-        for k in keys {
-            b = b.push_key(&PublicKey::from(self.pubkey(k)));
-        }
-        b.push_opcode(op(keys.len() as u8)).push_opcode(OP_CHECKMULTISIG).into_script()
     }
 
     /// All receivers ever made, by output script.
@@ -323,7 +291,7 @@ impl Wallet {
         };
         // Sign once with a placeholder change to learn the size, then set the fee and re-sign.
         tx.output.push(TxOut { value: Amount::ZERO, script_pubkey: change.script_pubkey.clone() });
-        self.sign(&mut tx, &coins)?;
+        self.signer.sign(&mut tx, &coins)?;
         let fee = (tx.vsize() as f64 * spec.fee_rate).ceil() as u64 + 2;
         let change_value = in_total
             .checked_sub(out_total + fee)
@@ -333,81 +301,8 @@ impl Wallet {
         } else if let Some(last) = tx.output.last_mut() {
             last.value = Amount::from_sat(change_value);
         }
-        self.sign(&mut tx, &coins)?;
+        self.signer.sign(&mut tx, &coins)?;
         Ok(tx)
-    }
-
-    /// Signs every input of `tx`, which spends `coins` in order.
-    fn sign(&self, tx: &mut Transaction, coins: &[Utxo]) -> Result<()> {
-        let prevouts: Vec<TxOut> = coins.iter().map(|u| u.txout.clone()).collect();
-        let mut scripts_sig = Vec::with_capacity(coins.len());
-        let mut witnesses = Vec::with_capacity(coins.len());
-        {
-            let mut cache = SighashCache::new(&*tx);
-            for (i, coin) in coins.iter().enumerate() {
-                let r = &coin.receiver;
-                let value = coin.txout.value;
-                let (script_sig, witness) = match r.kind {
-                    Kind::P2pkh => {
-                        let h = cache.legacy_signature_hash(i, &r.script_pubkey, EcdsaSighashType::All.to_u32())?;
-                        let sig = self.ecdsa(h.to_byte_array(), &r.keys[0]);
-                        let pk = PublicKey::from(self.pubkey(&r.keys[0]));
-                        let script = Builder::new().push_slice(push(sig)?).push_key(&pk).into_script();
-                        (script, Witness::new())
-                    }
-                    Kind::P2wpkh | Kind::P2shP2wpkh => {
-                        let wpkh = ScriptBuf::new_p2wpkh(&self.pubkey(&r.keys[0]).wpubkey_hash());
-                        let h = cache.p2wpkh_signature_hash(i, &wpkh, value, EcdsaSighashType::All)?;
-                        let sig = self.ecdsa(h.to_byte_array(), &r.keys[0]);
-                        let witness = Witness::from_slice(&[sig, self.pubkey(&r.keys[0]).to_bytes().to_vec()]);
-                        let script_sig = match r.kind {
-                            Kind::P2shP2wpkh => Builder::new().push_slice(push(wpkh.to_bytes())?).into_script(),
-                            _ => ScriptBuf::new(),
-                        };
-                        (script_sig, witness)
-                    }
-                    Kind::P2wshMultisig => {
-                        let ws = r.inner_script.as_ref().ok_or_else(|| anyhow!("no witness script"))?;
-                        let h = cache.p2wsh_signature_hash(i, ws, value, EcdsaSighashType::All)?;
-                        let s0 = self.ecdsa(h.to_byte_array(), &r.keys[0]);
-                        let s1 = self.ecdsa(h.to_byte_array(), &r.keys[1]);
-                        (ScriptBuf::new(), Witness::from_slice(&[Vec::new(), s0, s1, ws.to_bytes()]))
-                    }
-                    Kind::P2tr => {
-                        let h = cache.taproot_key_spend_signature_hash(
-                            i,
-                            &Prevouts::All(&prevouts),
-                            TapSighashType::Default,
-                        )?;
-                        let keypair = Keypair::from_secret_key(&self.secp, &r.keys[0]);
-                        let tweaked = keypair.tap_tweak(&self.secp, None).to_keypair();
-                        let msg = Message::from_digest(h.to_byte_array());
-                        let sig = self.secp.sign_schnorr_no_aux_rand(&msg, &tweaked);
-                        let sig = bitcoin::taproot::Signature { signature: sig, sighash_type: TapSighashType::Default };
-                        (ScriptBuf::new(), Witness::from_slice(&[sig.to_vec()]))
-                    }
-                    Kind::BareMultisig => {
-                        let h = cache.legacy_signature_hash(i, &r.script_pubkey, EcdsaSighashType::All.to_u32())?;
-                        let sig = self.ecdsa(h.to_byte_array(), &r.keys[0]);
-                        let script = Builder::new().push_int(0).push_slice(push(sig)?).into_script();
-                        (script, Witness::new())
-                    }
-                };
-                scripts_sig.push(script_sig);
-                witnesses.push(witness);
-            }
-        }
-        for ((input, s), w) in tx.input.iter_mut().zip(scripts_sig).zip(witnesses) {
-            input.script_sig = s;
-            input.witness = w;
-        }
-        Ok(())
-    }
-
-    /// A DER signature with the SIGHASH_ALL byte.
-    fn ecdsa(&self, digest: [u8; 32], key: &SecretKey) -> Vec<u8> {
-        let sig = self.secp.sign_ecdsa_low_r(&Message::from_digest(digest), key);
-        bitcoin::ecdsa::Signature { signature: sig, sighash_type: EcdsaSighashType::All }.to_vec()
     }
 
     /// A transaction spending the same coins as `original` (which we sent), paying `outputs`
@@ -491,6 +386,144 @@ impl Wallet {
             }
         }
         Ok(())
+    }
+}
+
+/// Makes receivers from keys and signs their coins.
+pub struct Signer {
+    secp: Secp256k1<All>,
+}
+
+impl Default for Signer {
+    fn default() -> Self {
+        Signer { secp: Secp256k1::new() }
+    }
+}
+
+impl Signer {
+    /// The receiver of `kind` for `keys` (as many as [`Kind::key_count`]).
+    pub fn receiver(&self, kind: Kind, keys: Vec<SecretKey>) -> Receiver {
+        let (keys, script_pubkey, inner_script) = match kind {
+            Kind::P2pkh => {
+                let k = keys[0];
+                let pk = PublicKey::from(self.pubkey(&k));
+                (vec![k], ScriptBuf::new_p2pkh(&pk.pubkey_hash()), None)
+            }
+            Kind::P2wpkh => {
+                let k = keys[0];
+                let spk = ScriptBuf::new_p2wpkh(&self.pubkey(&k).wpubkey_hash());
+                (vec![k], spk, None)
+            }
+            Kind::P2shP2wpkh => {
+                let k = keys[0];
+                let redeem = ScriptBuf::new_p2wpkh(&self.pubkey(&k).wpubkey_hash());
+                (vec![k], ScriptBuf::new_p2sh(&redeem.script_hash()), Some(redeem))
+            }
+            Kind::P2wshMultisig => {
+                let ws = self.multisig_script(2, &keys);
+                (keys, ScriptBuf::new_p2wsh(&ws.wscript_hash()), Some(ws))
+            }
+            Kind::P2tr => {
+                let k = keys[0];
+                let (xonly, _) = k.x_only_public_key(&self.secp);
+                (vec![k], ScriptBuf::new_p2tr(&self.secp, xonly, None), None)
+            }
+            Kind::BareMultisig => {
+                let script = self.multisig_script(1, &keys);
+                (keys, script, None)
+            }
+        };
+        Receiver { kind, keys, script_pubkey, inner_script }
+    }
+
+    fn pubkey(&self, key: &SecretKey) -> CompressedPublicKey {
+        CompressedPublicKey(key.public_key(&self.secp))
+    }
+
+    fn multisig_script(&self, required: u8, keys: &[SecretKey]) -> ScriptBuf {
+        let op = |n: u8| match n {
+            1 => OP_PUSHNUM_1,
+            2 => OP_PUSHNUM_2,
+            _ => OP_PUSHNUM_3,
+        };
+        let mut b = Builder::new().push_opcode(op(required));
+        for k in keys {
+            b = b.push_key(&PublicKey::from(self.pubkey(k)));
+        }
+        b.push_opcode(op(keys.len() as u8)).push_opcode(OP_CHECKMULTISIG).into_script()
+    }
+
+    /// Signs every input of `tx`, which spends `coins` in order.
+    pub fn sign(&self, tx: &mut Transaction, coins: &[Utxo]) -> Result<()> {
+        let prevouts: Vec<TxOut> = coins.iter().map(|u| u.txout.clone()).collect();
+        let mut scripts_sig = Vec::with_capacity(coins.len());
+        let mut witnesses = Vec::with_capacity(coins.len());
+        {
+            let mut cache = SighashCache::new(&*tx);
+            for (i, coin) in coins.iter().enumerate() {
+                let r = &coin.receiver;
+                let value = coin.txout.value;
+                let (script_sig, witness) = match r.kind {
+                    Kind::P2pkh => {
+                        let h = cache.legacy_signature_hash(i, &r.script_pubkey, EcdsaSighashType::All.to_u32())?;
+                        let sig = self.ecdsa(h.to_byte_array(), &r.keys[0]);
+                        let pk = PublicKey::from(self.pubkey(&r.keys[0]));
+                        let script = Builder::new().push_slice(push(sig)?).push_key(&pk).into_script();
+                        (script, Witness::new())
+                    }
+                    Kind::P2wpkh | Kind::P2shP2wpkh => {
+                        let wpkh = ScriptBuf::new_p2wpkh(&self.pubkey(&r.keys[0]).wpubkey_hash());
+                        let h = cache.p2wpkh_signature_hash(i, &wpkh, value, EcdsaSighashType::All)?;
+                        let sig = self.ecdsa(h.to_byte_array(), &r.keys[0]);
+                        let witness = Witness::from_slice(&[sig, self.pubkey(&r.keys[0]).to_bytes().to_vec()]);
+                        let script_sig = match r.kind {
+                            Kind::P2shP2wpkh => Builder::new().push_slice(push(wpkh.to_bytes())?).into_script(),
+                            _ => ScriptBuf::new(),
+                        };
+                        (script_sig, witness)
+                    }
+                    Kind::P2wshMultisig => {
+                        let ws = r.inner_script.as_ref().ok_or_else(|| anyhow!("no witness script"))?;
+                        let h = cache.p2wsh_signature_hash(i, ws, value, EcdsaSighashType::All)?;
+                        let s0 = self.ecdsa(h.to_byte_array(), &r.keys[0]);
+                        let s1 = self.ecdsa(h.to_byte_array(), &r.keys[1]);
+                        (ScriptBuf::new(), Witness::from_slice(&[Vec::new(), s0, s1, ws.to_bytes()]))
+                    }
+                    Kind::P2tr => {
+                        let h = cache.taproot_key_spend_signature_hash(
+                            i,
+                            &Prevouts::All(&prevouts),
+                            TapSighashType::Default,
+                        )?;
+                        let keypair = Keypair::from_secret_key(&self.secp, &r.keys[0]);
+                        let tweaked = keypair.tap_tweak(&self.secp, None).to_keypair();
+                        let msg = Message::from_digest(h.to_byte_array());
+                        let sig = self.secp.sign_schnorr_no_aux_rand(&msg, &tweaked);
+                        let sig = bitcoin::taproot::Signature { signature: sig, sighash_type: TapSighashType::Default };
+                        (ScriptBuf::new(), Witness::from_slice(&[sig.to_vec()]))
+                    }
+                    Kind::BareMultisig => {
+                        let h = cache.legacy_signature_hash(i, &r.script_pubkey, EcdsaSighashType::All.to_u32())?;
+                        let sig = self.ecdsa(h.to_byte_array(), &r.keys[0]);
+                        let script = Builder::new().push_int(0).push_slice(push(sig)?).into_script();
+                        (script, Witness::new())
+                    }
+                };
+                scripts_sig.push(script_sig);
+                witnesses.push(witness);
+            }
+        }
+        for ((input, s), w) in tx.input.iter_mut().zip(scripts_sig).zip(witnesses) {
+            input.script_sig = s;
+            input.witness = w;
+        }
+        Ok(())
+    }
+
+    /// A DER signature with the SIGHASH_ALL byte.
+    fn ecdsa(&self, digest: [u8; 32], key: &SecretKey) -> Vec<u8> {
+        let sig = self.secp.sign_ecdsa_low_r(&Message::from_digest(digest), key);
+        bitcoin::ecdsa::Signature { signature: sig, sighash_type: EcdsaSighashType::All }.to_vec()
     }
 }
 

@@ -1,0 +1,71 @@
+"""The chart of one benchmark run: initial sync, history latency by address size, wallet-sync
+throughput and notification latency, for every server of the run."""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(results, out):
+    with open(results) as f:
+        run = json.load(f)
+    servers = run["servers"]
+    names = [s["server"] for s in servers]
+    colors = {n: c for n, c in zip(names, ["#b7410e", "#e08a5a", "#4c72b0", "#55a868", "#8c8c8c"])}
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    chain = run["chain"]
+    fig.suptitle(
+        f"Preset {chain['preset']['name']}: {chain['txs']:,} transactions, {chain['height']:,} blocks "
+        f"— {run['machine']}, {run['date']}",
+        fontsize=11,
+    )
+
+    ax = axes[0][0]
+    ax.barh(names, [s["sync_seconds"] for s in servers], color=[colors[n] for n in names])
+    ax.set_xlabel("seconds (log)")
+    ax.set_xscale("log")
+    ax.set_title("Initial sync, wall time")
+    ax.invert_yaxis()
+
+    ax = axes[0][1]
+    for s in servers:
+        points = [
+            (l["probe_txs"], l["result"]["Ok"]["p50_ms"])
+            for l in s["latency"]
+            if l["method"] == "blockchain.scripthash.get_history" and "Ok" in l["result"]
+        ]
+        if points:
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=s["server"], color=colors[s["server"]])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("transactions of the address (log)")
+    ax.set_ylabel("ms (log)")
+    ax.set_title("get_history, p50")
+    ax.legend(fontsize=8)
+
+    ax = axes[1][0]
+    wallet = [(s["server"], s["wallet_sync"]["Ok"]["addresses_per_s"]) for s in servers
+              if s.get("wallet_sync") and "Ok" in s["wallet_sync"]]
+    ax.barh([w[0] for w in wallet], [w[1] for w in wallet], color=[colors[w[0]] for w in wallet])
+    ax.set_xlabel("addresses per second")
+    ax.set_title(f"Wallet sync, {run['clients']} clients × 1,000 addresses")
+    ax.invert_yaxis()
+
+    ax = axes[1][1]
+    notes = [(s["server"], s["notification"]["Ok"]["p50_ms"]) for s in servers
+             if s.get("notification") and "Ok" in s["notification"]]
+    ax.barh([n[0] for n in notes], [n[1] for n in notes], color=[colors[n[0]] for n in notes])
+    ax.set_xlabel("ms")
+    ax.set_title("New block → notification, p50")
+    ax.invert_yaxis()
+
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

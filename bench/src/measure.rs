@@ -1,0 +1,306 @@
+//! The measurements: the node's block-serving ceiling, query latency, wallet-sync throughput and
+//! notification latency. Each returns plain figures; `report` turns them into tables.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+use testkit::chaingen::Probe;
+use testkit::electrum::Client;
+use testkit::rpc::Rpc;
+use testkit::Node;
+
+/// Percentiles of a set of samples, in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+pub fn percentiles(mut samples: Vec<Duration>) -> Percentiles {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        (samples[i].as_secs_f64() * 1e5).round() / 100.0
+    };
+    Percentiles { samples: samples.len(), p50_ms: at(0.5), p99_ms: at(0.99) }
+}
+
+/// One way of fetching every block from the node, timed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ceiling {
+    pub method: String,
+    pub seconds: f64,
+    pub blocks_per_s: f64,
+    /// Megabytes of blocks (not of the answers) per second.
+    pub block_mb_per_s: f64,
+    /// Megabytes of the answers per second.
+    pub answer_mb_per_s: f64,
+}
+
+/// How fast the node serves every block of the chain with `threads` requests in flight: REST
+/// blocks, REST blocks with their spent outputs, and JSON-RPC hex.
+pub fn node_ceiling(node: &Node, threads: usize, block_bytes: u64) -> Result<Vec<Ceiling>> {
+    let height = node.height()?;
+    let hashes: Vec<String> = (0..=height).map(|h| Ok(node.block_hash(h)?.to_string())).collect::<Result<_>>()?;
+    let mut out = Vec::new();
+    for method in ["REST block", "REST block + spenttxouts", "RPC getblock hex"] {
+        let started = Instant::now();
+        let answer_bytes: u64 = std::thread::scope(|s| -> Result<u64> {
+            let chunk = hashes.len().div_ceil(threads);
+            let workers: Vec<_> = hashes
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || -> Result<u64> {
+                        let rpc = Rpc::new(node.rpc_addr(), node.cookie_file());
+                        let mut bytes = 0u64;
+                        for hash in part {
+                            bytes += fetch(&rpc, method, hash)?;
+                        }
+                        Ok(bytes)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().map_err(|_| anyhow!("fetch thread panicked"))?).sum()
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        out.push(Ceiling {
+            method: method.to_string(),
+            seconds: round(seconds, 2),
+            blocks_per_s: round(hashes.len() as f64 / seconds, 0),
+            block_mb_per_s: round(block_bytes as f64 / 1e6 / seconds, 1),
+            answer_mb_per_s: round(answer_bytes as f64 / 1e6 / seconds, 1),
+        });
+    }
+    Ok(out)
+}
+
+fn fetch(rpc: &Rpc, method: &str, hash: &str) -> Result<u64> {
+    let rest = |path: String| -> Result<u64> {
+        let (status, body) = rpc.rest(&path)?;
+        if status != 200 {
+            bail!("GET {path}: HTTP {status}");
+        }
+        Ok(body.len() as u64)
+    };
+    match method {
+        "REST block" => rest(format!("/rest/block/{hash}.bin")),
+        "REST block + spenttxouts" => {
+            Ok(rest(format!("/rest/block/{hash}.bin"))? + rest(format!("/rest/spenttxouts/{hash}.bin"))?)
+        }
+        _ => {
+            let hex = rpc.call("getblock", json!([hash, 0]))?;
+            Ok(hex.as_str().map_or(0, |h| h.len() as u64 / 2))
+        }
+    }
+}
+
+/// Latency of one method for one probe address.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    pub probe_txs: u64,
+    pub method: String,
+    pub result: Result<Percentiles, String>,
+}
+
+pub const METHODS: [&str; 5] = [
+    "blockchain.scripthash.get_history",
+    "blockchain.scripthash.get_balance",
+    "blockchain.scripthash.listunspent",
+    "blockchain.transaction.get",
+    "blockchain.transaction.get_merkle",
+];
+
+/// `samples` calls of each method for each probe, one after the other on one connection, after
+/// one call that is not counted. Addresses with more than 20,000 transactions get a fifth of the
+/// samples (each answer is megabytes).
+pub fn latencies(addr: &str, probes: &[Probe], samples: usize) -> Result<Vec<Latency>> {
+    let mut out = Vec::new();
+    for probe in probes {
+        let mut client = Client::connect(addr)?;
+        let history = client.call(METHODS[0], json!([probe.scripthash]));
+        // A transaction of the address, from the middle of its history, for the two tx methods.
+        let tx = history.as_ref().ok().and_then(|h| h.as_array()).and_then(|items| {
+            let confirmed: Vec<&Value> = items.iter().filter(|i| i["height"].as_i64().unwrap_or(0) > 0).collect();
+            confirmed.get(confirmed.len() / 2).map(|i| (i["tx_hash"].clone(), i["height"].clone()))
+        });
+        let n = if probe.txs > 20_000 { (samples / 5).max(5) } else { samples };
+        for method in METHODS {
+            let params = match (method, &tx) {
+                ("blockchain.transaction.get", Some((txid, _))) => json!([txid]),
+                ("blockchain.transaction.get_merkle", Some((txid, height))) => json!([txid, height]),
+                ("blockchain.transaction.get" | "blockchain.transaction.get_merkle", None) => {
+                    let why = match &history {
+                        Err(e) => format!("no history to take a transaction from: {e:#}"),
+                        Ok(_) => "no confirmed transaction in the history".to_string(),
+                    };
+                    out.push(Latency { probe_txs: probe.txs, method: method.into(), result: Err(why) });
+                    continue;
+                }
+                _ => json!([probe.scripthash]),
+            };
+            let result = (|| -> Result<Percentiles> {
+                client.call(method, params.clone())?;
+                let mut times = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let started = Instant::now();
+                    client.call(method, params.clone())?;
+                    times.push(started.elapsed());
+                }
+                Ok(percentiles(times))
+            })()
+            .map_err(|e| format!("{e:#}"));
+            if result.is_err() {
+                // The connection may be closed after an error: start again for the next method.
+                client = Client::connect(addr)?;
+            }
+            out.push(Latency { probe_txs: probe.txs, method: method.into(), result });
+        }
+    }
+    Ok(out)
+}
+
+/// Wallet sync: `clients` wallets at once, each subscribing its addresses and fetching the
+/// history of every address that has one, pipelined as Electrum does.
+#[derive(Clone, Debug, Serialize)]
+pub struct WalletSync {
+    pub clients: usize,
+    pub addresses_per_client: usize,
+    pub histories_fetched: usize,
+    pub seconds: f64,
+    pub addresses_per_s: f64,
+    /// Each client's time from connecting to having every history.
+    pub per_client: Percentiles,
+}
+
+pub fn wallet_sync(addr: &str, wallets: &[Vec<String>], clients: usize) -> Result<WalletSync> {
+    if wallets.is_empty() {
+        bail!("the chain has no wallets to sync");
+    }
+    let started = Instant::now();
+    let results: Vec<Result<(Duration, usize)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..clients)
+            .map(|i| {
+                let wallet = &wallets[i % wallets.len()];
+                s.spawn(move || sync_wallet(addr, wallet))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(anyhow!("wallet thread panicked")))).collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut histories = 0;
+    for r in results {
+        let (t, h) = r?;
+        times.push(t);
+        histories += h;
+    }
+    let addresses = wallets.iter().cycle().take(clients).map(Vec::len).sum::<usize>();
+    Ok(WalletSync {
+        clients,
+        addresses_per_client: addresses / clients,
+        histories_fetched: histories,
+        seconds: round(seconds, 3),
+        addresses_per_s: round(addresses as f64 / seconds, 0),
+        per_client: percentiles(times),
+    })
+}
+
+/// One wallet: `server.version`, every `scripthash.subscribe` written at once, then
+/// `get_history` for each address whose status is not null, likewise. Returns the time taken
+/// and how many histories were fetched.
+fn sync_wallet(addr: &str, scripthashes: &[String]) -> Result<(Duration, usize)> {
+    let started = Instant::now();
+    let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let version = json!({"id": 0, "method": "server.version", "params": ["ferrum-bench", "1.4"]});
+    writer.write_all(format!("{version}\n").as_bytes())?;
+    read_answers(&mut reader, 1)?;
+    let statuses = pipeline(&mut writer, &mut reader, "blockchain.scripthash.subscribe", scripthashes)?;
+    let used: Vec<String> =
+        scripthashes.iter().zip(&statuses).filter(|(_, s)| !s.is_null()).map(|(h, _)| h.clone()).collect();
+    let histories = pipeline(&mut writer, &mut reader, "blockchain.scripthash.get_history", &used)?;
+    if histories.iter().any(|h| !h.is_array()) {
+        bail!("a history was not a list");
+    }
+    Ok((started.elapsed(), used.len()))
+}
+
+/// Sends one request per scripthash without waiting, then reads every answer; returns the
+/// results in request order.
+fn pipeline(
+    writer: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    method: &str,
+    scripthashes: &[String],
+) -> Result<Vec<Value>> {
+    let mut text = String::new();
+    for (i, h) in scripthashes.iter().enumerate() {
+        text.push_str(&json!({"id": i + 1, "method": method, "params": [h]}).to_string());
+        text.push('\n');
+    }
+    // Written from another thread so that a server answering before it has read everything
+    // cannot deadlock us both on full socket buffers.
+    let mut w = writer.try_clone()?;
+    let sender = std::thread::spawn(move || w.write_all(text.as_bytes()));
+    let answers = read_answers(reader, scripthashes.len())?;
+    sender.join().map_err(|_| anyhow!("writer panicked"))??;
+    let mut results = vec![Value::Null; scripthashes.len()];
+    for a in answers {
+        let id = a["id"].as_u64().ok_or_else(|| anyhow!("answer without id: {a}"))? as usize;
+        if let Some(e) = a.get("error").filter(|e| !e.is_null()) {
+            bail!("{method}: {e}");
+        }
+        if id == 0 || id > results.len() {
+            bail!("answer with unknown id {id}");
+        }
+        results[id - 1] = a["result"].clone();
+    }
+    Ok(results)
+}
+
+/// Reads `n` answers (lines with an id), skipping notifications.
+fn read_answers(reader: &mut BufReader<TcpStream>, n: usize) -> Result<Vec<Value>> {
+    let mut answers = Vec::with_capacity(n);
+    let mut line = String::new();
+    while answers.len() < n {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("the server closed the connection after {} of {n} answers", answers.len());
+        }
+        let v: Value = serde_json::from_str(&line).with_context(|| format!("bad answer {line:?}"))?;
+        if v.get("id").is_some_and(|id| !id.is_null()) {
+            answers.push(v);
+        }
+    }
+    Ok(answers)
+}
+
+/// From `submitblock` returning to the `scripthash.subscribe` notification for the script the
+/// block pays, `rounds` times, each with a new script.
+pub fn notification_latency(addr: &str, node: &Node, rounds: usize, first_script: u32) -> Result<Percentiles> {
+    let mut times = Vec::new();
+    for i in 0..rounds {
+        let script = testkit::wallet::burn_address_n(first_script + i as u32).script_pubkey();
+        let mut client = Client::connect(addr)?;
+        client.call("blockchain.scripthash.subscribe", json!([testkit::scripthash(&script)]))?;
+        let block = testkit::chaingen::block_on_tip(node, script)?;
+        let started = Instant::now();
+        testkit::chaingen::submit(node, &block)?;
+        client.notification("blockchain.scripthash.subscribe", Duration::from_secs(60))?;
+        times.push(started.elapsed());
+    }
+    Ok(percentiles(times))
+}
+
+pub fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tokio::sync::Notify;
 
 use crate::config::{Config, ModeArg};
 use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
@@ -287,7 +286,7 @@ pub async fn run_with(
     let source =
         Arc::new(DaemonSource { daemon: daemon.clone(), rest_blocks: info.rest, rest_spent: info.spenttxouts });
     let indexer = Indexer::new(index.clone(), source, mode, index_config(&config), stop.clone());
-    let trigger = Arc::new(Notify::new());
+    let trigger = Arc::new(p2p::Announcements::default());
     if let Some(addr) = config.p2p_addr.clone() {
         let triggers = p2p::Triggers { blocks: trigger.clone(), txs: Some(electrum.mempool_trigger.clone()) };
         tasks.push(tokio::spawn(p2p::listen(addr, config.network, triggers)));
@@ -296,7 +295,7 @@ pub async fn run_with(
     if let Some(addr) = info.zmq_address("pubhashblock").and_then(|a| zmq::endpoint(a, &node_host)) {
         tracing::info!(%addr, "bitcoind publishes hashblock over ZMQ; subscribing");
         let trigger = trigger.clone();
-        tasks.push(tokio::spawn(zmq::listen(addr, "hashblock", move |_| trigger.notify_one())));
+        tasks.push(tokio::spawn(zmq::listen(addr, "hashblock", move |_| trigger.block(None))));
     }
     let result = indexer.run(trigger, config.poll_interval).await;
     for task in &tasks {

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 
 use crate::chain::{Chain, ChainError};
+use crate::daemon::p2p::Announcements;
 use crate::daemon::DaemonError;
 use crate::store::rows::{self, Coin, Tip};
 use crate::store::{Durability, PrevoutMode, Store, StoreError};
@@ -638,7 +639,12 @@ impl<S: BlockSource> Indexer<S> {
     /// Keeps the index at the node's tip until stopped: syncs on every trigger (P2P
     /// announcement, ZMQ) and at least every `poll`. Waits out node outages, logging each
     /// change of state once.
-    pub async fn run(mut self, trigger: Arc<Notify>, poll: Duration) -> Result<(), IndexError> {
+    ///
+    /// A block announced by hash before the node has made it its tip (compact blocks are
+    /// announced before they are connected) is chased: the sync is retried after 2 ms, doubling
+    /// up to 250 ms, until the block is in the index, for at most 10 s.
+    pub async fn run(mut self, trigger: Arc<Announcements>, poll: Duration) -> Result<(), IndexError> {
+        let mut chase: Option<(BlockHash, Instant, Duration)> = None;
         let mut outage: Option<String> = None;
         let mut backoff = Duration::from_millis(250);
         // Blocks the node listed, then could not find: its chain changed while it was read.
@@ -692,9 +698,19 @@ impl<S: BlockSource> Indexer<S> {
             if self.stop.is_stopped() {
                 return Ok(());
             }
+            let expected =
+                trigger.take_latest().map(|h| (h, Instant::now(), Duration::from_millis(2))).or(chase.take());
+            let mut wait = poll;
+            if let Some((hash, since, delay)) = expected {
+                let indexed = self.index.chain().height_of(&hash).is_some();
+                if !indexed && since.elapsed() < Duration::from_secs(10) {
+                    wait = delay;
+                    chase = Some((hash, since, (delay * 2).min(Duration::from_millis(250))));
+                }
+            }
             tokio::select! {
-                _ = trigger.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = trigger.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.stop.wait() => return Ok(()),
             }
         }

@@ -12,6 +12,12 @@ use crate::types::Txid;
 
 /// Rough memory cost of one entry of `created`.
 const CREATED_ENTRY_BYTES: usize = 96;
+/// Memory cost of one buffered `script` row, and of one `txid` row.
+const SCRIPT_ROW_BYTES: usize = std::mem::size_of::<ScriptRow>();
+const TXID_ROW_BYTES: usize = rows::TXID_PREFIX + rows::TX_NUM_LEN;
+
+/// A `script` row waiting to be written: its key, and its value (at most 13 bytes).
+type ScriptRow = (rows::Key, [u8; 16], u8);
 
 type Key = (UtxoKey, usize);
 /// Header and transaction count of each block a chunk adds.
@@ -27,6 +33,11 @@ pub struct Chunk {
     /// Outputs from before this chunk that it spends (`utxo` mode): deleted at commit.
     spent_stored: Vec<Key>,
     value: Vec<u8>,
+    /// The `script` and `txid` rows, written in key order when the chunk is finished. RocksDB
+    /// inserts keys that follow the previous one without searching its memtable from the top:
+    /// in block order, the search was half of the sync's CPU time.
+    script_rows: Vec<ScriptRow>,
+    txid_rows: Vec<[u8; TXID_ROW_BYTES]>,
     /// Script-hash prefixes of the rows written, when someone listens for them.
     touched: Option<Vec<[u8; 8]>>,
 }
@@ -42,6 +53,8 @@ impl Chunk {
             created: HashMap::new(),
             spent_stored: Vec::new(),
             value: Vec::with_capacity(32),
+            script_rows: Vec::new(),
+            txid_rows: Vec::new(),
         }
     }
 
@@ -51,7 +64,10 @@ impl Chunk {
 
     pub fn is_full(&self, config: &IndexConfig) -> bool {
         self.blocks.len() as u32 >= config.chunk_blocks
-            || self.batch.wb.size_in_bytes() >= config.chunk_bytes
+            || self.batch.wb.size_in_bytes()
+                + self.script_rows.len() * SCRIPT_ROW_BYTES
+                + self.txid_rows.len() * TXID_ROW_BYTES
+                >= config.chunk_bytes
             || self.created.len() * CREATED_ENTRY_BYTES >= config.utxo_cache_bytes
     }
 
@@ -75,7 +91,10 @@ impl Chunk {
                 store.delete(&mut self.batch, CF_UNDO, &rows::height_key(old))?;
             }
         }
-        put_rows(store, &mut self.batch, &data, first_tx, &mut self.value)?;
+        self.buffer_rows(&data, first_tx)?;
+        let key = rows::height_key(data.height);
+        store.put(&mut self.batch, CF_HEADERS, &key, &rows::header_value(&data.header, data.txids.len() as u32))?;
+        store.put(&mut self.batch, CF_TXPOS, &key, &rows::txpos_value(&data.tx_sizes))?;
         if let Some(t) = &mut self.touched {
             t.extend(touched_prefixes(&data));
         }
@@ -83,6 +102,32 @@ impl Chunk {
         self.blocks.push((data.header, data.txids.len() as u32));
         self.tip = Some(Tip { height: data.height, hash: data.hash, tx_count: self.next_tx });
         self.batch.txids.extend_from_slice(&data.txids);
+        Ok(())
+    }
+
+    /// Buffers the block's `script` and `txid` rows.
+    fn buffer_rows(&mut self, data: &BlockData, first_tx: u64) -> Result<(), IndexError> {
+        let mut push = |sh: &[u8; rows::SH_PREFIX], tx: u32, io: &Io, value: &mut Vec<u8>| {
+            rows::script_value(io, value);
+            let mut buf = [0u8; 16];
+            let len = value.len().min(buf.len());
+            if let (Some(dst), Some(src)) = (buf.get_mut(..len), value.get(..len)) {
+                dst.copy_from_slice(src);
+            }
+            self.script_rows.push((rows::script_key(sh, first_tx + u64::from(tx), io), buf, len as u8));
+        };
+        for out in &data.outputs {
+            push(&out.coin.sh, out.tx, &Io::Output { index: out.vout, value: out.coin.value }, &mut self.value);
+        }
+        for input in &data.inputs {
+            let coin = input.coin.ok_or_else(|| missing(data.height, input))?;
+            push(&coin.sh, input.tx, &input_io(input), &mut self.value);
+        }
+        if data.height > 0 {
+            for (i, txid) in data.txids.iter().enumerate() {
+                self.txid_rows.push(rows::txid_key(txid, first_tx + i as u64));
+            }
+        }
         Ok(())
     }
 
@@ -125,6 +170,14 @@ impl Chunk {
     /// The batch to commit (with the `utxo` changes and the tip), the blocks it adds and the
     /// script-hash prefixes it touches (when tracked).
     pub fn finish(mut self, store: &Store, mode: PrevoutMode) -> Result<(Batch, NewBlocks, Vec<[u8; 8]>), IndexError> {
+        self.script_rows.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        for (key, value, len) in &self.script_rows {
+            store.put(&mut self.batch, CF_SCRIPT, key.as_ref(), value.get(..usize::from(*len)).unwrap_or_default())?;
+        }
+        self.txid_rows.sort_unstable();
+        for key in &self.txid_rows {
+            store.put(&mut self.batch, CF_TXID, key, &[])?;
+        }
         if mode == PrevoutMode::Utxo {
             // Deletes first: an output spent here may be re-created under the same key (BIP 30).
             for (k, len) in &self.spent_stored {
@@ -152,41 +205,6 @@ fn key_of(txid: &Txid, vout: u32) -> Key {
 
 fn missing(height: u32, input: &InRow) -> IndexError {
     IndexError::MissingPrevout { height, txid: Txid(input.prev_txid).to_hex(), vout: input.prev_vout }
-}
-
-/// Every row of a block except the `utxo` and `undo` changes.
-fn put_rows(
-    store: &Store,
-    batch: &mut Batch,
-    data: &BlockData,
-    first_tx: u64,
-    value: &mut Vec<u8>,
-) -> Result<(), IndexError> {
-    for out in &data.outputs {
-        let io = Io::Output { index: out.vout, value: out.coin.value };
-        rows::script_value(&io, value);
-        store.put(
-            batch,
-            CF_SCRIPT,
-            rows::script_key(&out.coin.sh, first_tx + u64::from(out.tx), &io).as_ref(),
-            value,
-        )?;
-    }
-    for input in &data.inputs {
-        let coin = input.coin.ok_or_else(|| missing(data.height, input))?;
-        let io = input_io(input);
-        rows::script_value(&io, value);
-        store.put(batch, CF_SCRIPT, rows::script_key(&coin.sh, first_tx + u64::from(input.tx), &io).as_ref(), value)?;
-    }
-    if data.height > 0 {
-        for (i, txid) in data.txids.iter().enumerate() {
-            store.put(batch, CF_TXID, &rows::txid_key(txid, first_tx + i as u64), &[])?;
-        }
-    }
-    let key = rows::height_key(data.height);
-    store.put(batch, CF_HEADERS, &key, &rows::header_value(&data.header, data.txids.len() as u32))?;
-    store.put(batch, CF_TXPOS, &key, &rows::txpos_value(&data.tx_sizes))?;
-    Ok(())
 }
 
 fn input_io(input: &InRow) -> Io {

@@ -117,12 +117,14 @@ pub const METHODS: [&str; 5] = [
 
 /// `samples` calls of each method for each probe, one after the other on one connection, after
 /// one call that is not counted. Addresses with more than 20,000 transactions get a fifth of the
-/// samples (each answer is megabytes).
+/// samples (each answer is megabytes). The time is from writing the request to having read the
+/// whole answer line; the answer is parsed and checked after the clock stops, so that the
+/// client's JSON parsing is not counted as the server's time.
 pub fn latencies(addr: &str, probes: &[Probe], samples: usize) -> Result<Vec<Latency>> {
     let mut out = Vec::new();
     for probe in probes {
-        let mut client = Client::connect(addr)?;
-        let history = client.call(METHODS[0], json!([probe.scripthash]));
+        let mut client = RawClient::connect(addr)?;
+        let history = client.call(METHODS[0], json!([probe.scripthash])).map(|(_, v)| v);
         // A transaction of the address, from the middle of its history, for the two tx methods.
         let tx = history.as_ref().ok().and_then(|h| h.as_array()).and_then(|items| {
             let confirmed: Vec<&Value> = items.iter().filter(|i| i["height"].as_i64().unwrap_or(0) > 0).collect();
@@ -147,21 +149,66 @@ pub fn latencies(addr: &str, probes: &[Probe], samples: usize) -> Result<Vec<Lat
                 client.call(method, params.clone())?;
                 let mut times = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let started = Instant::now();
-                    client.call(method, params.clone())?;
-                    times.push(started.elapsed());
+                    times.push(client.call(method, params.clone())?.0);
                 }
                 Ok(percentiles(times))
             })()
             .map_err(|e| format!("{e:#}"));
             if result.is_err() {
                 // The connection may be closed after an error: start again for the next method.
-                client = Client::connect(addr)?;
+                client = RawClient::connect(addr)?;
             }
             out.push(Latency { probe_txs: probe.txs, method: method.into(), result });
         }
     }
     Ok(out)
+}
+
+/// A session that times each request from writing it to having its whole answer line.
+struct RawClient {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    next_id: u64,
+}
+
+impl RawClient {
+    fn connect(addr: &str) -> Result<RawClient> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+        stream.set_nodelay(true)?;
+        let mut c = RawClient { writer: stream.try_clone()?, reader: BufReader::new(stream), next_id: 0 };
+        c.call("server.version", json!(["ferrum-bench", "1.4"]))?;
+        Ok(c)
+    }
+
+    /// The time to the answer, and its result (an error answer is an error).
+    fn call(&mut self, method: &str, params: Value) -> Result<(Duration, Value)> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let line = format!("{}\n", json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let started = Instant::now();
+        self.writer.write_all(line.as_bytes())?;
+        let mut answer = String::new();
+        loop {
+            answer.clear();
+            if self.reader.read_line(&mut answer)? == 0 {
+                bail!("the server closed the connection before answering {method}");
+            }
+            // Notifications have no id; the answer is the line with ours.
+            if answer.contains("\"id\"") {
+                break;
+            }
+        }
+        let took = started.elapsed();
+        let mut v: Value = serde_json::from_str(&answer).with_context(|| format!("{method}: bad answer"))?;
+        if v["id"].as_u64() != Some(id) {
+            bail!("{method}: answer to another request: {}", v["id"]);
+        }
+        if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+            bail!("{method}: {e}");
+        }
+        Ok((took, v["result"].take()))
+    }
 }
 
 /// Wallet sync: `clients` wallets at once, each subscribing its addresses and fetching the

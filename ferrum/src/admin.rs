@@ -253,7 +253,7 @@ async fn query(m: &Arc<Monitor>, target: &str, limit: usize) -> Result<Value, Rp
     let sh: ScriptHash =
         crate::inspect::parse_target(m.network, target).map_err(|e| RpcError::invalid_params(format!("{e:#}")))?;
     let summary = m.electrum.script_summary(sh).await?;
-    let mempool = m.electrum.mempool_part(&sh, &summary);
+    let mempool = m.electrum.mempool_part(&sh, &summary.history);
     let unconfirmed: i128 = mempool.iter().map(|e| e.delta(&sh)).sum();
     Ok(json!({
         "scripthash": sh.to_hex(),

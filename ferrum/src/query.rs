@@ -128,8 +128,9 @@ impl Query {
         let txids = self.index.store().txids();
         let txid_of = |n: u64| txids.get(n).ok_or(QueryError::MissingTxid(n));
         let mut summary = ScriptSummary { rows: rows.len(), ..Default::default() };
-        // Spends by prevout reference; exact ones by full txid.
-        let mut spends: HashMap<PrevRef, Vec<(u64, u32)>> = HashMap::new();
+        // Spends by prevout reference (sorted, searched: no hashing per row), exact ones by
+        // full txid (rare).
+        let mut spends: Vec<(PrevRef, u64, u32)> = Vec::new();
         let mut exact_spends: HashMap<(Txid, u32), u32> = HashMap::new();
         let mut outputs = Vec::new();
         let mut last_tx = None;
@@ -143,30 +144,36 @@ impl Query {
                 Io::Output { index, value } => outputs.push((row.tx_num, index, value)),
                 Io::Input { index, prev_txid, prev_vout } => match exact.get(&(row.tx_num, index)) {
                     Some(full) => *exact_spends.entry((*full, prev_vout)).or_default() += 1,
-                    None => spends.entry((prev_txid, prev_vout)).or_default().push((row.tx_num, index)),
+                    None => spends.push(((prev_txid, prev_vout), row.tx_num, index)),
                 },
             }
         }
-        // Outputs per prevout reference, to spot ambiguous inputs.
-        let mut candidates: HashMap<PrevRef, u32> = HashMap::new();
+        spends.sort_unstable();
         let mut resolved = Vec::with_capacity(outputs.len());
         for &(tx_num, vout, value) in &outputs {
-            let txid = txid_of(tx_num)?;
-            *candidates.entry((txid_prefix(&txid.0), vout)).or_default() += 1;
-            resolved.push((tx_num, txid, vout, value));
+            resolved.push((tx_num, txid_of(tx_num)?, vout, value));
         }
+        // Outputs per prevout reference, to spot ambiguous inputs.
+        let mut references: Vec<PrevRef> = resolved.iter().map(|r| (txid_prefix(&r.1 .0), r.2)).collect();
+        references.sort_unstable();
         let chain = self.index.chain();
         for (tx_num, txid, vout, value) in resolved {
             let reference = (txid_prefix(&txid.0), vout);
             let spent = if exact_spends.get(&(txid, vout)).is_some_and(|n| *n > 0) {
                 true
-            } else if let Some(inputs) = spends.get(&reference) {
-                if candidates.get(&reference).copied().unwrap_or(0) > 1 {
-                    summary.ambiguous.extend(inputs.iter().copied());
-                }
-                true
             } else {
-                false
+                let first = spends.partition_point(|s| s.0 < reference);
+                let inputs = spends.get(first..).unwrap_or_default().iter().take_while(|s| s.0 == reference);
+                let candidates =
+                    references.partition_point(|r| *r <= reference) - references.partition_point(|r| *r < reference);
+                let mut any = false;
+                for &(_, tx, index) in inputs {
+                    any = true;
+                    if candidates > 1 {
+                        summary.ambiguous.push((tx, index));
+                    }
+                }
+                any
             };
             if !spent {
                 let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
@@ -178,11 +185,26 @@ impl Query {
         summary.unspent.sort_unstable_by_key(|u| (u.tx_num, u.vout));
         summary.ambiguous.sort_unstable();
         summary.ambiguous.dedup();
-        for tx_num in tx_nums {
-            let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
-            summary.history.push(HistoryEntry { height, txid: txid_of(tx_num)?, tx_num });
-        }
+        summary.history = history_entries(tx_nums.into_iter(), &chain, &txids)?;
         Ok(summary)
+    }
+
+    /// The confirmed history of a script hash alone, and the rows read: what `get_history`,
+    /// `subscribe` and statuses need, without working out which outputs are spent (no maps of
+    /// spends and candidates: a third of the time of a 10,000-transaction history).
+    pub fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<HistoryEntry>), QueryError> {
+        self.with_view(|view| {
+            let rows = self.index.store().script_rows(sh)?;
+            let mut last = None;
+            // Rows come in key order: by tx_num, then by input or output.
+            let tx_nums = rows.iter().filter(|r| r.tx_num < view.tx_count).filter_map(|r| {
+                let new = last != Some(r.tx_num);
+                last = Some(r.tx_num);
+                new.then_some(r.tx_num)
+            });
+            let history = history_entries(tx_nums, &self.index.chain(), &self.index.store().txids())?;
+            Ok((rows.len(), history))
+        })
     }
 
     /// Where a confirmed transaction is: `(height, position in block, tx_num)`.
@@ -243,4 +265,19 @@ impl Query {
         let (branch, root) = merkle::branch(&leaves, height as usize)?;
         Some((branch.iter().map(merkle::hex_display).collect(), merkle::hex_display(&root)))
     }
+}
+
+/// Height and txid of each of `tx_nums`.
+fn history_entries(
+    tx_nums: impl Iterator<Item = u64>,
+    chain: &crate::chain::Chain,
+    txids: &crate::store::txids::TxidMap,
+) -> Result<Vec<HistoryEntry>, QueryError> {
+    tx_nums
+        .map(|tx_num| {
+            let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
+            let txid = txids.get(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
+            Ok(HistoryEntry { height, txid, tx_num })
+        })
+        .collect()
 }

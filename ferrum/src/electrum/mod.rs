@@ -22,7 +22,7 @@ use crate::daemon::{Daemon, DaemonError, NetworkInfo, NodeInfo};
 use crate::index::Index;
 use crate::mempool::{Entry, Mempool};
 use crate::network::Network;
-use crate::query::{Query, ScriptSummary};
+use crate::query::{HistoryEntry, Query, ScriptSummary};
 use crate::types::{BlockHash, ScriptHash, Txid};
 use jsonrpc::RpcError;
 use status::Item;
@@ -173,37 +173,38 @@ impl Electrum {
     }
 
     /// The mempool part of a script's history: transactions the index has not confirmed, in
-    /// protocol order.
-    pub fn mempool_part(&self, sh: &ScriptHash, summary: &ScriptSummary) -> Vec<Entry> {
+    /// protocol order. `confirmed` is the script's confirmed history.
+    pub fn mempool_part(&self, sh: &ScriptHash, confirmed: &[HistoryEntry]) -> Vec<Entry> {
         let mut entries = self.mempool.entries(sh);
         if entries.is_empty() {
             return entries;
         }
         // Just mined, and the mempool has not caught up yet: confirmed wins.
-        let confirmed: std::collections::HashSet<Txid> = summary.history.iter().map(|h| h.txid).collect();
+        let confirmed: std::collections::HashSet<Txid> = confirmed.iter().map(|h| h.txid).collect();
         entries.retain(|e| !confirmed.contains(&e.tx.txid));
         entries.sort_by(|a, b| status::mempool_order(&mempool_item(a), &mempool_item(b)));
         entries
     }
 
     /// Confirmed and mempool history in protocol order, bounded by the answer size limit.
-    pub async fn history(self: &Arc<Self>, sh: ScriptHash) -> Result<(Vec<Item>, ScriptSummary, Vec<Entry>), RpcError> {
-        let summary = self.script_summary(sh).await?;
-        let mempool = self.mempool_part(&sh, &summary);
+    pub async fn history(self: &Arc<Self>, sh: ScriptHash) -> Result<Vec<Item>, RpcError> {
+        let (rows, history) = self.blocking(move |s| s.query.history(&sh).map_err(query_error)).await?;
+        crate::cost::charge(rows as f64 / crate::cost::ROWS_PER_UNIT);
+        let mempool = self.mempool_part(&sh, &history);
         // About 99 bytes per entry as JSON (ElectrumX's measure).
         let limit = self.config.max_send.saturating_sub(100) / 99;
-        if summary.history.len() + mempool.len() >= limit.max(1) {
+        if history.len() + mempool.len() >= limit.max(1) {
             return Err(RpcError::new(jsonrpc::HISTORY_TOO_LONG, "history too large"));
         }
         let mut items: Vec<Item> =
-            summary.history.iter().map(|h| Item { txid: h.txid, height: i64::from(h.height), fee: None }).collect();
+            history.iter().map(|h| Item { txid: h.txid, height: i64::from(h.height), fee: None }).collect();
         items.extend(mempool.iter().map(mempool_item));
-        Ok((items, summary, mempool))
+        Ok(items)
     }
 
     /// The status of a script hash now.
     pub async fn status(self: &Arc<Self>, sh: ScriptHash) -> Result<Option<[u8; 32]>, RpcError> {
-        let (items, _, _) = self.history(sh).await?;
+        let items = self.history(sh).await?;
         Ok(status::status(&items))
     }
 

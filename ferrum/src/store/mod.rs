@@ -433,13 +433,17 @@ impl Store {
         let mut opts = ReadOptions::default();
         opts.set_prefix_same_as_start(true);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf_opt(&cf, opts, IteratorMode::From(&prefix, Direction::Forward)) {
-            let (key, value) = item.map_err(|e| self.rocks(e))?;
+        // The raw iterator lends each key and value; the plain one copies both into new boxes.
+        let mut it = self.db.raw_iterator_cf_opt(&cf, opts);
+        it.seek(prefix);
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
             if !key.starts_with(&prefix) {
                 break;
             }
-            out.push(rows::decode_script_row(&key, &value).map_err(|e| self.corrupt(e))?);
+            out.push(rows::decode_script_row(key, value).map_err(|e| self.corrupt(e))?);
+            it.next();
         }
+        it.status().map_err(|e| self.rocks(e))?;
         Ok(out)
     }
 

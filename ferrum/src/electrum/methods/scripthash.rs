@@ -15,7 +15,7 @@ pub async fn call(call: &mut Call<'_>) -> Result<Answer, RpcError> {
     let raw = a.first().cloned().flatten().unwrap_or(Value::Null);
     let sh = scripthash(&raw)?;
     if call.method == "blockchain.scripthash.get_history" {
-        let (items, _, _) = e.history(sh).await?;
+        let items = e.history(sh).await?;
         return Ok(Answer::Text(history_text(&items)));
     }
     other(call, e, sh, raw).await.map(Answer::Value)
@@ -52,7 +52,7 @@ async fn other(
     match call.method {
         "blockchain.scripthash.get_mempool" => {
             let summary = e.script_summary(sh).await?;
-            let entries = e.mempool_part(&sh, &summary);
+            let entries = e.mempool_part(&sh, &summary.history);
             Ok(Value::Array(
                 entries
                     .iter()
@@ -64,12 +64,12 @@ async fn other(
         }
         "blockchain.scripthash.get_balance" => {
             let summary = e.script_summary(sh).await?;
-            let delta: i128 = e.mempool_part(&sh, &summary).iter().map(|m| m.delta(&sh)).sum();
+            let delta: i128 = e.mempool_part(&sh, &summary.history).iter().map(|m| m.delta(&sh)).sum();
             Ok(json!({"confirmed": summary.balance, "unconfirmed": delta as i64}))
         }
         "blockchain.scripthash.listunspent" => {
             let summary = e.script_summary(sh).await?;
-            let mempool = e.mempool_part(&sh, &summary);
+            let mempool = e.mempool_part(&sh, &summary.history);
             let mut out: Vec<Value> = summary
                 .unspent
                 .iter()
@@ -88,7 +88,7 @@ async fn other(
             Ok(Value::Array(out))
         }
         "blockchain.scripthash.subscribe" => {
-            let (items, _, _) = e.history(sh).await?;
+            let items = e.history(sh).await?;
             let s = status(&items);
             call.session.subscribe(sh, &raw, s)?;
             Ok(status_json(s))

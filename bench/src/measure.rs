@@ -13,6 +13,13 @@ use testkit::electrum::Client;
 use testkit::rpc::Rpc;
 use testkit::Node;
 
+/// The protocol versions the benchmark's clients offer, as Electrum 4.7 does: electrs speaks
+/// 1.4 only, Ferrum and ElectrumX up to 1.6.
+pub const VERSIONS: [&str; 2] = ["1.4", "1.6"];
+
+/// Time spent sampling one method for one address, beyond the first three samples.
+const SAMPLING_BUDGET: Duration = Duration::from_secs(10);
+
 /// Percentiles of a set of samples, in milliseconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Percentiles {
@@ -117,13 +124,17 @@ pub const METHODS: [&str; 5] = [
 
 /// `samples` calls of each method for each probe, one after the other on one connection, after
 /// one call that is not counted. Addresses with more than 20,000 transactions get a fifth of the
-/// samples (each answer is megabytes). The time is from writing the request to having read the
+/// samples (each answer is megabytes), and sampling one method for one address stops after 10 s
+/// (at least 3 samples): the count is in the results. The time is from writing the request to having read the
 /// whole answer line; the answer is parsed and checked after the clock stops, so that the
 /// client's JSON parsing is not counted as the server's time.
 pub fn latencies(addr: &str, probes: &[Probe], samples: usize) -> Result<Vec<Latency>> {
     let mut out = Vec::new();
     for probe in probes {
         let mut client = RawClient::connect(addr)?;
+        // Wallets subscribe to an address before asking about it (electrs serves unsubscribed
+        // addresses by a slow path, and says so in its log).
+        client.call("blockchain.scripthash.subscribe", json!([probe.scripthash]))?;
         let history = client.call(METHODS[0], json!([probe.scripthash])).map(|(_, v)| v);
         // A transaction of the address, from the middle of its history, for the two tx methods.
         let tx = history.as_ref().ok().and_then(|h| h.as_array()).and_then(|items| {
@@ -148,7 +159,9 @@ pub fn latencies(addr: &str, probes: &[Probe], samples: usize) -> Result<Vec<Lat
             let result = (|| -> Result<Percentiles> {
                 client.call(method, params.clone())?;
                 let mut times = Vec::with_capacity(n);
-                for _ in 0..n {
+                let started = Instant::now();
+                // At least 3 samples; past 10 s for one method and address, no more.
+                while times.len() < n && (times.len() < 3 || started.elapsed() < SAMPLING_BUDGET) {
                     times.push(client.call(method, params.clone())?.0);
                 }
                 Ok(percentiles(times))
@@ -157,6 +170,7 @@ pub fn latencies(addr: &str, probes: &[Probe], samples: usize) -> Result<Vec<Lat
             if result.is_err() {
                 // The connection may be closed after an error: start again for the next method.
                 client = RawClient::connect(addr)?;
+                client.call("blockchain.scripthash.subscribe", json!([probe.scripthash]))?;
             }
             out.push(Latency { probe_txs: probe.txs, method: method.into(), result });
         }
@@ -177,7 +191,7 @@ impl RawClient {
         stream.set_read_timeout(Some(Duration::from_secs(600)))?;
         stream.set_nodelay(true)?;
         let mut c = RawClient { writer: stream.try_clone()?, reader: BufReader::new(stream), next_id: 0 };
-        c.call("server.version", json!(["ferrum-bench", "1.4"]))?;
+        c.call("server.version", json!(["ferrum-bench", VERSIONS]))?;
         Ok(c)
     }
 
@@ -267,7 +281,7 @@ fn sync_wallet(addr: &str, scripthashes: &[String]) -> Result<(Duration, usize)>
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    let version = json!({"id": 0, "method": "server.version", "params": ["ferrum-bench", "1.4"]});
+    let version = json!({"id": 0, "method": "server.version", "params": ["ferrum-bench", VERSIONS]});
     writer.write_all(format!("{version}\n").as_bytes())?;
     read_answers(&mut reader, 1)?;
     let statuses = pipeline(&mut writer, &mut reader, "blockchain.scripthash.subscribe", scripthashes)?;
@@ -336,7 +350,7 @@ pub fn notification_latency(addr: &str, node: &Node, rounds: usize, first_script
     let mut times = Vec::new();
     for i in 0..rounds {
         let script = testkit::wallet::burn_address_n(first_script + i as u32).script_pubkey();
-        let mut client = Client::connect(addr)?;
+        let mut client = Client::connect_with(addr, json!(VERSIONS))?;
         client.call("blockchain.scripthash.subscribe", json!([testkit::scripthash(&script)]))?;
         let block = testkit::chaingen::block_on_tip(node, script)?;
         let started = Instant::now();

@@ -190,7 +190,7 @@ fn latency(md: &mut String, run: &Value) {
     let _ = writeln!(
         md,
         "### Query latency, p50 / p99 ms\n\n{} requests per method and address ({} for addresses of more than 20,000 \
-         transactions).\n",
+         transactions), or as many as fit in 10 s (at least 3; the count is in the JSON results).\n",
         run["samples"],
         (run["samples"].as_u64().unwrap_or(0) / 5).max(5)
     );

@@ -78,7 +78,7 @@ impl Server {
                 let addr_x = x.tcp_addr();
                 return Ok(Server { kind: kind.clone(), addr: addr_x, process: Process::ElectrumX(x), db, _dir: dir });
             }
-            Kind::Electrs { exe, .. } => {
+            Kind::Electrs { exe, version } => {
                 let db = dir.path().join("db");
                 let log = dir.path().join("electrs.log");
                 let file = std::fs::File::create(&log)?;
@@ -88,8 +88,12 @@ impl Server {
                     .arg(&db)
                     .arg("--daemon-dir")
                     .arg(node.datadir())
-                    .args(["--daemon-rpc-addr", &node.rpc_addr(), "--daemon-p2p-addr", &node.p2p_addr()])
-                    .args(["--electrum-rpc-addr", &addr])
+                    .args(["--daemon-rpc-addr", &node.rpc_addr()]);
+                // 0.12 reads blocks over REST and dropped its P2P connection and that option.
+                if version.starts_with("0.11") {
+                    cmd.args(["--daemon-p2p-addr", &node.p2p_addr()]);
+                }
+                cmd.args(["--electrum-rpc-addr", &addr])
                     .args(["--monitoring-addr", &format!("127.0.0.1:{}", testkit::free_port())])
                     .env_remove("RUST_LOG")
                     .stdin(Stdio::null())
@@ -132,10 +136,11 @@ impl Server {
         }
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let reached = testkit::electrum::Client::connect(&self.addr)
-                .and_then(|mut c| c.call("blockchain.headers.subscribe", serde_json::json!([])))
-                .map(|tip| tip["height"].as_u64() == Some(u64::from(height)))
-                .unwrap_or(false);
+            let reached =
+                testkit::electrum::Client::connect_with(&self.addr, serde_json::json!(crate::measure::VERSIONS))
+                    .and_then(|mut c| c.call("blockchain.headers.subscribe", serde_json::json!([])))
+                    .map(|tip| tip["height"].as_u64() == Some(u64::from(height)))
+                    .unwrap_or(false);
             if reached {
                 return Ok(());
             }

@@ -130,19 +130,32 @@ async fn read_message(stream: &mut TcpStream, magic: [u8; 4]) -> Result<(String,
 }
 
 /// What an `inv` payload announces: (a block, a transaction).
-fn inv_kinds(payload: &[u8]) -> (bool, bool) {
+/// The last block and whether any transaction is announced in an `inv`.
+fn inv_kinds(payload: &[u8]) -> (Option<[u8; 32]>, bool) {
     let mut r = crate::parse::Reader::new(payload);
-    let Ok(n) = r.count(36) else { return (false, false) };
-    let (mut block, mut tx) = (false, false);
+    let Ok(n) = r.count(36) else { return (None, false) };
+    let (mut block, mut tx) = (None, false);
     for _ in 0..n {
         match (r.u32(), r.take(32)) {
-            (Ok(MSG_BLOCK | MSG_WITNESS_BLOCK), Ok(_)) => block = true,
+            (Ok(MSG_BLOCK | MSG_WITNESS_BLOCK), Ok(hash)) => block = hash.try_into().ok(),
             (Ok(MSG_TX | MSG_WITNESS_TX | MSG_WTX), Ok(_)) => tx = true,
             (Ok(_), Ok(_)) => {}
             _ => break,
         }
     }
     (block, tx)
+}
+
+/// `getheaders` from `hash`: the node answers with the headers after it (none when it is the
+/// tip) and from then on counts us as having its tip's header, which is what lets it push the
+/// next block to us as a compact block instead of waiting to send an `inv`.
+fn getheaders_payload(hash: &[u8; 32]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(4 + 1 + 32 + 32);
+    p.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    p.push(1);
+    p.extend_from_slice(hash);
+    p.extend_from_slice(&[0; 32]);
+    p
 }
 
 /// Connects, handshakes, and calls `notify` on every block announcement until the connection
@@ -193,8 +206,9 @@ async fn session(
             }
             "inv" => {
                 let (block, tx) = inv_kinds(&payload);
-                if block {
+                if let Some(hash) = block {
                     triggers.blocks.block(None);
+                    stream.write_all(&message(magic, "getheaders", &getheaders_payload(&hash))).await?;
                 }
                 if let (true, Some(txs)) = (tx, &triggers.txs) {
                     txs.notify_one();
@@ -245,10 +259,13 @@ mod tests {
         p.extend_from_slice(&[0; 32]);
         p.extend_from_slice(&MSG_WITNESS_BLOCK.to_le_bytes());
         p.extend_from_slice(&[0; 32]);
-        assert_eq!(inv_kinds(&p), (true, true));
+        p[41] = 7; // the first byte of the block's hash
+        let mut hash = [0u8; 32];
+        hash[0] = 7;
+        assert_eq!(inv_kinds(&p), (Some(hash), true));
         p[37] = 1; // second entry: a transaction
-        assert_eq!(inv_kinds(&p), (false, true));
-        assert_eq!(inv_kinds(&[0xff, 0xff]), (false, false));
+        assert_eq!(inv_kinds(&p), (None, true));
+        assert_eq!(inv_kinds(&[0xff, 0xff]), (None, false));
     }
 
     #[test]

@@ -349,6 +349,8 @@ fn read_answers(reader: &mut BufReader<TcpStream>, n: usize) -> Result<Vec<Value
 pub fn notification_latency(addr: &str, node: &Node, rounds: usize, first_script: u32) -> Result<Percentiles> {
     let mut times = Vec::new();
     for i in 0..rounds {
+        // Blocks come one at a time, not back to back.
+        std::thread::sleep(Duration::from_millis(500));
         let script = testkit::wallet::burn_address_n(first_script + i as u32).script_pubkey();
         let mut client = Client::connect_with(addr, json!(VERSIONS))?;
         client.call("blockchain.scripthash.subscribe", json!([testkit::scripthash(&script)]))?;

@@ -128,12 +128,16 @@ pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
     let mut last_tip = None;
     let mut failing = false;
     let min_gap = Duration::from_millis(100);
+    // A new block seen during the pause after an event: go again at once.
+    let mut block_waiting = false;
     loop {
-        tokio::select! {
-            _ = settled.changed() => {}
-            _ = electrum.mempool_trigger.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.wait() => return,
+        if !std::mem::take(&mut block_waiting) {
+            tokio::select! {
+                _ = settled.changed() => {}
+                _ = electrum.mempool_trigger.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait() => return,
+            }
         }
         if !index.status().caught_up {
             continue;
@@ -169,7 +173,12 @@ pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
             let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool }));
         }
         last_tip = Some(tip.hash);
-        tokio::time::sleep(min_gap).await;
+        // Mempool churn is batched by this pause; a new block cuts it short.
+        tokio::select! {
+            _ = tokio::time::sleep(min_gap) => {}
+            _ = settled.changed() => block_waiting = true,
+            _ = stop.wait() => return,
+        }
     }
 }
 

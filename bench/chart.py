@@ -59,7 +59,8 @@ def main(results, out):
     notes = [(s["server"], s["notification"]["Ok"]["p50_ms"]) for s in servers
              if s.get("notification") and "Ok" in s["notification"]]
     ax.barh([n[0] for n in notes], [n[1] for n in notes], color=[colors[n[0]] for n in notes])
-    ax.set_xlabel("ms")
+    ax.set_xlabel("ms (log)")
+    ax.set_xscale("log")
     ax.set_title("New block → notification, p50")
     ax.invert_yaxis()
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::node::{Node, NodeOptions};
-use crate::wallet::{seeded_key, Kind, Receiver, Signer, Utxo};
+use crate::wallet::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
 
 /// Bumped whenever the generator's output changes, so a cached chain of an older generator is
 /// never mistaken for the current one.
@@ -425,15 +425,8 @@ impl Generator {
     }
 
     fn new_addr(&mut self, kind: Kind) -> u32 {
-        let keys = (0..kind.key_count())
-            .map(|_| loop {
-                let n = self.next_key;
-                self.next_key += 1;
-                if let Some(k) = seeded_key(b"ferrum-chaingen", self.seed, n) {
-                    break k;
-                }
-            })
-            .collect();
+        let keys =
+            (0..kind.key_count()).map(|_| next_seeded_key(b"ferrum-chaingen", self.seed, &mut self.next_key)).collect();
         let r = Arc::new(self.signer.receiver(kind, keys));
         self.addrs.push(r);
         self.touches.push(0);
@@ -608,18 +601,8 @@ impl Generator {
         let out_value: u64 = output.iter().map(|o| o.value.to_sat()).sum();
         self.fees += total - out_value;
         let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: coins
-                .iter()
-                .map(|c| TxIn {
-                    previous_output: c.utxo.outpoint,
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    witness: Witness::new(),
-                })
-                .collect(),
             output,
+            ..unsigned_tx(coins.iter().map(|c| c.utxo.outpoint), Sequence::ENABLE_RBF_NO_LOCKTIME)
         };
         let utxos: Vec<Utxo> = coins.iter().map(|c| c.utxo.clone()).collect();
         self.signer.sign(&mut tx, &utxos)?;

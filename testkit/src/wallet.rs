@@ -126,13 +126,35 @@ pub struct Wallet {
     spent: BTreeMap<OutPoint, Utxo>,
 }
 
-/// The `n`-th key of a seeded family: SHA-256 of `domain ‖ seed ‖ n`, or `None` in the
-/// negligible case that this is not a valid key.
-pub fn seeded_key(domain: &[u8], seed: u64, n: u64) -> Option<SecretKey> {
-    let mut data = domain.to_vec();
-    data.extend_from_slice(&seed.to_le_bytes());
-    data.extend_from_slice(&n.to_le_bytes());
-    SecretKey::from_slice(sha256::Hash::hash(&data).as_byte_array()).ok()
+/// The next key of a seeded family: SHA-256 of `domain ‖ seed ‖ n` for the counter `n`, which
+/// moves past the (negligible) values that are not valid keys.
+pub fn next_seeded_key(domain: &[u8], seed: u64, next: &mut u64) -> SecretKey {
+    loop {
+        let mut data = domain.to_vec();
+        data.extend_from_slice(&seed.to_le_bytes());
+        data.extend_from_slice(&next.to_le_bytes());
+        *next += 1;
+        if let Ok(key) = SecretKey::from_slice(sha256::Hash::hash(&data).as_byte_array()) {
+            return key;
+        }
+    }
+}
+
+/// A version 2 transaction spending `outpoints` with `sequence`, unsigned and without outputs.
+pub fn unsigned_tx(outpoints: impl Iterator<Item = OutPoint>, sequence: Sequence) -> Transaction {
+    Transaction {
+        version: Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: outpoints
+            .map(|previous_output| TxIn {
+                previous_output,
+                script_sig: ScriptBuf::new(),
+                sequence,
+                witness: Witness::new(),
+            })
+            .collect(),
+        output: Vec::new(),
+    }
 }
 
 /// An address nobody holds the key of (for mining blocks whose coinbase nobody will spend).
@@ -161,13 +183,7 @@ impl Wallet {
     }
 
     fn new_key(&mut self) -> SecretKey {
-        loop {
-            let n = self.next_key;
-            self.next_key += 1;
-            if let Some(key) = seeded_key(b"ferrum-testkit", self.seed, n) {
-                return key;
-            }
-        }
+        next_seeded_key(b"ferrum-testkit", self.seed, &mut self.next_key)
     }
 
     /// A fresh receiver of `kind`, watched from now on.
@@ -275,20 +291,8 @@ impl Wallet {
         let in_total: u64 = coins.iter().map(|u| u.txout.value.to_sat()).sum();
         let change = self.receiver(spec.change);
         let sequence = if spec.rbf { Sequence::ENABLE_RBF_NO_LOCKTIME } else { Sequence::MAX };
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: coins
-                .iter()
-                .map(|u| TxIn {
-                    previous_output: u.outpoint,
-                    script_sig: ScriptBuf::new(),
-                    sequence,
-                    witness: Witness::new(),
-                })
-                .collect(),
-            output: spec.outputs.clone(),
-        };
+        let mut tx =
+            Transaction { output: spec.outputs.clone(), ..unsigned_tx(coins.iter().map(|u| u.outpoint), sequence) };
         // Sign once with a placeholder change to learn the size, then set the fee and re-sign.
         tx.output.push(TxOut { value: Amount::ZERO, script_pubkey: change.script_pubkey.clone() });
         self.signer.sign(&mut tx, &coins)?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::index::Index;
 use crate::merkle;
 use crate::parse::HEADER_LEN;
-use crate::store::rows::{txid_prefix, Io, TXID_PREFIX};
+use crate::store::rows::{txid_prefix, Io, ScriptRow, TXID_PREFIX};
 use crate::store::StoreError;
 use crate::types::{BlockHash, ScriptHash, Txid};
 
@@ -133,13 +133,7 @@ impl Query {
         let mut spends: Vec<(PrevRef, u64, u32)> = Vec::new();
         let mut exact_spends: HashMap<(Txid, u32), u32> = HashMap::new();
         let mut outputs = Vec::new();
-        let mut last_tx = None;
-        let mut tx_nums = Vec::new();
         for row in rows.iter().filter(|r| r.tx_num < view.tx_count) {
-            if last_tx != Some(row.tx_num) {
-                tx_nums.push(row.tx_num);
-                last_tx = Some(row.tx_num);
-            }
             match row.io {
                 Io::Output { index, value } => outputs.push((row.tx_num, index, value)),
                 Io::Input { index, prev_txid, prev_vout } => match exact.get(&(row.tx_num, index)) {
@@ -185,7 +179,7 @@ impl Query {
         summary.unspent.sort_unstable_by_key(|u| (u.tx_num, u.vout));
         summary.ambiguous.sort_unstable();
         summary.ambiguous.dedup();
-        summary.history = history_entries(tx_nums.into_iter(), &chain, &txids)?;
+        summary.history = history_entries(&rows, view, &chain, &txids)?;
         Ok(summary)
     }
 
@@ -195,14 +189,7 @@ impl Query {
     pub fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<HistoryEntry>), QueryError> {
         self.with_view(|view| {
             let rows = self.index.store().script_rows(sh)?;
-            let mut last = None;
-            // Rows come in key order: by tx_num, then by input or output.
-            let tx_nums = rows.iter().filter(|r| r.tx_num < view.tx_count).filter_map(|r| {
-                let new = last != Some(r.tx_num);
-                last = Some(r.tx_num);
-                new.then_some(r.tx_num)
-            });
-            let history = history_entries(tx_nums, &self.index.chain(), &self.index.store().txids())?;
+            let history = history_entries(&rows, view, &self.index.chain(), &self.index.store().txids())?;
             Ok((rows.len(), history))
         })
     }
@@ -267,13 +254,22 @@ impl Query {
     }
 }
 
-/// Height and txid of each of `tx_nums`.
+/// Height and txid of each distinct transaction of a script's `rows` that `view` sees.
 fn history_entries(
-    tx_nums: impl Iterator<Item = u64>,
+    rows: &[ScriptRow],
+    view: &View,
     chain: &crate::chain::Chain,
     txids: &crate::store::txids::TxidMap,
 ) -> Result<Vec<HistoryEntry>, QueryError> {
-    tx_nums
+    // Rows come in key order: by tx_num, then by input or output.
+    let mut last = None;
+    rows.iter()
+        .filter(|r| r.tx_num < view.tx_count)
+        .filter_map(|r| {
+            let new = last != Some(r.tx_num);
+            last = Some(r.tx_num);
+            new.then_some(r.tx_num)
+        })
         .map(|tx_num| {
             let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
             let txid = txids.get(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;

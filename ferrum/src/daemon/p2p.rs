@@ -52,12 +52,6 @@ impl Announcements {
     pub fn take_latest(&self) -> Option<BlockHash> {
         self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
-
-    /// Puts back a block that is still expected.
-    pub fn keep_expecting(&self, hash: BlockHash) {
-        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        latest.get_or_insert(hash);
-    }
 }
 
 /// Who to wake on announcements.

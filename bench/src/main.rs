@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! bench [--preset tiny|small|large] [--seed N] [--servers LIST] [--samples N] [--clients N]
-//!       [--rounds N] [--results DIR] [--markdown FILE] [--no-chart] [--chain-only]
+//!       [--rounds N] [--results DIR] [--markdown FILE] [--no-chart] [--chain-only] [--report-only]
 //! ```
 //!
 //! - The chain (`testkit::chaingen`) is built on the first run of a preset and seed, and cached.
@@ -48,6 +48,7 @@ struct Options {
     markdown: PathBuf,
     chart: bool,
     chain_only: bool,
+    report_only: bool,
 }
 
 fn root() -> PathBuf {
@@ -68,6 +69,7 @@ fn parse_options() -> Result<Options> {
         markdown: root().join("BENCHMARKS.md"),
         chart: true,
         chain_only: false,
+        report_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -83,6 +85,7 @@ fn parse_options() -> Result<Options> {
             "--markdown" => o.markdown = PathBuf::from(value()?),
             "--no-chart" => o.chart = false,
             "--chain-only" => o.chain_only = true,
+            "--report-only" => o.report_only = true,
             other => bail!("unknown argument {other}; see bench/README.md"),
         }
     }
@@ -169,6 +172,9 @@ pub struct Run {
 
 fn main() -> Result<()> {
     let o = parse_options()?;
+    if o.report_only {
+        return report::write_markdown(&o.results, &o.markdown);
+    }
     let started = Instant::now();
     let kinds: Vec<(String, Kind)> = o.servers.iter().map(|s| Ok((s.clone(), kind_of(s)?))).collect::<Result<_>>()?;
     eprintln!("bench: chain {} seed {}", o.preset.name, o.seed);

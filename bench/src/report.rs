@@ -222,29 +222,16 @@ fn wallets(md: &mut String, run: &Value) {
          address that has one, each kind of request written all at once (pipelined), as Electrum does.\n\n",
     );
     md.push_str("| server | clients | addresses/s | seconds | per client p50 / p99 s |\n|---|---:|---:|---:|---:|\n");
-    for s in servers(run) {
-        let Some(w) = s["wallet_sync"].as_object() else { continue };
-        if let Some(ok) = w.get("Ok") {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.0} | {:.2} | {:.2} / {:.2} |",
-                s["server"].as_str().unwrap_or("?"),
-                ok["clients"],
-                f(&ok["addresses_per_s"]),
-                f(&ok["seconds"]),
-                f(&ok["per_client"]["p50_ms"]) / 1000.0,
-                f(&ok["per_client"]["p99_ms"]) / 1000.0
-            );
-        } else if let Some(e) = w.get("Err") {
-            let _ = writeln!(
-                md,
-                "| {} | | error: {} | | |",
-                s["server"].as_str().unwrap_or("?"),
-                e.as_str().unwrap_or("?")
-            );
-        }
-    }
-    md.push('\n');
+    result_rows(md, run, "wallet_sync", 4, |ok| {
+        format!(
+            "{} | {:.0} | {:.2} | {:.2} / {:.2}",
+            ok["clients"],
+            f(&ok["addresses_per_s"]),
+            f(&ok["seconds"]),
+            f(&ok["per_client"]["p50_ms"]) / 1000.0,
+            f(&ok["per_client"]["p99_ms"]) / 1000.0
+        )
+    });
 }
 
 fn notifications(md: &mut String, run: &Value) {
@@ -255,19 +242,20 @@ fn notifications(md: &mut String, run: &Value) {
         run["rounds"]
     );
     md.push_str("| server | p50 ms | p99 ms |\n|---|---:|---:|\n");
+    result_rows(md, run, "notification", 2, |ok| format!("{:.1} | {:.1}", f(&ok["p50_ms"]), f(&ok["p99_ms"])));
+}
+
+/// One table row per server that has `field` (a result: `Ok` or `Err`): the server's name, then
+/// `cells` of the `Ok` value, or the error in the first of `columns` cells.
+fn result_rows(md: &mut String, run: &Value, field: &str, columns: usize, cells: impl Fn(&Value) -> String) {
     for s in servers(run) {
-        let Some(n) = s["notification"].as_object() else { continue };
-        if let Some(ok) = n.get("Ok") {
-            let _ = writeln!(
-                md,
-                "| {} | {:.1} | {:.1} |",
-                s["server"].as_str().unwrap_or("?"),
-                f(&ok["p50_ms"]),
-                f(&ok["p99_ms"])
-            );
-        } else if let Some(e) = n.get("Err") {
-            let _ =
-                writeln!(md, "| {} | error: {} | |", s["server"].as_str().unwrap_or("?"), e.as_str().unwrap_or("?"));
+        let Some(result) = s[field].as_object() else { continue };
+        let name = s["server"].as_str().unwrap_or("?");
+        if let Some(ok) = result.get("Ok") {
+            let _ = writeln!(md, "| {name} | {} |", cells(ok));
+        } else if let Some(e) = result.get("Err") {
+            let rest = " |".repeat(columns.saturating_sub(1));
+            let _ = writeln!(md, "| {name} | error: {} |{rest}", e.as_str().unwrap_or("?"));
         }
     }
     md.push('\n');

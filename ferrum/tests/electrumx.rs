@@ -153,7 +153,7 @@ fn differences(ferrum: &str, electrumx: &str, version: &str, requests: &[(String
 
 #[test]
 fn every_answer_matches_electrumx() {
-    let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()] };
+    let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()], core29: false };
     let (node, _wallet) = common::busy_chain(options, 77, 180);
     let truth = Truth::from_node(&node).unwrap();
     let electrumx = ElectrumX::start(&node).unwrap();

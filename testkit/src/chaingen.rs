@@ -160,7 +160,7 @@ pub fn cached(preset: &Preset, seed: u64) -> Result<CachedChain> {
 pub fn node_options(rest: bool, txindex: bool, extra: &[&str]) -> NodeOptions {
     let mut extra_args = vec!["-maxtipage=2000000000".to_string()];
     extra_args.extend(extra.iter().map(|s| s.to_string()));
-    NodeOptions { rest, txindex, extra_args }
+    NodeOptions { rest, txindex, extra_args, core29: false }
 }
 
 /// Builds the chain into `datadir` with a node of its own, then the node's transaction indexes.

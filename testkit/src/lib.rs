@@ -5,6 +5,7 @@
 //! server ElectrumX run against a node ([`electrumx`]).
 
 pub mod chaingen;
+pub mod core29;
 pub mod electrum;
 pub mod electrum_wallet;
 pub mod electrumx;

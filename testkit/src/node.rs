@@ -91,11 +91,20 @@ pub struct NodeOptions {
     pub txindex: bool,
     /// Anything else, e.g. `-prune=550`.
     pub extra_args: Vec<String>,
+    /// Answer RPC and REST as Bitcoin Core 29 does (BTCPay Server's version): behind a
+    /// [`Core29Proxy`](crate::core29::Core29Proxy), REST on but without `spenttxouts` and
+    /// `blockpart`. [`Node::rpc_addr`] is then the proxy's address.
+    pub core29: bool,
 }
 
 impl NodeOptions {
     pub fn rest() -> Self {
         NodeOptions { rest: true, ..Default::default() }
+    }
+
+    /// A node that answers as Bitcoin Core 29.2 with `rest=1` does.
+    pub fn core29() -> Self {
+        NodeOptions { rest: true, core29: true, ..Default::default() }
     }
 }
 
@@ -122,6 +131,8 @@ pub struct Node {
     options: NodeOptions,
     pub rpc_port: u16,
     pub p2p_port: u16,
+    /// In front of the RPC port when the node plays Core 29.
+    proxy: Option<crate::core29::Core29Proxy>,
     rpc: Rpc,
     /// Where `generatetoaddress` pays when a test does not say.
     pub mining_address: Address,
@@ -150,6 +161,7 @@ impl Node {
             options,
             rpc_port: 0,
             p2p_port: 0,
+            proxy: None,
             rpc: Rpc::new(String::new(), cookie.clone()),
             mining_address: crate::wallet::burn_address(),
             branch: std::sync::atomic::AtomicU32::new(0),
@@ -158,6 +170,10 @@ impl Node {
         loop {
             node.rpc_port = free_port();
             node.p2p_port = free_port();
+            if node.options.core29 {
+                let upstream = node.bitcoind_rpc_addr().parse().context("the node's RPC address")?;
+                node.proxy = Some(crate::core29::Core29Proxy::start(upstream)?);
+            }
             node.rpc = Rpc::new(node.rpc_addr(), cookie.clone());
             match node.launch() {
                 Ok(()) => return Ok(node),
@@ -195,7 +211,7 @@ impl Node {
             "-par=1".to_string(),
             "-dbcache=64".to_string(),
             "-maxconnections=16".to_string(),
-            format!("-rest={}", u8::from(self.options.rest)),
+            format!("-rest={}", u8::from(self.options.rest || self.options.core29)),
             format!("-txindex={}", u8::from(self.options.txindex)),
         ];
         args.extend(self.options.extra_args.iter().cloned());
@@ -267,7 +283,16 @@ impl Node {
         self.dir.path().join("regtest/.cookie")
     }
 
+    /// Where clients reach the node's RPC and REST: the Core 29 proxy when there is one.
     pub fn rpc_addr(&self) -> String {
+        match &self.proxy {
+            Some(p) => p.addr().to_string(),
+            None => self.bitcoind_rpc_addr(),
+        }
+    }
+
+    /// The node's own RPC and REST port, bypassing a Core 29 proxy.
+    pub fn bitcoind_rpc_addr(&self) -> String {
         format!("127.0.0.1:{}", self.rpc_port)
     }
 

@@ -233,17 +233,22 @@ pub async fn run_with(
     let daemon = Arc::new(Daemon::new(&config.daemon));
     let Some(info) = wait_for_node(&daemon, &stop).await? else { return Ok(()) };
     tracing::info!(
-        "bitcoind {} on {} at {}: height {}, REST {}, spenttxouts {}, blockpart {}, txindex {}",
+        "bitcoind {} on {} at {}: height {}{}, REST {}, spenttxouts {}, blockpart {}, txindex {}",
         info.version_string(),
         info.network,
         config.daemon.rpc_addr,
         info.blocks,
+        if info.initial_block_download { " (in initial block download)" } else { "" },
         info.rest,
         info.spenttxouts,
         info.blockpart,
         info.txindex
     );
     let tls = tls_for(&config)?;
+    if let Some(tls) = &tls {
+        // What a user compares with the certificate their wallet pinned.
+        tracing::info!(cert = %tls.cert_path.display(), "TLS certificate SHA-256 fingerprint {}", tls.fingerprint());
+    }
     let bound = server::bind(&config.services).await?;
     let admin_listeners = bind_all(config.admin_rpc.as_slice(), "admin RPC").await?;
     let http_listeners = bind_all(&config.http, "HTTP").await?;

@@ -224,7 +224,14 @@ fn report(info: &NodeInfo, addr: &str) -> String {
         height = info.blocks,
         headers = info.headers,
         best = info.best_block_hash,
-        ibd = yes_no(info.initial_block_download),
+        ibd = if info.initial_block_download {
+            format!(
+                "yes, {:.1}% verified (wallets are answered once it has finished)",
+                info.verification_progress * 100.0
+            )
+        } else {
+            "no".to_string()
+        },
         rest = yes_no(info.rest),
         spent = yes_no(info.spenttxouts),
         part = yes_no(info.blockpart),

@@ -33,6 +33,7 @@ struct NodeState {
     height: u32,
     headers: u32,
     initial_block_download: bool,
+    verification_progress: f64,
     error: Option<String>,
 }
 
@@ -62,6 +63,7 @@ impl Monitor {
             height: electrum.node.blocks,
             headers: electrum.node.headers,
             initial_block_download: electrum.node.initial_block_download,
+            verification_progress: electrum.node.verification_progress,
             error: None,
         };
         let db_bytes = AtomicU64::new(dir_size(&index_dir));
@@ -93,6 +95,7 @@ impl Monitor {
                 height: c.blocks,
                 headers: c.headers,
                 initial_block_download: c.initialblockdownload,
+                verification_progress: c.verificationprogress,
                 error: None,
             },
             Err(e) => {
@@ -109,7 +112,8 @@ impl Monitor {
 
     /// Serving normally: caught up with the node, and the node answering.
     pub fn healthy(&self) -> bool {
-        self.electrum.index.status().caught_up && self.node.lock().unwrap_or_else(|e| e.into_inner()).reachable
+        self.electrum.index.status().unavailable().is_none()
+            && self.node.lock().unwrap_or_else(|e| e.into_inner()).reachable
     }
 
     /// The snapshot behind the status page (`/api/status`).
@@ -132,6 +136,7 @@ impl Monitor {
             .map(|p| (p.name().to_string(), json!(sessions.iter().filter(|s| s.protocol == *p).count())))
             .collect();
         let subscriptions: usize = sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum();
+        let unavailable = sync.unavailable();
         json!({
             "server": {
                 "version": server_version(),
@@ -143,6 +148,8 @@ impl Monitor {
                 "height": tip.height,
                 "node_height": sync.node_height.max(tip.height.unwrap_or(0)),
                 "caught_up": sync.caught_up,
+                "serving": unavailable.is_none(),
+                "unavailable": unavailable,
                 "tip_hash": tip.hash.map(|h| h.to_string()),
                 "tip_time": tip_time,
                 "transactions": tip.tx_count,
@@ -160,9 +167,11 @@ impl Monitor {
                 "height": node.height,
                 "headers": node.headers,
                 "initial_block_download": node.initial_block_download,
+                "verification_progress": node.verification_progress,
                 "rpc_latency_ms": (rpc_requests > 0)
                     .then(|| stats.last_micros.load(Ordering::Relaxed) as f64 / 1000.0),
             },
+            "tls": self.server.tls_fingerprint().map(|sha256| json!({ "sha256": sha256 })),
             "sessions": {
                 "current": sessions.len(),
                 "total": self.server.accepted(),

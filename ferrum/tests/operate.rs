@@ -4,32 +4,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::scenario::{self, ScenarioOptions};
 use testkit::{Ferrum, Node, NodeOptions};
 
-use common::{http, Served};
-
-fn ferrum_exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ferrum"))
-}
-
-/// `ferrum rpc -p PORT --json COMMAND ARGS...`: the parsed answer, or the error text.
-fn rpc(port: u16, command: &str, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(ferrum_exe())
-        .args(["rpc", "-p", &port.to_string(), "--json", command])
-        .args(args)
-        .output()
-        .expect("running ferrum rpc");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("ferrum rpc {command}: not JSON: {e}")))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
+use common::{chromium, ferrum_exe, http, openssl_sha256, rpc, Served};
 
 /// Prometheus text: (name with labels, value) for every sample; panics on a malformed line.
 fn samples(text: &str) -> Vec<(String, f64)> {
@@ -208,6 +189,9 @@ fn metrics_health_and_status_page() {
     assert_eq!(api["index"]["height"], json!(height));
     assert_eq!(api["requests"]["per_second"].as_array().unwrap().len(), 60);
     assert_eq!(api["sessions"]["by_protocol"]["tcp"], json!(1));
+    // The certificate's fingerprint, for a user to compare with the one their wallet pinned.
+    let fingerprint = api["tls"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(fingerprint, openssl_sha256(&served.db.path().join("ferrum.crt")));
     assert_eq!(http(&http_addr, "GET", "/nope").0, 404);
     let (status, head, _) = http(&http_addr, "POST", "/metrics");
     assert_eq!(status, 405, "{head}");
@@ -226,6 +210,7 @@ fn metrics_health_and_status_page() {
         "tip height not rendered:\n{text}"
     );
     assert!(text.contains("regtest"), "network not rendered");
+    assert!(text.contains(&fingerprint), "certificate fingerprint not rendered:\n{text}");
     let banner_hidden = text.contains("id=\"banner\"") && text.contains("hidden");
     assert!(banner_hidden, "the not-answering banner is shown:\n{text}");
     let out = chromium(&[
@@ -240,28 +225,6 @@ fn metrics_health_and_status_page() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "screenshot of {} bytes", png.len());
     // Kept for a look after the run.
     std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png")).unwrap();
-}
-
-/// Headless Chromium (Debian's `chromium`, installed by scripts/deps.sh), with a deadline.
-fn chromium(args: &[&str]) -> std::process::Output {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("chromium");
-    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("chromium is not installed: run scripts/deps.sh");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[test]

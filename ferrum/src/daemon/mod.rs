@@ -72,6 +72,27 @@ pub struct ChainInfo {
     pub verificationprogress: f64,
 }
 
+/// The node's best chain as it reports it, and whether that chain is the network's yet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NodeTip {
+    pub height: u32,
+    pub hash: BlockHash,
+    /// The node is in initial block download: its tip is behind the network's, perhaps by
+    /// months, and must not be presented to wallets as current.
+    pub initial_block_download: bool,
+    /// Headers the node has: about the network's height, once its header sync is done.
+    pub headers: u32,
+    /// `verificationprogress`: the node's estimate of how much of the chain it has, 0 to 1.
+    pub progress: f64,
+}
+
+impl NodeTip {
+    /// A node that is done syncing, at `height`.
+    pub fn synced(height: u32, hash: BlockHash) -> NodeTip {
+        NodeTip { height, hash, initial_block_download: false, headers: height, progress: 1.0 }
+    }
+}
+
 /// What `getnetworkinfo` says.
 #[derive(Clone, Debug, Deserialize)]
 pub struct NetworkInfo {
@@ -102,6 +123,8 @@ pub struct NodeInfo {
     pub headers: u32,
     pub best_block_hash: String,
     pub initial_block_download: bool,
+    /// `verificationprogress`, 0 to 1.
+    pub verification_progress: f64,
     /// `-rest=1`: blocks as binary over HTTP.
     pub rest: bool,
     /// `/rest/spenttxouts` (Core 30+ with REST): the outputs each block spends.
@@ -212,6 +235,7 @@ impl Daemon {
             headers: chain.headers,
             best_block_hash: chain.bestblockhash,
             initial_block_download: chain.initialblockdownload,
+            verification_progress: chain.verificationprogress,
             rest,
             spenttxouts,
             blockpart,
@@ -249,6 +273,7 @@ mod tests {
             headers: 0,
             best_block_hash: String::new(),
             initial_block_download: false,
+            verification_progress: 1.0,
             rest: false,
             spenttxouts: false,
             blockpart: false,
@@ -263,12 +288,18 @@ mod tests {
 
 /// Block data for the indexer.
 impl Daemon {
-    /// The node's best block: height and hash, from one call.
-    pub async fn best_block(&self) -> Result<(u32, BlockHash), DaemonError> {
+    /// The node's best block and whether it is still syncing, from one call.
+    pub async fn best_block(&self) -> Result<NodeTip, DaemonError> {
         let info = self.chain_info().await?;
         let hash = BlockHash::from_hex(&info.bestblockhash)
             .ok_or_else(|| DaemonError::Protocol(format!("bad best block hash {:?}", info.bestblockhash)))?;
-        Ok((info.blocks, hash))
+        Ok(NodeTip {
+            height: info.blocks,
+            hash,
+            initial_block_download: info.initialblockdownload,
+            headers: info.headers,
+            progress: info.verificationprogress,
+        })
     }
 
     /// Hashes of the active chain at heights `from..from + count`; shorter when the chain is.

@@ -129,8 +129,8 @@ fn route(method: &str, target: &str, monitor: &Monitor) -> Reply {
         "/health" => {
             if monitor.healthy() {
                 Reply::text("200 OK", "ok\n")
-            } else if !monitor.electrum.index.status().caught_up {
-                Reply::text("503 Service Unavailable", "indexing\n")
+            } else if let Some(reason) = monitor.electrum.index.status().unavailable() {
+                Reply::text("503 Service Unavailable", &format!("{reason}\n"))
             } else {
                 Reply::text("503 Service Unavailable", "bitcoind unreachable\n")
             }

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::chain::{Chain, ChainError};
 use crate::daemon::p2p::Announcements;
-use crate::daemon::DaemonError;
+use crate::daemon::{DaemonError, NodeTip};
 use crate::store::rows::{self, Coin, Tip};
 use crate::store::{Durability, PrevoutMode, Store, StoreError};
 use crate::types::BlockHash;
@@ -62,15 +62,46 @@ pub struct IndexTip {
     pub generation: u64,
 }
 
-/// How far initial sync has come.
+/// How far initial sync has come, the index's and the node's.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SyncStatus {
     pub node_height: u32,
     pub index_height: Option<u32>,
-    /// The index has reached the node's tip at least once since start.
+    /// The index has reached the tip of a node out of initial block download at least once
+    /// since start.
     pub caught_up: bool,
     pub blocks_per_sec: f64,
     pub eta_secs: Option<u64>,
+    /// The node said it is in initial block download, the last time it was asked.
+    pub node_syncing: bool,
+    /// The node's headers: about the network's height while it syncs.
+    pub node_headers: u32,
+    /// The node's `verificationprogress`, 0 to 1.
+    pub node_progress: f64,
+}
+
+impl SyncStatus {
+    /// Why wallets cannot be answered now (Electrum error -102), or `None` when they can: a
+    /// partial chain is never presented as current, whether it is the index or the node that
+    /// is behind.
+    pub fn unavailable(&self) -> Option<String> {
+        if self.node_syncing {
+            Some(format!(
+                "bitcoind is still syncing: height {} of about {} ({:.1}% verified); try again later",
+                self.node_height,
+                self.node_headers.max(self.node_height),
+                self.node_progress * 100.0
+            ))
+        } else if !self.caught_up {
+            Some(format!(
+                "Ferrum is still indexing the chain (height {} of {}); try again later",
+                self.index_height.unwrap_or(0),
+                self.node_height
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Settings of the indexer.
@@ -274,6 +305,8 @@ pub struct Indexer<S: BlockSource> {
     config: IndexConfig,
     stop: StopSignal,
     progress: Progress,
+    /// When the node's sync was last logged, while it is syncing.
+    node_log: Option<Instant>,
 }
 
 /// Sync throughput since the start of a catch-up, logged every few seconds.
@@ -295,9 +328,12 @@ impl Progress {
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a syncing node's progress is logged.
+const NODE_LOG_EVERY: Duration = Duration::from_secs(300);
+
 impl<S: BlockSource> Indexer<S> {
     pub fn new(index: Arc<Index>, source: Arc<S>, mode: PrevoutMode, config: IndexConfig, stop: StopSignal) -> Self {
-        Indexer { index, source, mode, config, stop, progress: Progress::new(0) }
+        Indexer { index, source, mode, config, stop, progress: Progress::new(0), node_log: None }
     }
 
     pub fn index(&self) -> &Arc<Index> {
@@ -311,15 +347,30 @@ impl<S: BlockSource> Indexer<S> {
             if self.stop.is_stopped() {
                 return Ok(());
             }
-            let (node_height, node_hash) = self.source.best().await?;
-            self.index.set_status(|s| s.node_height = node_height);
+            let node = self.source.best().await?;
+            let node_height = node.height;
+            self.note_node(&node);
             let (our_height, our_hash) = {
                 let chain = self.index.chain();
                 (chain.tip_height(), chain.tip_hash())
             };
-            if our_hash == Some(node_hash) {
+            let caught_up = self.index.status().caught_up;
+            if our_hash == Some(node.hash) {
+                if node.initial_block_download && !caught_up {
+                    // The node's tip is not the network's: nothing to finish yet.
+                    return Ok(());
+                }
                 self.finish_catch_up(node_height)?;
                 self.index.settled.send_modify(|n| *n += 1);
+                return Ok(());
+            }
+            let next = our_height.map_or(0, |h| h + 1);
+            if node.initial_block_download
+                && !caught_up
+                && node_height.saturating_add(1) < next + self.config.bulk_threshold
+            {
+                // Following a syncing node block by block would commit (and flush) every few
+                // blocks for days: let it get a bulk chunk ahead first.
                 return Ok(());
             }
             let fork = self.find_fork(node_height).await?;
@@ -334,12 +385,51 @@ impl<S: BlockSource> Indexer<S> {
                     self.progress = Progress::new(start);
                     first_round = false;
                 }
-                let bulk = node_height - start >= self.config.bulk_threshold;
+                let bulk =
+                    node_height - start >= self.config.bulk_threshold || (node.initial_block_download && !caught_up);
                 if bulk {
                     self.index.store.set_bulk(true)?;
                 }
                 self.index_range(start, node_height, bulk).await?;
             }
+        }
+    }
+
+    /// Records what the node said of its own sync, and logs when it starts or stops syncing,
+    /// and its progress every few minutes while it does.
+    fn note_node(&mut self, node: &NodeTip) {
+        let was = self.index.status().node_syncing;
+        self.index.set_status(|s| {
+            s.node_height = node.height;
+            s.node_headers = node.headers;
+            s.node_syncing = node.initial_block_download;
+            s.node_progress = node.progress;
+        });
+        let now = Instant::now();
+        let due = self.node_log.is_none_or(|t| now.duration_since(t) >= NODE_LOG_EVERY);
+        match (was, node.initial_block_download) {
+            (false, true) => {
+                tracing::warn!(
+                    "bitcoind is in initial block download (height {} of about {}, {:.1}% verified): Ferrum \
+                     indexes what it has, and answers wallets once it has finished",
+                    node.height,
+                    node.headers.max(node.height),
+                    node.progress * 100.0
+                );
+                self.node_log = Some(now);
+            }
+            (true, true) if due => {
+                tracing::info!(
+                    index = ?self.index.chain().tip_height(),
+                    "bitcoind is still syncing: height {} of about {} ({:.1}% verified)",
+                    node.height,
+                    node.headers.max(node.height),
+                    node.progress * 100.0
+                );
+                self.node_log = Some(now);
+            }
+            (true, false) => tracing::info!(height = node.height, "bitcoind finished its initial block download"),
+            _ => {}
         }
     }
 

@@ -4,12 +4,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::daemon::{Daemon, DaemonError};
+use crate::daemon::{Daemon, DaemonError, NodeTip};
 use crate::types::BlockHash;
 
 pub trait BlockSource: Send + Sync + 'static {
-    /// The best chain's tip: height and hash.
-    fn best(&self) -> impl Future<Output = Result<(u32, BlockHash), DaemonError>> + Send;
+    /// The best chain's tip, and whether the source is still syncing it.
+    fn best(&self) -> impl Future<Output = Result<NodeTip, DaemonError>> + Send;
     /// Hashes of the best chain at heights `from..from + count` (fewer at the end of the chain).
     fn hashes(&self, from: u32, count: u32) -> impl Future<Output = Result<Vec<BlockHash>, DaemonError>> + Send;
     /// A block's raw bytes; works for blocks no longer in the best chain.
@@ -29,7 +29,7 @@ pub struct DaemonSource {
 }
 
 impl BlockSource for DaemonSource {
-    async fn best(&self) -> Result<(u32, BlockHash), DaemonError> {
+    async fn best(&self) -> Result<NodeTip, DaemonError> {
         self.daemon.best_block().await
     }
 

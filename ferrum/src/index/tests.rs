@@ -12,6 +12,7 @@ use bitcoin::{
 };
 
 use super::*;
+use crate::daemon::NodeTip;
 use crate::network::Network;
 use crate::parse::write_compact_size;
 use crate::store::{StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
@@ -24,12 +25,18 @@ type Recorded = (Vec<u8>, Vec<u8>);
 struct MemorySource {
     blocks: Mutex<HashMap<BlockHash, Recorded>>,
     best: Mutex<Vec<BlockHash>>,
+    /// Reports initial block download, with this many headers.
+    syncing: Mutex<Option<u32>>,
 }
 
 impl BlockSource for MemorySource {
-    async fn best(&self) -> Result<(u32, BlockHash), DaemonError> {
+    async fn best(&self) -> Result<NodeTip, DaemonError> {
         let best = self.best.lock().unwrap();
-        Ok((best.len() as u32 - 1, *best.last().unwrap()))
+        let tip = NodeTip::synced(best.len() as u32 - 1, *best.last().unwrap());
+        Ok(match *self.syncing.lock().unwrap() {
+            Some(headers) => NodeTip { initial_block_download: true, headers, progress: 0.5, ..tip },
+            None => tip,
+        })
     }
     async fn hashes(&self, from: u32, count: u32) -> Result<Vec<BlockHash>, DaemonError> {
         let best = self.best.lock().unwrap();
@@ -257,4 +264,64 @@ async fn a_missing_prevout_is_an_error_not_a_wrong_index() {
     extend(&src, &mut more, &mut u, 2, 3);
     *src.best.lock().unwrap() = more;
     assert!(matches!(ix.sync().await, Err(IndexError::MissingPrevout { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syncing_node_is_indexed_in_bulk_chunks_but_never_presented_as_current() {
+    let src = Arc::new(MemorySource::default());
+    let mut chain = Vec::new();
+    let mut utxos = Vec::new();
+    // bulk_threshold is 10 (see `indexer`).
+    extend(&src, &mut chain, &mut utxos, 6, 5);
+    *src.best.lock().unwrap() = chain.clone();
+    *src.syncing.lock().unwrap() = Some(900);
+    let dir = tempfile::tempdir().unwrap();
+    let mut ix = indexer(dir.path(), src.clone(), PrevoutMode::Utxo, 100);
+
+    // Fewer blocks than a bulk chunk: the indexer waits for the node to get further.
+    ix.sync().await.unwrap();
+    assert_eq!(ix.index.tip().height, None);
+    let status = ix.index.status();
+    assert!(status.node_syncing && !status.caught_up);
+    assert_eq!(
+        status.unavailable().unwrap(),
+        "bitcoind is still syncing: height 5 of about 900 (50.0% verified); try again later"
+    );
+
+    // A bulk chunk's worth: indexed up to the node's tip, still not presented as current.
+    extend(&src, &mut chain, &mut utxos, 20, 5);
+    *src.best.lock().unwrap() = chain.clone();
+    ix.sync().await.unwrap();
+    assert_eq!(ix.index.tip().height, Some(25));
+    let status = ix.index.status();
+    assert!(!status.caught_up);
+    assert!(status.unavailable().unwrap().starts_with("bitcoind is still syncing: height 25 of about 900"));
+    assert!(ix.index.store.is_bulk(), "bulk mode is kept while the node syncs: no compaction yet");
+
+    // A few more blocks: below a chunk, waited for.
+    extend(&src, &mut chain, &mut utxos, 3, 5);
+    *src.best.lock().unwrap() = chain.clone();
+    ix.sync().await.unwrap();
+    assert_eq!(ix.index.tip().height, Some(25));
+
+    // The node is done: the rest is indexed and wallets are answered.
+    *src.syncing.lock().unwrap() = None;
+    ix.sync().await.unwrap();
+    assert_eq!(ix.index.tip().hash, chain.last().copied());
+    let status = ix.index.status();
+    assert!(status.caught_up && !status.node_syncing);
+    assert_eq!(status.unavailable(), None);
+    assert!(!ix.index.store.is_bulk());
+
+    // Same rows as an index built from the finished chain.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let mut fresh = indexer(fresh_dir.path(), src.clone(), PrevoutMode::Utxo, 100);
+    fresh.sync().await.unwrap();
+    assert_eq!(rows(&ix, true), rows(&fresh, true));
+
+    // A node that falls back into initial block download (restarted after a long time off)
+    // is not presented as current either, though the index had caught up.
+    *src.syncing.lock().unwrap() = Some(1000);
+    ix.sync().await.unwrap();
+    assert!(ix.index.status().unavailable().unwrap().starts_with("bitcoind is still syncing"));
 }

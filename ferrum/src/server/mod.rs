@@ -269,6 +269,11 @@ pub async fn bind(services: &[Service]) -> Result<Vec<Bound>> {
 }
 
 impl Server {
+    /// The SHA-256 fingerprint of the TLS certificate served, when a TLS service is on.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.tls.as_ref().map(tls::Tls::fingerprint)
+    }
+
     pub fn new(electrum: Arc<Electrum>, tls: Option<tls::Tls>, limits: Limits) -> Arc<Server> {
         Arc::new(Server {
             electrum,
@@ -500,16 +505,9 @@ impl Server {
                                 ))?;
                             }
                             Inbound::Message(bytes) => {
-                                if !electrum.index.status().caught_up {
+                                if let Some(reason) = electrum.index.status().unavailable() {
                                     electrum.metrics.error(jsonrpc::SERVER_BUSY);
-                                    let s = electrum.index.status();
-                                    queue(jsonrpc::error_response(
-                                        &serde_json::Value::Null,
-                                        &RpcError::new(jsonrpc::SERVER_BUSY, format!(
-                                            "Ferrum is still indexing the chain (height {} of {}); try again later",
-                                            s.index_height.map_or(0, |h| h), s.node_height)),
-                                        true,
-                                    ))?;
+                                    queue(error_for(&bytes, jsonrpc::SERVER_BUSY, &reason))?;
                                     return Ok(());
                                 }
                                 info.requests.fetch_add(1, Ordering::Relaxed);

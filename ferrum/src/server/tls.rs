@@ -30,16 +30,29 @@ pub enum CertSource {
 /// The current TLS configuration, replaced when the files change.
 #[derive(Clone)]
 pub struct Tls {
-    config: Arc<RwLock<Arc<ServerConfig>>>,
+    config: Arc<RwLock<Loaded>>,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+}
+
+struct Loaded {
+    config: Arc<ServerConfig>,
+    fingerprint: String,
+}
+
+/// A certificate's SHA-256 fingerprint: the hex SHA-256 of its DER bytes, the form Electrum's
+/// `--serverfingerprint` takes, so a user can pin it or compare it with the certificate their
+/// wallet pinned.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(der))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
+fn load(cert: &Path, key: &Path) -> Result<Loaded> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -47,6 +60,7 @@ fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
     if certs.is_empty() {
         return Err(anyhow!("no certificate in {}", cert.display()));
     }
+    let fingerprint = certs.first().map(|c| fingerprint(c)).unwrap_or_default();
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -54,7 +68,7 @@ fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("certificate and key do not match")?;
-    Ok(Arc::new(config))
+    Ok(Loaded { config: Arc::new(config), fingerprint })
 }
 
 /// Writes a file readable by the owner only, atomically.
@@ -114,7 +128,12 @@ impl Tls {
     }
 
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.config.read().unwrap_or_else(|e| e.into_inner()).clone())
+        tokio_rustls::TlsAcceptor::from(self.config.read().unwrap_or_else(|e| e.into_inner()).config.clone())
+    }
+
+    /// The SHA-256 fingerprint of the certificate served now.
+    pub fn fingerprint(&self) -> String {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).fingerprint.clone()
     }
 
     /// Reloads the files when they change; a bad new pair is logged and the old one kept.
@@ -128,9 +147,10 @@ impl Tls {
             }
             seen = now;
             match load(&self.cert_path, &self.key_path) {
-                Ok(config) => {
-                    *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
-                    tracing::info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
+                Ok(loaded) => {
+                    let fingerprint = loaded.fingerprint.clone();
+                    *self.config.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+                    tracing::info!(cert = %self.cert_path.display(), sha256 = %fingerprint, "TLS certificate reloaded");
                 }
                 Err(e) => tracing::error!("keeping the current TLS certificate: {e:#}"),
             }
@@ -151,7 +171,12 @@ mod tests {
         assert_eq!(std::fs::read(&c2).unwrap(), first, "the certificate is kept");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
-        Tls::new(&CertSource::SelfSigned { dir: dir.path().to_path_buf(), hostnames: vec![] }).unwrap();
+        let tls = Tls::new(&CertSource::SelfSigned { dir: dir.path().to_path_buf(), hostnames: vec![] }).unwrap();
+        // The digest of the certificate's DER bytes, as `openssl x509 -outform DER | sha256sum`.
+        let der = CertificateDer::from_pem_file(&c).unwrap();
+        use sha2::Digest;
+        assert_eq!(tls.fingerprint(), hex::encode(sha2::Sha256::digest(der.as_ref())));
+        assert_eq!(tls.fingerprint().len(), 64);
     }
 
     #[test]

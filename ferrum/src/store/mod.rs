@@ -397,6 +397,11 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether bulk mode is on.
+    pub fn is_bulk(&self) -> bool {
+        self.bulk.load(Ordering::SeqCst)
+    }
+
     /// Compacts the write-only tables (after initial sync), then restores the normal
     /// write-stall triggers.
     pub fn compact(&self) -> Result<(), StoreError> {

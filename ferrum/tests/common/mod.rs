@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, TxOut};
 use ferrum::daemon::{Auth, Daemon, DaemonConfig};
@@ -16,6 +17,7 @@ use ferrum::network::Network;
 use ferrum::query::Query;
 use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
 use ferrum::types::{ScriptHash, Txid};
+use serde_json::Value;
 use testkit::scenario::{self, ScenarioOptions};
 use testkit::truth::Truth;
 pub use testkit::Ferrum;
@@ -49,6 +51,20 @@ impl InProcess {
         let index = Arc::new(Index::new(store).unwrap());
         let daemon = Arc::new(Daemon::new(&daemon_config(node)));
         let source = Arc::new(DaemonSource { daemon, rest_blocks: rest, rest_spent: rest });
+        let indexer = Indexer::new(index.clone(), source, mode, config, StopSignal::default());
+        InProcess { runtime, index, indexer }
+    }
+
+    /// Set up as `ferrum` sets itself up: the node probed, the prevout mode chosen from what it
+    /// offers (`--prevout-mode auto`), blocks and spent outputs read over the interfaces it has.
+    pub fn probed(node: &Node, dir: &Path, config: IndexConfig) -> InProcess {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let daemon = Arc::new(Daemon::new(&daemon_config(node)));
+        let info = runtime.block_on(daemon.probe()).unwrap();
+        let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 64 }).unwrap();
+        let mode = ferrum::app::choose_mode(&store, &info, ferrum::config::ModeArg::Auto).unwrap();
+        let index = Arc::new(Index::new(store).unwrap());
+        let source = Arc::new(DaemonSource { daemon, rest_blocks: info.rest, rest_spent: info.spenttxouts });
         let indexer = Indexer::new(index.clone(), source, mode, config, StopSignal::default());
         InProcess { runtime, index, indexer }
     }
@@ -169,7 +185,15 @@ pub fn dump_all(dir: &Path) -> Dump {
 /// An index of the node's chain built in this process from scratch, for comparisons.
 pub fn clean_index(node: &Node, mode: PrevoutMode) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut ix = InProcess::new(node, &dir.path().join("index"), mode, true, IndexConfig::default());
+    let path = dir.path().join("index");
+    let mut ix = if node.options().core29 {
+        // Over the interfaces Core 29 has.
+        let ix = InProcess::probed(node, &path, IndexConfig::default());
+        assert_eq!(ix.index.store().mode(), Some(mode), "behind Core 29");
+        ix
+    } else {
+        InProcess::new(node, &path, mode, true, IndexConfig::default())
+    };
     ix.sync();
     dir
 }
@@ -206,9 +230,50 @@ pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
     args
 }
 
+/// This build's `ferrum`.
+pub fn ferrum_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ferrum"))
+}
+
 /// Starts this build's `ferrum` with `args`, its log in `db_dir`.
 pub fn start_ferrum(args: &[String], db_dir: &Path) -> Ferrum {
-    Ferrum::start(Path::new(env!("CARGO_BIN_EXE_ferrum")), args, db_dir).unwrap()
+    Ferrum::start(ferrum_exe(), args, db_dir).unwrap()
+}
+
+/// `ferrum rpc -p PORT --json COMMAND ARGS...`: the parsed answer, or the error text.
+pub fn rpc(port: u16, command: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(ferrum_exe())
+        .args(["rpc", "-p", &port.to_string(), "--json", command])
+        .args(args)
+        .output()
+        .expect("running ferrum rpc");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("ferrum rpc {command}: not JSON: {e}")))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Headless Chromium (Debian's `chromium`, installed by scripts/deps.sh), with a deadline.
+pub fn chromium(args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("chromium");
+    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("chromium is not installed: run scripts/deps.sh");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// The index height as a read-only opener sees it now (`None`: empty or not there yet).
@@ -239,6 +304,13 @@ impl Served {
 
     /// Like [`Served::start`] with a given data directory (to restart on the same index).
     pub fn start_in(node: &Node, db: tempfile::TempDir, extra: &[&str]) -> Served {
+        let served = Served::launch(node, db, extra);
+        served.wait_synced(node);
+        served
+    }
+
+    /// Starts ferrum without waiting for anything.
+    pub fn launch(node: &Node, db: tempfile::TempDir, extra: &[&str]) -> Served {
         let ports: Vec<u16> = (0..5).map(|_| testkit::free_port()).collect();
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut args = node_args(node, db.path());
@@ -248,7 +320,7 @@ impl Served {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let ferrum = start_ferrum(&args, db.path());
-        let served = Served {
+        Served {
             ferrum,
             tcp: addr(ports[0]),
             ssl: addr(ports[1]),
@@ -257,9 +329,7 @@ impl Served {
             http: Some(addr(ports[4])),
             db,
             args,
-        };
-        served.wait_synced(node);
-        served
+        }
     }
 
     /// Kills ferrum (SIGKILL) and starts it again on the same index and ports.
@@ -355,4 +425,16 @@ pub fn busy_chain(options: NodeOptions, seed: u64, height: u32) -> (Node, Wallet
         )
         .unwrap();
     (node, wallet)
+}
+
+/// The SHA-256 of a PEM certificate's DER bytes, by OpenSSL, as docs/wallets.md tells users to
+/// check the certificate their wallet pinned.
+pub fn openssl_sha256(pem: &std::path::Path) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl x509 -in '{}' -outform DER | sha256sum", pem.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
 }

@@ -153,11 +153,26 @@ fn differences(ferrum: &str, electrumx: &str, version: &str, requests: &[(String
 
 #[test]
 fn every_answer_matches_electrumx() {
-    let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()], core29: false };
+    compare_with_electrumx(false);
+}
+
+/// Ferrum behind a node that answers as Bitcoin Core 29 does (utxo mode, transactions sliced
+/// out of whole blocks), ElectrumX on the same node directly: the same answers.
+#[test]
+fn every_answer_matches_electrumx_behind_core_29() {
+    compare_with_electrumx(true);
+}
+
+fn compare_with_electrumx(core29: bool) {
+    let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()], core29 };
     let (node, _wallet) = common::busy_chain(options, 77, 180);
     let truth = Truth::from_node(&node).unwrap();
     let electrumx = ElectrumX::start(&node).unwrap();
-    let served = Served::start(&node, &[]);
+    let rpc_port = testkit::free_port();
+    let served = Served::start(&node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]);
+    let info = common::rpc(rpc_port, "getinfo", &[]).unwrap();
+    let (mode, version) = if core29 { ("utxo", "29.2.0") } else { ("spenttxouts", "31.99.0") };
+    assert_eq!((info["index"]["prevout_mode"].as_str(), info["node"]["version"].as_str()), (Some(mode), Some(version)));
     electrumx.wait_synced(&node, Duration::from_secs(180)).unwrap_or_else(|e| panic!("{e:#}"));
     let tip = u64::from(node.height().unwrap());
     let mempool: Vec<String> = node.mempool().unwrap().iter().map(|t| t.to_string()).collect();

@@ -36,17 +36,18 @@ fn sync_with_kills(node: &Node, args: &[String], db: &std::path::Path, rng: &mut
     }
 }
 
-#[test]
-fn kill9_during_sync_and_reorg_then_identical_to_a_clean_index() {
-    let node = Node::start(NodeOptions::rest()).unwrap();
+/// Kills ferrum while it syncs the node's chain and while it follows two reorgs, in each
+/// `--prevout-mode` given, then compares the index with a clean one and with the node.
+fn kill9_during_sync_and_reorg(options: NodeOptions, modes: &[(PrevoutMode, &str)], kills: u32) {
+    let node = Node::start(options).unwrap();
     let s = scenario::build(&node, &ScenarioOptions { seed: 21, height: 500 }).unwrap();
     drop(s);
     let mut rng = Rng::new(99);
-    for (mode, name) in [(PrevoutMode::Spenttxouts, "spenttxouts"), (PrevoutMode::Utxo, "utxo")] {
+    for (mode, name) in modes {
         let db = tempfile::tempdir().unwrap();
         let mut args = ferrum_args(&node, db.path());
-        args.extend(["--prevout-mode".into(), name.into(), "--index-chunk-blocks".into(), "3".into()]);
-        let kills = sync_with_kills(&node, &args, db.path(), &mut rng, 18);
+        args.extend(["--prevout-mode".into(), (*name).into(), "--index-chunk-blocks".into(), "3".into()]);
+        let done = sync_with_kills(&node, &args, db.path(), &mut rng, kills);
         // Then reorgs, killed while undoing and re-applying.
         for depth in [5u32, 40] {
             node.reorg(depth).unwrap();
@@ -57,8 +58,8 @@ fn kill9_during_sync_and_reorg_then_identical_to_a_clean_index() {
             wait_synced(&f, &node);
             assert!(f.interrupt().unwrap().success());
         }
-        assert!(kills >= 18, "18 kills while syncing, 2 more while reorging");
-        let clean = clean_index(&node, mode);
+        assert!(done >= kills, "{kills} kills while syncing, 2 more while reorging");
+        let clean = clean_index(&node, *mode);
         assert_same_rows(&dump_all(&db.path().join("index")), &dump_all(&clean.path().join("index")));
         let store = ferrum::store::Store::open_read_only(
             &db.path().join("index"),
@@ -66,9 +67,25 @@ fn kill9_during_sync_and_reorg_then_identical_to_a_clean_index() {
             &ferrum::store::StoreConfig::default(),
         )
         .unwrap();
+        assert_eq!(store.mode(), Some(*mode));
         let query = ferrum::query::Query::new(std::sync::Arc::new(ferrum::index::Index::new(store).unwrap()));
         check_truth(&query, &Truth::from_node(&node).unwrap());
     }
+}
+
+#[test]
+fn kill9_during_sync_and_reorg_then_identical_to_a_clean_index() {
+    kill9_during_sync_and_reorg(
+        NodeOptions::rest(),
+        &[(PrevoutMode::Spenttxouts, "spenttxouts"), (PrevoutMode::Utxo, "utxo")],
+        18,
+    );
+}
+
+/// Behind Bitcoin Core 29 (BTCPay's version) the mode chosen is utxo, the one BTCPay users get.
+#[test]
+fn kill9_behind_core_29_then_identical_to_a_clean_index() {
+    kill9_during_sync_and_reorg(NodeOptions::core29(), &[(PrevoutMode::Utxo, "auto")], 12);
 }
 
 #[test]

@@ -1,7 +1,9 @@
-//! The real Electrum wallet (Debian's `electrum` 4.3), headless, against a real node and a real
-//! ferrum, set up the way a user follows a setup guide: one server over SSL, auto-connect off.
-//! Every check is on the wallet's own JSON output, polled with a bounded wait. A failure prints
-//! the last lines of the wallet's and ferrum's logs.
+//! The real Electrum wallets, headless, against a real node and a real ferrum, set up the way a
+//! user follows a setup guide: one server over SSL, auto-connect off, the certificate pinned.
+//! Debian's Electrum 4.3.4 (protocol 1.4) and Electrum 4.8.1 (protocol 1.6, from its release
+//! source), on Bitcoin Core as built here and on a node answering as Core 29 does (BTCPay's
+//! version, utxo mode). Every check is on the wallet's own JSON output, polled with a bounded
+//! wait. A failure prints the last lines of the wallet's and ferrum's logs.
 
 mod common;
 
@@ -9,9 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::{Address, Amount, Transaction};
-use common::Served;
+use common::{openssl_sha256, rpc, Served};
 use serde_json::{json, Value};
-use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet};
+use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
 use testkit::{Kind, Node, NodeOptions, Wallet};
 
 /// An Electrum (segwit) seed: the same wallet every run.
@@ -34,22 +36,12 @@ fn balance(w: &ElectrumWallet) -> (u64, u64) {
     (sat("confirmed"), sat("unconfirmed"))
 }
 
-/// The wallet's transactions: txid → (height, confirmations, fee in sat).
-fn history(w: &ElectrumWallet) -> Vec<(String, i64, u64, Option<u64>)> {
-    let h = w.run(&["onchain_history"]).unwrap();
-    h["transactions"]
-        .as_array()
+/// Whether the wallet lists `txid` with `confirmations` (and, when given, `fee`).
+fn listed(w: &ElectrumWallet, txid: &str, confirmations: u64, fee: Option<u64>) -> bool {
+    w.history()
         .unwrap()
         .iter()
-        .map(|t| {
-            (
-                t["txid"].as_str().unwrap().to_string(),
-                t["height"].as_i64().unwrap(),
-                t["confirmations"].as_u64().unwrap(),
-                t["fee_sat"].as_u64(),
-            )
-        })
-        .collect()
+        .any(|h| h.txid == txid && h.confirmations == confirmations && (fee.is_none() || h.fee_sat == fee))
 }
 
 fn synced(w: &ElectrumWallet, node: &Node) -> bool {
@@ -73,23 +65,72 @@ fn node_height_of(node: &Node, txid: &str, block: &bitcoin::BlockHash) -> i64 {
 }
 
 #[test]
-fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
-    let mut node = Node::start(NodeOptions::rest()).unwrap();
+fn electrum_4_3_over_ssl_from_first_start_to_reorgs_and_restarts() {
+    wallet_flow(Release::Debian, NodeOptions::rest());
+}
+
+#[test]
+fn electrum_4_8_over_ssl_from_first_start_to_reorgs_and_restarts() {
+    wallet_flow(Release::V4_8_1, NodeOptions::rest());
+}
+
+/// What a BTCPay user has: Bitcoin Core 29 and the current Electrum.
+#[test]
+fn electrum_4_8_behind_core_29_over_ssl() {
+    wallet_flow(Release::V4_8_1, NodeOptions::core29());
+}
+
+/// Debian's Electrum, behind Core 29.
+#[test]
+fn electrum_4_3_behind_core_29_over_ssl() {
+    wallet_flow(Release::Debian, NodeOptions::core29());
+}
+
+/// The whole flow: first start, coins mined, a payment (bumped on 4.8), an incoming payment
+/// replaced by its payer, a reorg, ferrum killed and restarted, the node restarted.
+fn wallet_flow(release: Release, options: NodeOptions) {
+    let mut node = Node::start(options).unwrap();
     let mut harness = Wallet::new(31);
     harness.fund(&node, 2).unwrap();
-    let mut served = Served::start(&node, &[]);
-    let ferrum_cert = std::fs::read_to_string(served.db.path().join("ferrum.crt")).unwrap();
+    let rpc_port = testkit::free_port();
+    let mut served = Served::start(&node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]);
+    let cert_file = served.db.path().join("ferrum.crt");
+    let ferrum_cert = std::fs::read_to_string(&cert_file).unwrap();
+    // The fingerprint ferrum shows is that of the certificate it serves.
+    let fingerprint = rpc(rpc_port, "getinfo", &[]).unwrap()["tls"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(fingerprint, openssl_sha256(&cert_file));
+    assert!(served.ferrum.log_text().contains(&format!("TLS certificate SHA-256 fingerprint {fingerprint}")));
 
     // 1–2. Configured before first start; connected to ferrum at the node's height, with
-    // ferrum's self-signed certificate pinned.
-    let w = ElectrumWallet::start(&format!("{}:s", served.ssl)).unwrap();
+    // ferrum's self-signed certificate pinned. Electrum 4.8 is also given the fingerprint.
+    let extra = match release {
+        Release::Debian => vec![],
+        Release::V4_8_1 => vec![("serverfingerprint", json!(fingerprint))],
+    };
+    let w = ElectrumWallet::start(release, &format!("{}:s", served.ssl), &extra).unwrap();
     w.restore_and_load(SEED).unwrap();
     until("the wallet connected at the node's height", || synced(&w, &node).then_some(()));
     let info = w.run(&["getinfo"]).unwrap();
     assert_eq!(info["server"], json!("127.0.0.1"), "{info}");
     assert_eq!(info["auto_connect"], json!(false), "{info}");
-    let pinned = w.pinned_cert("127.0.0.1").expect("a pinned certificate");
-    assert_eq!(pinned.trim(), ferrum_cert.trim(), "the pinned certificate is ferrum's");
+    assert_eq!(info["version"], json!(release.version()), "{info}");
+    let pinned = w.pinned_cert_path("127.0.0.1");
+    assert_eq!(
+        std::fs::read_to_string(&pinned).unwrap().trim(),
+        ferrum_cert.trim(),
+        "the pinned certificate is ferrum's"
+    );
+    assert_eq!(openssl_sha256(&pinned), fingerprint);
+    // The protocol version negotiated, as ferrum's admin sees the session.
+    let sessions = rpc(rpc_port, "sessions", &[]).unwrap();
+    let session = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["client"] == json!(format!("electrum/{}", release.version())))
+        .unwrap_or_else(|| panic!("no session of electrum/{}: {sessions}", release.version()));
+    assert_eq!(session["protocol_version"], json!(release.protocol_max()), "{session}");
+    assert_eq!(session["protocol"], json!("ssl"), "{session}");
 
     // 3. Mined to the wallet: balance, history and coins as the node says.
     let mine_addr = address(&w.run(&["getunusedaddress"]).unwrap());
@@ -99,9 +140,11 @@ fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
     node.mine(100).unwrap();
     until("the mined coins confirmed", || (balance(&w) == (reward, 0)).then_some(()));
     let cb_txid = coinbase.compute_txid().to_string();
-    let h = history(&w);
-    assert_eq!(h.len(), 1, "{h:?}");
-    assert_eq!((h[0].0.as_str(), h[0].1), (cb_txid.as_str(), node_height_of(&node, &cb_txid, &block)));
+    let cb_height = node_height_of(&node, &cb_txid, &block);
+    until("the coinbase in the history at its height", || {
+        let h = w.history().unwrap();
+        (h.len() == 1 && h[0].txid == cb_txid && h[0].height == cb_height).then_some(())
+    });
     let coins = w.run(&["listunspent"]).unwrap();
     let coins = coins.as_array().unwrap();
     assert_eq!(coins.len(), 1, "{coins:?}");
@@ -109,24 +152,31 @@ fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
     assert_eq!(btc_to_sat(coins[0]["value"].as_str().unwrap()).unwrap(), reward);
 
     // 4. A payment to the harness through ferrum: unconfirmed, then confirmed with the
-    // node's fee.
+    // node's fee. Electrum 4.8 bumps its fee first (RBF): the replacement goes through
+    // ferrum too, and only it is in the history. (Debian's 4.3.4 refuses `bumpfee`: "RBF is
+    // disabled in this version".)
     let payee = harness.receiver(Kind::P2wpkh).address(bitcoin::Network::Regtest).unwrap().to_string();
     let tx = w.run(&["payto", &payee, "1.5"]).unwrap();
-    let txid = w.run(&["broadcast", tx.as_str().unwrap()]).unwrap().as_str().unwrap().to_string();
+    let mut txid = w.run(&["broadcast", tx.as_str().unwrap()]).unwrap().as_str().unwrap().to_string();
     assert!(node.mempool().unwrap().iter().any(|t| t.to_string() == txid), "not relayed to the node");
+    until("the payment seen unconfirmed", || listed(&w, &txid, 0, None).then_some(()));
+    if release == Release::V4_8_1 {
+        // Without fee estimates (a fresh regtest node has none), Electrum 4.8 pays 150 sat/vB.
+        let bumped = w.run(&["bumpfee", &txid, "300"]).unwrap();
+        let replaced = std::mem::replace(
+            &mut txid,
+            w.run(&["broadcast", bumped.as_str().unwrap()]).unwrap().as_str().unwrap().to_string(),
+        );
+        assert_ne!(replaced, txid);
+        until("the replacement instead of the payment", || {
+            (listed(&w, &txid, 0, None) && !w.history().unwrap().iter().any(|h| h.txid == replaced)).then_some(())
+        });
+    }
     let fee = fee_of(&node, &txid);
-    until("the payment seen unconfirmed", || {
-        history(&w).iter().any(|(t, _, conf, _)| *t == txid && *conf == 0).then_some(())
-    });
     node.mine(1).unwrap();
-    until("the payment confirmed", || {
-        history(&w).iter().any(|(t, _, conf, f)| *t == txid && *conf == 1 && *f == Some(fee)).then_some(())
-    });
+    until("the payment confirmed", || listed(&w, &txid, 1, Some(fee)).then_some(()));
     let after_payment = reward - 150_000_000 - fee;
     until("the balance after the payment", || (balance(&w) == (after_payment, 0)).then_some(()));
-
-    // Debian's Electrum 4.3.4 refuses `bumpfee` ("RBF is disabled in this version"): the
-    // replacement is made by the payer below.
 
     // 5. Receiving while the wallet is open: unconfirmed, replaced by the payer (RBF) with a
     // larger payment, then confirmed.
@@ -139,10 +189,10 @@ fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
     harness.send(&node, &incoming).unwrap();
     let (original_txid, incoming_txid) = (original.compute_txid().to_string(), incoming.compute_txid().to_string());
     until("the replacement in the wallet", || {
-        let h = history(&w);
+        let h = w.history().unwrap();
         (balance(&w) == (after_payment, 40_000_000)
-            && h.iter().any(|(t, ..)| *t == incoming_txid)
-            && !h.iter().any(|(t, ..)| *t == original_txid))
+            && h.iter().any(|i| i.txid == incoming_txid)
+            && !h.iter().any(|i| i.txid == original_txid))
         .then_some(())
     });
     let incoming_block = node.mine(1).unwrap()[0];
@@ -165,7 +215,7 @@ fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
     assert_eq!(new_height, old_height + 1);
     until("the wallet on the new branch", || {
         (synced(&w, &node)
-            && history(&w).iter().any(|(t, height, ..)| *t == incoming_txid && *height == new_height)
+            && w.history().unwrap().iter().any(|h| h.txid == incoming_txid && h.height == new_height)
             && balance(&w) == (total, 0))
             .then_some(())
     });
@@ -174,15 +224,15 @@ fn electrum_over_ssl_from_first_start_to_reorgs_and_restarts() {
     served.restart(&node);
     node.mine(1).unwrap();
     until("the wallet back after ferrum's restart", || synced(&w, &node).then_some(()));
-    assert_eq!(w.pinned_cert("127.0.0.1").unwrap().trim(), ferrum_cert.trim());
-    assert_eq!(std::fs::read_to_string(served.db.path().join("ferrum.crt")).unwrap(), ferrum_cert);
+    assert_eq!(std::fs::read_to_string(&pinned).unwrap().trim(), ferrum_cert.trim());
+    assert_eq!(std::fs::read_to_string(&cert_file).unwrap(), ferrum_cert);
 
     // bitcoind restarted: ferrum follows it again, and so does the wallet.
     node.restart().unwrap();
     node.mine(1).unwrap();
     until("the wallet back after the node's restart", || synced(&w, &node).then_some(()));
     assert_eq!(balance(&w), (total, 0));
-    let ids: Vec<String> = history(&w).into_iter().map(|(t, ..)| t).collect();
+    let ids: Vec<String> = w.history().unwrap().into_iter().map(|h| h.txid).collect();
     for t in [&cb_txid, &txid, &incoming_txid] {
         assert!(ids.contains(t), "{t} missing from {ids:?}");
     }
@@ -194,10 +244,10 @@ fn electrum_over_plain_tcp() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(10).unwrap();
     let served = Served::start(&node, &[]);
-    let w = ElectrumWallet::start(&format!("{}:t", served.tcp)).unwrap();
+    let w = ElectrumWallet::start(Release::Debian, &format!("{}:t", served.tcp), &[]).unwrap();
     w.restore_and_load(SEED).unwrap();
     until("the wallet connected at the node's height", || synced(&w, &node).then_some(()));
-    assert!(w.pinned_cert("127.0.0.1").is_none(), "no certificate over TCP");
+    assert!(!w.pinned_cert_path("127.0.0.1").exists(), "no certificate over TCP");
 
     let addr = address(&w.run(&["getunusedaddress"]).unwrap());
     let block = node.mine_to(1, &addr).unwrap()[0];
@@ -211,8 +261,6 @@ fn electrum_over_plain_tcp() {
     let fee = fee_of(&node, &txid);
     node.mine(1).unwrap();
     until("the payment confirmed", || {
-        (balance(&w) == (reward - 200_000_000 - fee, 0)
-            && history(&w).iter().any(|(t, _, conf, f)| *t == txid && *conf == 1 && *f == Some(fee)))
-        .then_some(())
+        (balance(&w) == (reward - 200_000_000 - fee, 0) && listed(&w, &txid, 1, Some(fee))).then_some(())
     });
 }

@@ -1,7 +1,8 @@
-//! The real Electrum wallet (Debian package `electrum`), headless: its daemon in a temporary
-//! directory, configured the way a user following a setup guide configures it (one server, no
-//! auto-connect), driven through its command line. Killed on drop, and by the kernel if the
-//! process running it dies; its logs are printed when a test panics.
+//! The real Electrum wallet, headless: Debian's package (4.3.4, protocol 1.4) or Electrum 4.8.1
+//! from its release source (protocol 1.4–1.6), its daemon in a temporary directory, configured
+//! the way a user following a setup guide configures it (one server, no auto-connect), driven
+//! through its command line. Killed on drop, and by the kernel if the process running it dies;
+//! its logs are printed when a test panics.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,46 +11,108 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
+/// Which Electrum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Debian bookworm's package `electrum`, 4.3.4: protocol 1.4 only.
+    Debian,
+    /// Electrum 4.8.1, the current release: protocol 1.4 to 1.6, `server.features` checked,
+    /// `mempool.get_info`, the mempool order enforced.
+    V4_8_1,
+}
+
+impl Release {
+    /// The `electrum` launcher: Debian's on the PATH (`scripts/deps.sh` installs it), or
+    /// `$ELECTRUM_481_EXE`, else what `scripts/electrum.sh` installs.
+    pub fn exe(self) -> Result<PathBuf> {
+        match self {
+            Release::Debian => {
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                std::env::split_paths(&path).map(|d| d.join("electrum")).find(|p| p.is_file()).ok_or_else(|| {
+                    anyhow!("no `electrum` on the PATH: install the Debian package electrum (scripts/deps.sh does)")
+                })
+            }
+            Release::V4_8_1 => {
+                static EXE: std::sync::OnceLock<std::result::Result<PathBuf, String>> = std::sync::OnceLock::new();
+                EXE.get_or_init(|| {
+                    crate::node::locate_exe("ELECTRUM_481_EXE", "electrum.sh", |p| p).map_err(|e| format!("{e:#}"))
+                })
+                .clone()
+                .map_err(|e| anyhow!(e))
+            }
+        }
+    }
+
+    /// The version it reports, and its client name in `server.version`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::Debian => "4.3.4",
+            Release::V4_8_1 => "4.8.1",
+        }
+    }
+
+    /// The highest protocol version it asks for.
+    pub fn protocol_max(self) -> &'static str {
+        match self {
+            Release::Debian => "1.4",
+            Release::V4_8_1 => "1.6",
+        }
+    }
+}
+
 /// A running Electrum daemon in regtest mode.
 pub struct ElectrumWallet {
+    release: Release,
+    exe: PathBuf,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
-/// The `electrum` executable on the PATH (`scripts/deps.sh` installs it).
-pub fn electrum_exe() -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("electrum"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("no `electrum` on the PATH: install the Debian package electrum (scripts/deps.sh does)"))
+/// A wallet transaction as `onchain_history` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub txid: String,
+    /// 0 while unconfirmed (and, in 4.8, until its merkle proof was checked).
+    pub height: i64,
+    pub confirmations: u64,
+    pub fee_sat: Option<u64>,
 }
 
 impl ElectrumWallet {
     /// Writes the wallet's config before its first start (`server` as Electrum writes it, e.g.
-    /// `127.0.0.1:50002:s`), then starts its daemon and waits until it answers.
-    pub fn start(server: &str) -> Result<ElectrumWallet> {
-        let exe = electrum_exe()?;
+    /// `127.0.0.1:50002:s`), then starts its daemon and waits until it answers. `extra` keys
+    /// are added to the config (e.g. `serverfingerprint`).
+    pub fn start(release: Release, server: &str, extra: &[(&str, Value)]) -> Result<ElectrumWallet> {
+        let exe = release.exe()?;
         let dir = tempfile::Builder::new().prefix("ferrum-electrum-").tempdir()?;
         let net_dir = dir.path().join("regtest");
         std::fs::create_dir_all(&net_dir)?;
         // Without `config_version`, Electrum takes the file for a version-1 config and rewrites
-        // every server to `:s` (SSL), which breaks a `:t` server.
-        let config = json!({
+        // every server to `:s` (SSL), which breaks a `:t` server. With `oneserver` and
+        // `auto_connect` missing (it defaults to on), 4.8 clears `server`.
+        let mut config = json!({
             "config_version": 3,
             "auto_connect": false,
             "oneserver": true,
             "server": server,
             "log_to_file": true,
         });
+        for (k, v) in extra {
+            config[*k] = v.clone();
+        }
         std::fs::write(net_dir.join("config"), serde_json::to_vec_pretty(&config)?)?;
-        let mut wallet = ElectrumWallet { child: None, dir };
-        wallet.spawn(&exe)?;
+        let mut wallet = ElectrumWallet { release, exe, child: None, dir };
+        wallet.spawn()?;
         Ok(wallet)
     }
 
-    fn spawn(&mut self, exe: &Path) -> Result<()> {
+    pub fn release(&self) -> Release {
+        self.release
+    }
+
+    fn spawn(&mut self) -> Result<()> {
         let out = std::fs::File::create(self.dir.path().join("daemon.out"))?;
+        let exe = &self.exe;
         let mut cmd = Command::new(exe);
         cmd.args(["--regtest", "-D"])
             .arg(self.dir.path())
@@ -69,15 +132,15 @@ impl ElectrumWallet {
         self.dir.path()
     }
 
-    /// The certificate Electrum pinned for `host` on first contact.
-    pub fn pinned_cert(&self, host: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir.path().join("regtest/certs").join(host)).ok()
+    /// Where Electrum keeps the certificate it pinned for `host` on first contact.
+    pub fn pinned_cert_path(&self, host: &str) -> PathBuf {
+        self.dir.path().join("regtest/certs").join(host)
     }
 
     /// Runs one command against the daemon; its output as JSON (a bare word or hex string
     /// comes back as a JSON string).
     pub fn run(&self, args: &[&str]) -> Result<Value> {
-        let out = Command::new(electrum_exe()?)
+        let out = Command::new(&self.exe)
             .args(["--regtest", "-D"])
             .arg(self.dir.path())
             .args(args)
@@ -102,10 +165,38 @@ impl ElectrumWallet {
     pub fn restore_and_load(&self, seed: &str) -> Result<()> {
         self.run(&["restore", seed])?;
         let loaded = self.run(&["load_wallet"])?;
-        if loaded != json!(true) {
+        // 4.3 answers `true`, 4.8 the wallet's path.
+        let ok = match self.release {
+            Release::Debian => loaded == json!(true),
+            Release::V4_8_1 => loaded.as_str().is_some_and(|p| p.ends_with("default_wallet")),
+        };
+        if !ok {
             bail!("load_wallet answered {loaded}");
         }
         Ok(())
+    }
+
+    /// The wallet's transactions, oldest first.
+    pub fn history(&self) -> Result<Vec<HistoryItem>> {
+        let h = self.run(&["onchain_history"])?;
+        // 4.3 wraps the list in {"transactions": [...], "summary": ...}; 4.8 returns the list.
+        let list = match (&h, self.release) {
+            (Value::Array(list), Release::V4_8_1) => list,
+            (Value::Object(o), Release::Debian) => {
+                o.get("transactions").and_then(Value::as_array).ok_or_else(|| anyhow!("onchain_history: {h}"))?
+            }
+            _ => bail!("onchain_history of {:?}: {h}", self.release),
+        };
+        list.iter()
+            .map(|t| {
+                Ok(HistoryItem {
+                    txid: t["txid"].as_str().ok_or_else(|| anyhow!("no txid in {t}"))?.to_string(),
+                    height: t["height"].as_i64().ok_or_else(|| anyhow!("no height in {t}"))?,
+                    confirmations: t["confirmations"].as_u64().ok_or_else(|| anyhow!("no confirmations in {t}"))?,
+                    fee_sat: t["fee_sat"].as_u64(),
+                })
+            })
+            .collect()
     }
 
     /// The last `n` lines of the daemon's output and of its newest log file.

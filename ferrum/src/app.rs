@@ -75,8 +75,25 @@ pub fn open_store(config: &Config) -> Result<Store> {
     }
 }
 
-/// The prevout mode: the stored one for an existing index, else chosen from the node.
+/// The prevout mode: the stored one for an existing index, else chosen from the node. An index
+/// built in `utxo` mode (Core 29 and older) moves to `spenttxouts` mode, without a reindex, once
+/// the node serves spent outputs (Core 30+ with REST) and `--prevout-mode` is `auto` or
+/// `spenttxouts`.
 pub fn choose_mode(store: &Store, info: &NodeInfo, requested: ModeArg) -> Result<PrevoutMode> {
+    let upgrade = store.mode() == Some(PrevoutMode::Utxo) && info.spenttxouts && requested != ModeArg::Utxo;
+    if upgrade {
+        tracing::info!(
+            "bitcoind now serves /rest/spenttxouts: moving the index from utxo to spenttxouts mode, without a \
+             reindex (the rows both modes write are the same; the utxo and undo tables are dropped)"
+        );
+    }
+    if upgrade || store.mode() == Some(PrevoutMode::Spenttxouts) {
+        // At every start in spenttxouts mode: also finishes a move that a crash interrupted.
+        let freed = store.drop_utxo_tables()?;
+        if freed > 0 {
+            tracing::info!("dropped the utxo and undo tables ({:.1} MB)", freed as f64 / 1e6);
+        }
+    }
     if let Some(mode) = store.mode() {
         if mode == PrevoutMode::Spenttxouts && !info.spenttxouts {
             bail!(

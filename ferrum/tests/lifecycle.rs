@@ -11,10 +11,13 @@ use testkit::scenario::{self, Rng, ScenarioOptions};
 use testkit::truth::Truth;
 use testkit::{Node, NodeOptions};
 
+/// Waits until ferrum's log says it indexed the node's tip: at start ("index at the node's
+/// tip height=H") or while following ("indexed height=H", "indexed height H/H").
 fn wait_synced(ferrum: &Ferrum, node: &Node) {
     let target = node.height().unwrap();
     testkit::wait_for("ferrum at the node's tip", Duration::from_secs(120), || {
-        ferrum.log_text().contains(&format!("height={target}")).then_some(())
+        let log = ferrum.log_text();
+        (log.contains(&format!("height={target}")) || log.contains(&format!("height {target}/{target}"))).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", ferrum.log_text()));
 }
@@ -86,6 +89,54 @@ fn kill9_during_sync_and_reorg_then_identical_to_a_clean_index() {
 #[test]
 fn kill9_behind_core_29_then_identical_to_a_clean_index() {
     kill9_during_sync_and_reorg(NodeOptions::core29(), &[(PrevoutMode::Utxo, "auto")], 12);
+}
+
+/// BTCPay moving from Core 29 to Core 30+: the index built in utxo mode becomes a spenttxouts
+/// one at the next start, without a reindex, and equals an index built in spenttxouts mode row
+/// for row, its utxo and undo tables gone; it then follows new blocks and a reorg.
+#[test]
+fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
+    let node = Node::start(NodeOptions::core29()).unwrap();
+    drop(scenario::build(&node, &ScenarioOptions { seed: 23, height: 150 }).unwrap());
+    let db = tempfile::tempdir().unwrap();
+    let behind_29 = ferrum_args(&node, db.path());
+    let mut f = common::start_ferrum(&behind_29, db.path());
+    wait_synced(&f, &node);
+    assert!(f.interrupt().unwrap().success());
+    let open = || {
+        ferrum::store::Store::open_read_only(
+            &db.path().join("index"),
+            ferrum::network::Network::Regtest,
+            &ferrum::store::StoreConfig::default(),
+        )
+        .unwrap()
+    };
+    let store = open();
+    assert_eq!(store.mode(), Some(PrevoutMode::Utxo));
+    assert!(!store.dump(ferrum::store::CF_UTXO).unwrap().is_empty());
+    drop(store);
+
+    // The same node, now answering as itself (spenttxouts and blockpart).
+    let upgraded: Vec<String> =
+        behind_29.iter().map(|a| if *a == node.rpc_addr() { node.bitcoind_rpc_addr() } else { a.clone() }).collect();
+    node.mine(5).unwrap();
+    let mut f = common::start_ferrum(&upgraded, db.path());
+    wait_synced(&f, &node);
+    node.reorg(3).unwrap();
+    wait_synced(&f, &node);
+    let log = f.log_text();
+    assert!(f.interrupt().unwrap().success());
+    assert!(log.contains("moving the index from utxo to spenttxouts mode, without a reindex"), "{log}");
+    assert!(log.contains("dropped the utxo and undo tables"), "{log}");
+    assert!(log.contains("index opened, prevout mode spenttxouts"), "{log}");
+    let store = open();
+    assert_eq!(store.mode(), Some(PrevoutMode::Spenttxouts));
+    for cf in [ferrum::store::CF_UTXO, ferrum::store::CF_UNDO] {
+        assert!(store.dump(cf).unwrap().is_empty(), "{cf} is empty");
+    }
+    drop(store);
+    let clean = clean_index(&node, PrevoutMode::Spenttxouts);
+    assert_same_rows(&dump_all(&db.path().join("index")), &dump_all(&clean.path().join("index")));
 }
 
 #[test]

@@ -322,6 +322,41 @@ impl Store {
         Ok(())
     }
 
+    /// Turns a `utxo`-mode index into a `spenttxouts`-mode one: the tables both modes write are
+    /// the same, so only the mode changes and the `utxo` and `undo` tables go. The mode is
+    /// written first; a crash before the tables are emptied leaves rows that the next call
+    /// (at every start in `spenttxouts` mode) removes. Returns the bytes the two tables held.
+    pub fn drop_utxo_tables(&self) -> Result<u64, StoreError> {
+        if self.mode() != Some(PrevoutMode::Spenttxouts) {
+            self.set_mode(PrevoutMode::Spenttxouts)?;
+        }
+        let mut freed = 0;
+        for name in [CF_UTXO, CF_UNDO] {
+            let cf = self.cf(name)?;
+            let mut it = self.db.raw_iterator_cf(&cf);
+            it.seek_to_first();
+            if !it.valid() {
+                it.status().map_err(|e| self.rocks(e))?;
+                continue;
+            }
+            let prop = |p: &str| self.db.property_int_value_cf(&cf, p).ok().flatten().unwrap_or(0);
+            freed += prop("rocksdb.total-sst-files-size") + prop("rocksdb.cur-size-all-mem-tables");
+            it.seek_to_last();
+            let last = it.key().map(<[u8]>::to_vec).unwrap_or_default();
+            drop(it);
+            // delete_range's end is exclusive: one byte past the last key.
+            let mut end = last;
+            end.push(0);
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            let mut wb = WriteBatch::default();
+            wb.delete_range_cf(&cf, [].as_slice(), end.as_slice());
+            self.db.write_opt(wb, &wo).map_err(|e| self.rocks(e))?;
+            self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(freed)
+    }
+
     pub fn txids(&self) -> TxidMap {
         self.txids.view()
     }

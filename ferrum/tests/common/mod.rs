@@ -23,10 +23,16 @@ use testkit::truth::Truth;
 pub use testkit::Ferrum;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
+/// How a ferrum reaches `node` (through its Core 29 front when it has one).
 pub fn daemon_config(node: &Node) -> DaemonConfig {
+    DaemonConfig { rpc_addr: node.rpc_addr(), ..direct_daemon_config(node) }
+}
+
+/// The node's own RPC port, bypassing a Core 29 front.
+pub fn direct_daemon_config(node: &Node) -> DaemonConfig {
     DaemonConfig {
         network: Network::Regtest,
-        rpc_addr: node.rpc_addr(),
+        rpc_addr: node.bitcoind_rpc_addr(),
         auth: Auth::Cookie(node.cookie_file()),
         fallbacks: Vec::new(),
         timeout: Duration::from_secs(60),
@@ -42,6 +48,7 @@ pub struct InProcess {
 
 impl InProcess {
     /// `rest`: read blocks and spent outputs over REST (the node must have it); otherwise RPC.
+    /// Reads the node directly, bypassing a Core 29 front.
     pub fn new(node: &Node, dir: &Path, mode: PrevoutMode, rest: bool, config: IndexConfig) -> InProcess {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 64 }).unwrap();
@@ -49,7 +56,7 @@ impl InProcess {
             store.set_mode(mode).unwrap();
         }
         let index = Arc::new(Index::new(store).unwrap());
-        let daemon = Arc::new(Daemon::new(&daemon_config(node)));
+        let daemon = Arc::new(Daemon::new(&direct_daemon_config(node)));
         let source = Arc::new(DaemonSource { daemon, rest_blocks: rest, rest_spent: rest });
         let indexer = Indexer::new(index.clone(), source, mode, config, StopSignal::default());
         InProcess { runtime, index, indexer }
@@ -186,14 +193,13 @@ pub fn dump_all(dir: &Path) -> Dump {
 pub fn clean_index(node: &Node, mode: PrevoutMode) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index");
-    let mut ix = if node.options().core29 {
+    let mut ix = if node.options().core29 && mode == PrevoutMode::Utxo {
         // Over the interfaces Core 29 has.
-        let ix = InProcess::probed(node, &path, IndexConfig::default());
-        assert_eq!(ix.index.store().mode(), Some(mode), "behind Core 29");
-        ix
+        InProcess::probed(node, &path, IndexConfig::default())
     } else {
         InProcess::new(node, &path, mode, true, IndexConfig::default())
     };
+    assert_eq!(ix.index.store().mode(), Some(mode));
     ix.sync();
     dir
 }

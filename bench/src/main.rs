@@ -12,7 +12,8 @@
 //! - It measures the node's own block-serving ceiling, then for each server in turn, alone on
 //!   the machine: initial sync (wall and CPU time, peak RSS, index size), query latency for the
 //!   chain's probe addresses, wallet-sync throughput, and new-block notification latency.
-//! - `--servers` is a comma-separated list of `ferrum`, `ferrum-utxo`, `electrumx`,
+//! - `--servers` is a comma-separated list of `ferrum`, `ferrum-utxo`, `ferrum-core29` (Ferrum
+//!   behind a front that answers as Bitcoin Core 29 does, BTCPay's version), `electrumx`,
 //!   `electrs-0.12.0`, `electrs-0.11.1` (default: all). Executables come from
 //!   `target/release/ferrum`, `$ELECTRUMX_EXE` or `scripts/electrumx.sh`, and `$ELECTRS_EXE_0_12_0`
 //!   or `scripts/electrs.sh 0.12.0` (likewise for 0.11.1).
@@ -55,7 +56,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-const ALL_SERVERS: [&str; 5] = ["ferrum", "ferrum-utxo", "electrumx", "electrs-0.12.0", "electrs-0.11.1"];
+const ALL_SERVERS: [&str; 6] =
+    ["ferrum", "ferrum-utxo", "ferrum-core29", "electrumx", "electrs-0.12.0", "electrs-0.11.1"];
 
 fn parse_options() -> Result<Options> {
     let mut o = Options {
@@ -107,8 +109,10 @@ fn kind_of(name: &str) -> Result<Kind> {
         Ok(exe)
     };
     Ok(match name {
-        "ferrum" => Kind::Ferrum { exe: ferrum()?, mode: "spenttxouts".into() },
-        "ferrum-utxo" => Kind::Ferrum { exe: ferrum()?, mode: "utxo".into() },
+        "ferrum" => Kind::Ferrum { exe: ferrum()?, mode: "spenttxouts".into(), core29: false },
+        "ferrum-utxo" => Kind::Ferrum { exe: ferrum()?, mode: "utxo".into(), core29: false },
+        // What BTCPay users get: the mode Ferrum chooses behind Core 29.
+        "ferrum-core29" => Kind::Ferrum { exe: ferrum()?, mode: "auto".into(), core29: true },
         "electrumx" => {
             testkit::electrumx::electrumx_exe()?;
             Kind::ElectrumX
@@ -232,6 +236,8 @@ fn main() -> Result<()> {
         let sync = t0.elapsed().as_secs_f64();
         let (cpu, rss) = servers::process_usage(server.pid()?)?;
         eprintln!("bench:   {sync:.2} s, {cpu:.2} s CPU, {:.0} MB peak RSS", rss as f64 / 1e6);
+        // The utxo mode writes the same rows as spenttxouts: only its sync is measured. Behind
+        // Core 29 single transactions are read differently (no blockpart): everything is.
         let full = name != "ferrum-utxo";
         let latency = if full {
             eprintln!("bench: {}: query latency", kind.label());

@@ -273,6 +273,7 @@ fn targets(md: &mut String, run: &Value) {
     };
     let ferrum = find(run, "Ferrum (spenttxouts)");
     let utxo = find(run, "Ferrum (utxo)");
+    let core29 = find(run, "Ferrum (utxo, behind Core 29)");
     let ex = find(run, "ElectrumX");
     let rs12 = find(run, "electrs 0.12");
     let wall = |s: &Value| f(&s["sync_seconds"]);
@@ -294,7 +295,11 @@ fn targets(md: &mut String, run: &Value) {
             .and_then(|a| a.iter().find(|c| c["method"] == method))
             .map(|c| f(&c["block_mb_per_s"]))
     };
-    for (s, method, label) in [(ferrum, "REST block + spenttxouts", "spenttxouts"), (utxo, "REST block", "utxo")] {
+    for (s, method, label) in [
+        (ferrum, "REST block + spenttxouts", "spenttxouts"),
+        (utxo, "REST block", "utxo"),
+        (core29, "REST block", "utxo behind Core 29"),
+    ] {
         row(
             &format!("sync ≥ 70% of the node's serving rate ({label} mode)"),
             s.zip(ceiling(method)).map(|(s, c)| {
@@ -306,6 +311,21 @@ fn targets(md: &mut String, run: &Value) {
             }),
         );
     }
+    row(
+        "utxo mode behind Core 29 within 1.5× of spenttxouts mode's time",
+        core29.or(utxo).zip(ferrum).map(|(u, a)| {
+            (
+                format!(
+                    "{:.2} s vs {:.2} s: {:.2}× ({})",
+                    wall(u),
+                    wall(a),
+                    wall(u) / wall(a),
+                    u["server"].as_str().unwrap_or("?")
+                ),
+                wall(u) <= wall(a) * 1.5,
+            )
+        }),
+    );
     let size = |s: &Value| s["index_bytes"].as_u64().unwrap_or(0);
     row(
         "index size ≤ ElectrumX's",

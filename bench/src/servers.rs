@@ -11,10 +11,13 @@ use testkit::{ElectrumX, Ferrum, Node};
 /// Which server, and how it is run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
-    /// Ferrum in a prevout mode (`spenttxouts` or `utxo`).
+    /// Ferrum in a prevout mode (`spenttxouts`, `utxo` or `auto`), on the node itself or
+    /// behind a front that answers as Bitcoin Core 29 does (BTCPay's version: REST blocks, no
+    /// spent outputs, no block parts).
     Ferrum {
         exe: PathBuf,
         mode: String,
+        core29: bool,
     },
     ElectrumX,
     Electrs {
@@ -26,6 +29,7 @@ pub enum Kind {
 impl Kind {
     pub fn label(&self) -> String {
         match self {
+            Kind::Ferrum { core29: true, .. } => "Ferrum (utxo, behind Core 29)".into(),
             Kind::Ferrum { mode, .. } => format!("Ferrum ({mode})"),
             Kind::ElectrumX => "ElectrumX 2.0.0".into(),
             Kind::Electrs { version, .. } => format!("electrs {version}"),
@@ -53,6 +57,8 @@ pub struct Server {
     pub addr: String,
     process: Process,
     db: PathBuf,
+    /// In front of the node for a server that must see Core 29.
+    _proxy: Option<testkit::core29::Core29Proxy>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,10 +70,20 @@ impl Server {
         let dir = tempfile::Builder::new().prefix("ferrum-bench-").tempdir()?;
         let port = testkit::free_port();
         let addr = format!("127.0.0.1:{port}");
+        let mut proxy = None;
         let (process, db) = match kind {
-            Kind::Ferrum { exe, mode } => {
+            Kind::Ferrum { exe, mode, core29 } => {
                 let db = dir.path().join("db");
                 let mut args = testkit::ferrum::node_args(node, &db);
+                if *core29 {
+                    let front = testkit::core29::Core29Proxy::start(node.bitcoind_rpc_addr().parse()?)?;
+                    for a in &mut args {
+                        if *a == node.rpc_addr() {
+                            *a = front.addr().to_string();
+                        }
+                    }
+                    proxy = Some(front);
+                }
                 args.extend(["--prevout-mode", mode, "--tcp", &addr, "--max-send", MAX_SEND].map(String::from));
                 // With a service given, Ferrum starts only that one: no TLS, admin or HTTP.
                 (Process::Ferrum(Ferrum::start(exe, &args, &db)?), db)
@@ -76,7 +92,14 @@ impl Server {
                 let x = ElectrumX::start_with_env(node, &[("MAX_SEND", MAX_SEND)])?;
                 let db = x.dir().join("db");
                 let addr_x = x.tcp_addr();
-                return Ok(Server { kind: kind.clone(), addr: addr_x, process: Process::ElectrumX(x), db, _dir: dir });
+                return Ok(Server {
+                    kind: kind.clone(),
+                    addr: addr_x,
+                    process: Process::ElectrumX(x),
+                    db,
+                    _proxy: None,
+                    _dir: dir,
+                });
             }
             Kind::Electrs { exe, version } => {
                 let db = dir.path().join("db");
@@ -104,7 +127,7 @@ impl Server {
                 (Process::Electrs { child, log }, db)
             }
         };
-        Ok(Server { kind: kind.clone(), addr, process, db, _dir: dir })
+        Ok(Server { kind: kind.clone(), addr, process, db, _proxy: proxy, _dir: dir })
     }
 
     pub fn pid(&self) -> Result<u32> {

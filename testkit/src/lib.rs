@@ -4,6 +4,7 @@
 //! expected index contents computed from the node's own data ([`truth`]), and the reference
 //! server ElectrumX run against a node ([`electrumx`]).
 
+pub mod btcpay;
 pub mod chaingen;
 pub mod core29;
 pub mod electrum;

@@ -71,8 +71,27 @@ pub fn open_store(config: &Config) -> Result<Store> {
             Store::destroy(&dir).with_context(|| format!("deleting {}", dir.display()))?;
             Ok(Store::open(&dir, config.network, &store_config)?)
         }
-        r => Ok(r?),
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            Err(match electrumx_index_in(&dir) {
+                Some(hint) => e.context(hint),
+                None => e,
+            })
+        }
+        Ok(store) => Ok(store),
     }
+}
+
+/// ElectrumX's index where Ferrum's should go (a BTCPay host that ran ElectrumX keeps its index
+/// volume, which Ferrum's fragment reuses): named, with what to do.
+fn electrumx_index_in(dir: &std::path::Path) -> Option<String> {
+    ["hist", "utxo", "meta"].iter().all(|d| dir.join(d).is_dir()).then(|| {
+        format!(
+            "{} holds ElectrumX's index (hist, utxo, meta), which Ferrum cannot use or replace: remove it \
+             (on BTCPay Server, the volume generated_electrumx_datadir: see deploy/btcpay/README.md)",
+            dir.display()
+        )
+    })
 }
 
 /// The prevout mode: the stored one for an existing index, else chosen from the node. An index

@@ -83,10 +83,6 @@ impl ElectrumWallet {
     /// `127.0.0.1:50002:s`), then starts its daemon and waits until it answers. `extra` keys
     /// are added to the config (e.g. `serverfingerprint`).
     pub fn start(release: Release, server: &str, extra: &[(&str, Value)]) -> Result<ElectrumWallet> {
-        let exe = release.exe()?;
-        let dir = tempfile::Builder::new().prefix("ferrum-electrum-").tempdir()?;
-        let net_dir = dir.path().join("regtest");
-        std::fs::create_dir_all(&net_dir)?;
         // Without `config_version`, Electrum takes the file for a version-1 config and rewrites
         // every server to `:s` (SSL), which breaks a `:t` server. With `oneserver` and
         // `auto_connect` missing (it defaults to on), 4.8 clears `server`.
@@ -100,9 +96,26 @@ impl ElectrumWallet {
         for (k, v) in extra {
             config[*k] = v.clone();
         }
-        std::fs::write(net_dir.join("config"), serde_json::to_vec_pretty(&config)?)?;
+        Self::start_with(release, &config, &[])
+    }
+
+    /// Started as `electrum --oneserver --server SERVER`, with no server in its config.
+    pub fn start_with_flags(release: Release, server: &str) -> Result<ElectrumWallet> {
+        Self::start_with(
+            release,
+            &json!({"config_version": 3, "log_to_file": true}),
+            &["--oneserver", "--server", server],
+        )
+    }
+
+    fn start_with(release: Release, config: &Value, flags: &[&str]) -> Result<ElectrumWallet> {
+        let exe = release.exe()?;
+        let dir = tempfile::Builder::new().prefix("ferrum-electrum-").tempdir()?;
+        let net_dir = dir.path().join("regtest");
+        std::fs::create_dir_all(&net_dir)?;
+        std::fs::write(net_dir.join("config"), serde_json::to_vec_pretty(config)?)?;
         let mut wallet = ElectrumWallet { release, exe, child: None, dir };
-        wallet.spawn()?;
+        wallet.spawn(flags)?;
         Ok(wallet)
     }
 
@@ -110,13 +123,14 @@ impl ElectrumWallet {
         self.release
     }
 
-    fn spawn(&mut self) -> Result<()> {
+    fn spawn(&mut self, flags: &[&str]) -> Result<()> {
         let out = std::fs::File::create(self.dir.path().join("daemon.out"))?;
         let exe = &self.exe;
         let mut cmd = Command::new(exe);
         cmd.args(["--regtest", "-D"])
             .arg(self.dir.path())
             .arg("daemon")
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out));

@@ -7,6 +7,7 @@
 pub mod btcpay;
 pub mod chaingen;
 pub mod core29;
+pub mod docker;
 pub mod electrum;
 pub mod electrum_wallet;
 pub mod electrumx;

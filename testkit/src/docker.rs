@@ -1,0 +1,131 @@
+//! Docker and Docker Compose from tests: a compose project that is taken down with its volumes
+//! when it is dropped (also when the test panics), and the few commands the deployment tests
+//! run, each with a deadline.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Runs a command to completion within `timeout`; its output, or an error with its stderr.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    // Drain the pipes while waiting, so a chatty command cannot block on a full pipe.
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output =
+        Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() };
+    Ok(output)
+}
+
+/// Runs a command that must succeed; its standard output.
+pub fn checked(cmd: &mut Command, timeout: Duration) -> Result<String> {
+    let what = format!("{cmd:?}");
+    let out = run(cmd, timeout)?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `docker ARGS...`, which must succeed.
+pub fn docker(args: &[&str]) -> Result<String> {
+    checked(Command::new("docker").args(args), Duration::from_secs(300))
+}
+
+/// A Compose project from one file, as BTCPay runs it (`docker compose -f FILE ...` from the
+/// directory of its `.env`). `down -v` on drop.
+pub struct Compose {
+    file: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Compose {
+    /// The project of `file`: its name is that of the file's directory, lower-cased
+    /// (`Generated` → `generated`), as BTCPay's.
+    pub fn new(file: &Path, env: &[(&str, &str)]) -> Compose {
+        Compose { file: file.to_path_buf(), env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.arg("compose").arg("-f").arg(&self.file).args(args);
+        if let Some(dir) = self.file.parent() {
+            cmd.current_dir(dir);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// `docker compose ARGS...`, which must succeed within `timeout`.
+    pub fn run(&self, args: &[&str], timeout: Duration) -> Result<String> {
+        checked(&mut self.command(args), timeout)
+    }
+
+    /// `docker compose ARGS...`: its output, whatever its status.
+    pub fn output(&self, args: &[&str], timeout: Duration) -> Result<Output> {
+        run(&mut self.command(args), timeout)
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(out) = self.output(&["logs", "--no-color", "--tail", "60"], Duration::from_secs(60)) {
+                eprintln!("--- docker compose logs\n{}", String::from_utf8_lossy(&out.stdout));
+            }
+        }
+        let _ = self.output(&["down", "-v", "--remove-orphans", "-t", "30"], Duration::from_secs(180));
+    }
+}
+
+/// `docker exec CONTAINER ARGS...`: its standard output, which must succeed.
+pub fn exec(container: &str, args: &[&str]) -> Result<String> {
+    let mut all = vec!["exec", container];
+    all.extend_from_slice(args);
+    docker(&all)
+}
+
+/// The IP address of a running container on its (first) network.
+pub fn container_ip(container: &str) -> Result<String> {
+    let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container])?;
+    ip.split_whitespace().next().map(str::to_string).ok_or_else(|| anyhow!("{container} has no IP address"))
+}

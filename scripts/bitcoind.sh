@@ -9,31 +9,16 @@
 #   JOBS           parallel compile jobs (default: number of cores)
 set -euo pipefail
 
+. "$(dirname "$0")/lib.sh"
 KERNEL_CRATE=libbitcoinkernel-sys
 KERNEL_VERSION=0.4.1
-CACHE_ROOT=${FERRUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrum}
 # The version string of the vendored tree, fixed by the crate version above.
 CORE_LABEL=bitcoin-core-31.99-kernel-sys-${KERNEL_VERSION}
 PREFIX=$CACHE_ROOT/$CORE_LABEL
 BIN=$PREFIX/bin
 
-log() { echo "bitcoind.sh: $*" >&2; }
-
-is_built() { [ -x "$BIN/bitcoind" ] && [ -x "$BIN/bitcoin-cli" ] && [ -f "$PREFIX/.complete" ]; }
-
-if is_built; then
-    echo "$BIN"
-    exit 0
-fi
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/$CORE_LABEL.lock"
-log "waiting for the build lock $CACHE_ROOT/$CORE_LABEL.lock"
-flock 9
-if is_built; then
-    echo "$BIN"
-    exit 0
-fi
+is_installed() { [ -x "$BIN/bitcoind" ] && [ -x "$BIN/bitcoin-cli" ] && [ -f "$PREFIX/.complete" ]; }
+cached_or_lock "$CORE_LABEL" "$BIN"
 
 # 1. Build tools, installed only when missing.
 need=()
@@ -43,13 +28,7 @@ command -v g++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/boost/version.hpp ] || need+=(libboost-dev)
 [ -e /usr/include/event2/event.h ] || need+=(libevent-dev)
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]}"
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 # 2. The source tree, from the crates.io registry through cargo (a throw-away manifest).
 work=$CACHE_ROOT/build-$CORE_LABEL

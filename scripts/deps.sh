@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Ferrum's build and tests need, when missing (Debian/Ubuntu).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 need=()
 # RocksDB's bindings are generated with libclang; its C++ sources build with g++.
 [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
@@ -12,10 +13,4 @@ command -v electrum >/dev/null || need+=(electrum)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Headless Chromium renders the status page in its test.
 command -v chromium >/dev/null || need+=(chromium)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "deps.sh: installing ${need[*]}" >&2
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"

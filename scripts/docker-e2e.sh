@@ -15,8 +15,7 @@
 #   FERRUM_CACHE   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/ferrum)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(pwd)
-CACHE_ROOT=${FERRUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrum}
+. scripts/lib.sh
 CACHE=$CACHE_ROOT/docker
 RUNTIME_BASE=localhost/ferrum-base/debian:bookworm
 BUILDER_BASE=localhost/ferrum-base/rust:bookworm
@@ -25,19 +24,6 @@ BITCOIND_IMAGE=localhost/ferrum-test/bitcoin:regtest
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # Bumped when the way the base images are made changes, so cached ones are made again.
 BASE_REV=2
-
-log() { echo "docker-e2e.sh: $*" >&2; }
-sudo_cmd=()
-[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-apt_updated=0
-apt_install() {
-    log "installing $*"
-    if [ "$apt_updated" -eq 0 ]; then
-        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        apt_updated=1
-    fi
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
 
 scripts/deps.sh
 mkdir -p "$CACHE"
@@ -64,7 +50,7 @@ if [ ${#trixie_debs[@]} -gt 0 ]; then
         -o "Dir::State::Lists=$apt_dir/lists")
     apt-get -qq "${apt_opts[@]}" update >&2
     (cd "$apt_dir" && apt-get -qq "${apt_opts[@]}" download "${trixie_debs[@]}" >&2)
-    "${sudo_cmd[@]}" dpkg -i "$apt_dir"/*.deb >&2
+    "${as_root[@]}" dpkg -i "$apt_dir"/*.deb >&2
     rm -rf "$apt_dir"
 fi
 
@@ -74,14 +60,14 @@ dockerd_pid=
 cleanup() {
     if [ -n "$dockerd_pid" ]; then
         log "stopping the dockerd this script started"
-        "${sudo_cmd[@]}" kill "$dockerd_pid" 2>/dev/null || true
+        "${as_root[@]}" kill "$dockerd_pid" 2>/dev/null || true
         wait "$dockerd_pid" 2>/dev/null || true
     fi
 }
 trap cleanup EXIT
 if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (vfs storage), log in $CACHE/dockerd.log"
-    "${sudo_cmd[@]}" dockerd --storage-driver=vfs >"$CACHE/dockerd.log" 2>&1 &
+    "${as_root[@]}" dockerd --storage-driver=vfs >"$CACHE/dockerd.log" 2>&1 &
     dockerd_pid=$!
     for _ in $(seq 1 120); do
         docker info >/dev/null 2>&1 && break
@@ -98,13 +84,13 @@ if [ ! -f "$rootfs_tar" ]; then
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     # mktemp makes it 0700: as the image's / it would shut out every user but root.
     chmod 0755 "$rootfs"
-    "${sudo_cmd[@]}" debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian \
+    "${as_root[@]}" debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian \
         >"$CACHE/debootstrap.log" 2>&1 || { tail -n 20 "$CACHE/debootstrap.log" >&2; exit 1; }
     # As Debian's -slim images: no documentation, no package lists.
-    "${sudo_cmd[@]}" rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/lib/apt/lists/* \
+    "${as_root[@]}" rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/lib/apt/lists/* \
         "$rootfs"/var/cache/apt/*.bin
-    "${sudo_cmd[@]}" tar -C "$rootfs" -cf "$rootfs_tar.tmp" .
-    "${sudo_cmd[@]}" rm -rf "$rootfs"
+    "${as_root[@]}" tar -C "$rootfs" -cf "$rootfs_tar.tmp" .
+    "${as_root[@]}" rm -rf "$rootfs"
     mv "$rootfs_tar.tmp" "$rootfs_tar"
 fi
 label() { docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }

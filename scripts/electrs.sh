@@ -10,34 +10,19 @@
 #
 #   FERRUM_CACHE   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/ferrum)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 VERSION=${1:-0.12.0}
-CACHE_ROOT=${FERRUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrum}
 LABEL=electrs-$VERSION
 PREFIX=$CACHE_ROOT/$LABEL
 EXE=$PREFIX/bin/electrs
 
-log() { echo "electrs.sh: $*" >&2; }
-
-if [ -x "$EXE" ]; then
-    echo "$EXE"
-    exit 0
-fi
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/$LABEL.lock"
-log "waiting for the install lock $CACHE_ROOT/$LABEL.lock"
-flock 9
-if [ -x "$EXE" ]; then
-    echo "$EXE"
-    exit 0
-fi
+is_installed() { [ -x "$EXE" ]; }
+cached_or_lock "$LABEL" "$EXE"
 
 # rust-rocksdb's bindings are generated with libclang.
 if ! command -v clang >/dev/null && ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; then
-    log "installing libclang-dev"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >&2
+    apt_install libclang-dev
 fi
 
 BUILD=$(mktemp -d "$CACHE_ROOT/$LABEL.build.XXXXXX")

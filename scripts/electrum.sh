@@ -12,32 +12,17 @@
 #   ELECTRUM_TARBALL  the source tarball
 #   PYTHON            the Python 3.10+ to build the virtualenv from (default: Debian's /usr/bin/python3)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 VERSION=4.8.1
 SHA256=391a49bf50fe1f7f44d3fc0320018244a44e3ad92178fd90a6743401d62042d3
-CACHE_ROOT=${FERRUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrum}
 LABEL=electrum-$VERSION
 PREFIX=$CACHE_ROOT/$LABEL
 EXE=$PREFIX/bin/electrum
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-log() { echo "electrum.sh: $*" >&2; }
-
 is_installed() { [ -x "$EXE" ] && [ -f "$PREFIX/.complete" ]; }
-
-if is_installed; then
-    echo "$EXE"
-    exit 0
-fi
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/$LABEL.lock"
-log "waiting for the install lock $CACHE_ROOT/$LABEL.lock"
-flock 9
-if is_installed; then
-    echo "$EXE"
-    exit 0
-fi
+cached_or_lock "$LABEL" "$EXE"
 start=$(date +%s)
 
 tarball=${ELECTRUM_TARBALL:-$here/../shared/electrum-$VERSION.tar.gz}
@@ -50,18 +35,6 @@ if [ "$found" != "$SHA256" ]; then
     log "error: $tarball has SHA-256 $found, expected $SHA256"
     exit 1
 fi
-
-apt_updated=0
-apt_install() {
-    local sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    log "installing $*"
-    if [ "$apt_updated" -eq 0 ]; then
-        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        apt_updated=1
-    fi
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
 
 # 1. System packages, installed only when missing: Python with venv, and libsecp256k1 (Debian
 #    builds it with the recovery and schnorrsig modules Electrum needs).

@@ -11,47 +11,20 @@
 #   FERRUM_CACHE   cache root (default: ${XDG_CACHE_HOME:-~/.cache}/ferrum)
 #   PYTHON         the Python 3.10+ to build the virtualenv from (default: Debian's /usr/bin/python3)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 EX_VERSION=2.0.0
 # plyvel 1.5.1 ships manylinux wheels with LevelDB inside; other platforms build it from source
 # against libleveldb-dev.
 PLYVEL_VERSION=1.5.1
-CACHE_ROOT=${FERRUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrum}
 LABEL=electrumx-$EX_VERSION
 PREFIX=$CACHE_ROOT/$LABEL
 EXE=$PREFIX/bin/electrumx_server
 
-log() { echo "electrumx.sh: $*" >&2; }
-
 venv_ready() { [ -x "$EXE" ] && [ -f "$PREFIX/.complete" ]; }
 is_installed() { venv_ready && command -v openssl >/dev/null; }
-
-if is_installed; then
-    echo "$EXE"
-    exit 0
-fi
-
-mkdir -p "$CACHE_ROOT"
-exec 9>"$CACHE_ROOT/$LABEL.lock"
-log "waiting for the install lock $CACHE_ROOT/$LABEL.lock"
-flock 9
-if is_installed; then
-    echo "$EXE"
-    exit 0
-fi
+cached_or_lock "$LABEL" "$EXE"
 start=$(date +%s)
-
-apt_updated=0
-apt_install() {
-    local sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    log "installing $*"
-    if [ "$apt_updated" -eq 0 ]; then
-        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        apt_updated=1
-    fi
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
 
 # 1. System packages, installed only when missing: openssl (the harness makes a self-signed
 #    certificate for ElectrumX's SSL port with it), then Python with venv for a new virtualenv.

@@ -181,7 +181,7 @@ pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
         let tip = index.tip();
         let tip_changed = last_tip != Some(tip.hash);
         let confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
-        let mempool = match electrum.mempool.sync().await {
+        let mempool = match electrum.mempool.sync(tip.hash).await {
             Ok(report) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("mempool sync restored");

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::daemon::{Daemon, DaemonError};
 use crate::parse;
-use crate::types::{ScriptHash, Txid};
+use crate::types::{BlockHash, ScriptHash, Txid};
 
 /// Requests per JSON-RPC batch.
 const BATCH: usize = 250;
@@ -167,14 +167,25 @@ impl Mempool {
         self.read().spent_by.get(&(*txid, vout)).copied()
     }
 
-    /// Brings the mempool in line with the node's.
-    pub async fn sync(&self) -> Result<SyncReport, DaemonError> {
+    /// Brings the mempool in line with the node's. `indexed` is the index's tip: transactions
+    /// that left the node's mempool are dropped only when the node's tip is that one, since
+    /// otherwise a block the index has not seen yet may have confirmed them, and dropping them
+    /// now would show them nowhere until the index has it (a wallet would see a payment vanish
+    /// and come back); the sync after the index catches up drops them.
+    pub async fn sync(&self, indexed: Option<BlockHash>) -> Result<SyncReport, DaemonError> {
         let node: Vec<String> = self.daemon.rpc().call("getrawmempool", json!([false])).await?;
         let node: HashSet<Txid> = node.iter().filter_map(|t| Txid::from_hex(t)).collect();
+        // Asked after the mempool: the mempool answer reflects no block past this tip.
+        let tip: String = self.daemon.rpc().call("getbestblockhash", json!([])).await?;
+        let index_behind = BlockHash::from_hex(&tip) != indexed;
         let mut report = SyncReport::default();
         let new: Vec<Txid> = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            let gone: Vec<Txid> = state.txs.keys().filter(|t| !node.contains(t)).copied().collect();
+            let gone: Vec<Txid> = if index_behind {
+                Vec::new()
+            } else {
+                state.txs.keys().filter(|t| !node.contains(t)).copied().collect()
+            };
             for txid in &gone {
                 if let Some(tx) = state.remove(txid) {
                     report.touched.extend(tx.scripthashes());

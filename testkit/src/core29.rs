@@ -5,7 +5,6 @@
 //! REST paths) is passed through unchanged, so RPC behaves as the real node does; P2P goes to
 //! the node directly (the protocol is the same in 29).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
@@ -80,11 +79,15 @@ fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     r
 }
 
+/// Why a request was not answered: the connection is then closed without a reply, as the node
+/// would (its port closed) when it is down.
+type Dropped = Box<dyn std::error::Error + Send + Sync>;
+
 async fn forward(
     client: HttpClient,
     upstream: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     if MISSING.iter().any(|m| path.starts_with(m)) {
         return Ok(reply(StatusCode::NOT_FOUND, Bytes::new()));
@@ -99,16 +102,11 @@ async fn forward(
         Ok(uri) => uri,
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, Bytes::from(e.to_string()))),
     };
-    let answer = match client.request(Request::from_parts(parts, Full::new(body))).await {
-        Ok(a) => a,
-        // The node is down (a test stopped it): the caller sees a refused connection's effect.
-        Err(e) => return Ok(reply(StatusCode::BAD_GATEWAY, Bytes::from(e.to_string()))),
-    };
+    // The node down (a test stopped it): the client's connection is closed, as the node's own
+    // would be.
+    let answer = client.request(Request::from_parts(parts, Full::new(body))).await?;
     let (mut parts, body) = answer.into_parts();
-    let mut body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(reply(StatusCode::BAD_GATEWAY, Bytes::from(e.to_string()))),
-    };
+    let mut body = body.collect().await?.to_bytes();
     if rewrite {
         if let Some(rewritten) = as_core_29(&body) {
             parts.headers.remove(hyper::header::CONTENT_LENGTH);

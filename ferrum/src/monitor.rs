@@ -228,6 +228,12 @@ impl Monitor {
         metric("index_transactions", "gauge", "Transactions indexed.", &one(tip.tx_count as f64));
         metric("index_caught_up", "gauge", "1 once the index reached the node's tip.", &one(flag(sync.caught_up)));
         metric(
+            "serving",
+            "gauge",
+            "1 while wallets are answered: the index at the tip of a node out of initial block download.",
+            &one(flag(sync.unavailable().is_none())),
+        );
+        metric(
             "sync_blocks_per_second",
             "gauge",
             "Blocks indexed per second during sync.",
@@ -247,6 +253,18 @@ impl Monitor {
         }
         metric("node_reachable", "gauge", "1 when bitcoind answered the last check.", &one(flag(node.reachable)));
         metric("node_height", "gauge", "bitcoind's block height.", &one(f64::from(node.height)));
+        metric(
+            "node_initial_block_download",
+            "gauge",
+            "1 while bitcoind is in its initial block download.",
+            &one(flag(node.initial_block_download)),
+        );
+        metric(
+            "node_verification_progress",
+            "gauge",
+            "bitcoind's estimate of the share of the chain it has verified, 0 to 1.",
+            &one(node.verification_progress),
+        );
         let stats = e.daemon.rpc().stats();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
         metric("node_requests_total", "counter", "Requests made to bitcoind.", &one(load(&stats.requests)));

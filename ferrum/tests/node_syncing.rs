@@ -71,6 +71,8 @@ fn a_node_in_initial_block_download_is_indexed_but_not_served_until_it_is_done()
     let (status, _, body) = http(&http_addr, "GET", "/health");
     assert_eq!(status, 503);
     assert!(body.starts_with(expected), "{body}");
+    let (_, _, metrics) = http(&http_addr, "GET", "/metrics");
+    assert!(metrics.contains("\nferrum_serving 0\n"), "{metrics}");
     let (_, _, api) = http(&http_addr, "GET", "/api/status");
     let api: Value = serde_json::from_str(&api).unwrap();
     assert_eq!(api["index"]["unavailable"], info["index"]["unavailable"]);

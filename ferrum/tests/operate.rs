@@ -154,6 +154,9 @@ fn metrics_health_and_status_page() {
     let all = samples(&text);
     assert_eq!(sample(&all, "ferrum_index_height"), f64::from(height));
     assert_eq!(sample(&all, "ferrum_index_caught_up"), 1.0);
+    assert_eq!(sample(&all, "ferrum_serving"), 1.0);
+    assert_eq!(sample(&all, "ferrum_node_initial_block_download"), 0.0);
+    assert_eq!(sample(&all, "ferrum_node_verification_progress"), 1.0);
     assert_eq!(sample(&all, "ferrum_node_reachable"), 1.0);
     assert_eq!(sample(&all, "ferrum_sessions{protocol=\"tcp\"}"), 1.0);
     assert_eq!(sample(&all, "ferrum_subscriptions"), 1.0);

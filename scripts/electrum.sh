@@ -25,9 +25,20 @@ is_installed() { [ -x "$EXE" ] && [ -f "$PREFIX/.complete" ]; }
 cached_or_lock "$LABEL" "$EXE"
 start=$(date +%s)
 
-tarball=${ELECTRUM_TARBALL:-$here/../shared/electrum-$VERSION.tar.gz}
-if [ ! -f "$tarball" ]; then
-    log "error: no Electrum $VERSION source at $tarball (set ELECTRUM_TARBALL)"
+# The tarball: $ELECTRUM_TARBALL, else ../shared/ next to this checkout, or next to the checkout
+# it was cloned from (a clone made elsewhere for CI).
+candidates=("${ELECTRUM_TARBALL:-}" "$here/../shared/electrum-$VERSION.tar.gz")
+origin=$(git -C "$here" remote get-url origin 2>/dev/null || true)
+[ -d "$origin" ] && candidates+=("$origin/../shared/electrum-$VERSION.tar.gz")
+tarball=
+for c in "${candidates[@]}"; do
+    if [ -n "$c" ] && [ -f "$c" ]; then
+        tarball=$c
+        break
+    fi
+done
+if [ -z "$tarball" ]; then
+    log "error: no Electrum $VERSION source tarball (set ELECTRUM_TARBALL); looked at: ${candidates[*]}"
     exit 1
 fi
 found=$(sha256sum "$tarball" | cut -d' ' -f1)

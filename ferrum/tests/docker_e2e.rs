@@ -319,6 +319,59 @@ fn btcpay_deployment_with_real_wallets() {
         });
     }
 
+    // The image on its own, as docs/install.md runs it next to a node reachable at an address
+    // (here bitcoind's container on the compose network), with the image's defaults otherwise.
+    let daemon_url = "http://ferrum:G1qIpwsO5kevHkXPmCc_SCfIahjUkg8y3meAn7d2cgs@bitcoind:43782";
+    let standalone = testkit::docker::Container::run(
+        "ferrum-standalone",
+        &[
+            "--restart",
+            "unless-stopped",
+            "--stop-timeout",
+            "120",
+            "--network",
+            "generated_default",
+            "-v",
+            "ferrum-standalone-data:/data",
+            "-p",
+            "127.0.0.1:58002:50002",
+            "-p",
+            "127.0.0.1:58080:8080",
+            "-e",
+            "NET=regtest",
+            "-e",
+            &format!("DAEMON_URL={daemon_url}"),
+            "-e",
+            "FERRUM_DAEMON_P2P_ADDR=bitcoind:39388",
+            &ferrum_image,
+        ],
+        &["ferrum-standalone-data"],
+    )
+    .unwrap();
+    let tip = height();
+    until("the standalone container serving", || {
+        let info: Value =
+            serde_json::from_str(&exec(&standalone.name, &["ferrum", "rpc", "--json", "getinfo"]).ok()?).ok()?;
+        (info["index"]["serving"] == json!(true) && info["index"]["height"] == json!(tip)).then_some(())
+    });
+    assert_eq!(common::http("127.0.0.1:58080", "GET", "/health").0, 200);
+    // Its TLS port, published on the host, with the certificate it made in its own volume.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = electrum_client::Client::from_config(
+        "ssl://127.0.0.1:58002",
+        electrum_client::ConfigBuilder::new().validate_domain(false).build(),
+    )
+    .unwrap();
+    assert_eq!(electrum_client::ElectrumApi::block_headers_subscribe(&tls).unwrap().height as u64, tip);
+    // Its health check (`ferrum rpc getinfo`, every 30 s): healthy.
+    until("the container's health check passing", || {
+        let status = docker(&["inspect", "-f", "{{.State.Health.Status}}", &standalone.name]).ok()?;
+        (status.trim() == "healthy").then_some(())
+    });
+    docker(&["stop", "-t", "120", &standalone.name]).unwrap();
+    assert_eq!(docker(&["inspect", "-f", "{{.State.ExitCode}}", &standalone.name]).unwrap().trim(), "0");
+    drop(standalone);
+
     // The image saved, gone (as after a prune or on a new host) and loaded again, as the
     // README says: Compose never pulls it, and says it is missing.
     compose.run(&["down", "-t", "60"], WAIT).unwrap();

@@ -102,7 +102,11 @@ fn a_node_in_initial_block_download_is_indexed_but_not_served_until_it_is_done()
     assert_eq!(info["index"]["serving"], json!(true), "{info}");
     assert_eq!(info["index"]["unavailable"], Value::Null, "{info}");
     assert_eq!(http(&http_addr, "GET", "/health").0, 200);
-    let log = served.ferrum.log_text();
+    // Logged as the index gets there, which may be a moment after the first answer.
+    let log = testkit::wait_for("the log of the end of the sync", Duration::from_secs(30), || {
+        let log = served.ferrum.log_text();
+        log.contains("index at the node's tip").then_some(log)
+    })
+    .unwrap();
     assert!(log.contains("bitcoind finished its initial block download"), "{log}");
-    assert!(log.contains("index at the node's tip"), "{log}");
 }

@@ -129,3 +129,42 @@ pub fn container_ip(container: &str) -> Result<String> {
     let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container])?;
     ip.split_whitespace().next().map(str::to_string).ok_or_else(|| anyhow!("{container} has no IP address"))
 }
+
+/// A container started by a test, and the named volumes it made: removed when dropped, also
+/// when the test panics.
+pub struct Container {
+    pub name: String,
+    volumes: Vec<String>,
+}
+
+impl Container {
+    /// `docker run -d --name NAME ARGS...`; `volumes` are removed with the container.
+    pub fn run(name: &str, args: &[&str], volumes: &[&str]) -> Result<Container> {
+        let container = Container { name: name.to_string(), volumes: volumes.iter().map(|v| v.to_string()).collect() };
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        docker(&all)?;
+        Ok(container)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(out) =
+                run(Command::new("docker").args(["logs", "--tail", "40", &self.name]), Duration::from_secs(60))
+            {
+                eprintln!(
+                    "--- docker logs {}\n{}{}",
+                    self.name,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let _ = run(Command::new("docker").args(["rm", "-f", &self.name]), Duration::from_secs(120));
+        for v in &self.volumes {
+            let _ = run(Command::new("docker").args(["volume", "rm", v]), Duration::from_secs(60));
+        }
+    }
+}

@@ -140,7 +140,11 @@ fn interrupt_sync(compose: &Compose, blocks: u32, signal: &[&str]) -> (String, u
         (docker(&["inspect", "-f", "{{.State.Running}}", FERRUM]).unwrap().trim() == "false").then_some(())
     });
     let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", FERRUM]).unwrap().trim().to_string();
-    docker(&["update", "--cpus", "0", FERRUM]).unwrap();
+    // `--cpus 0` leaves a stopped container's limit as it was: the whole machine lifts it.
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
+    docker(&["update", "--cpus", &all, FERRUM]).unwrap();
+    let limit = docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", FERRUM]).unwrap();
+    assert_eq!(limit.trim(), format!("{all}000000000"), "Ferrum's CPU limit lifted");
     compose.run(&["start", "electrumx"], WAIT).unwrap();
     until("Ferrum started again", || (starts() > started).then_some(()));
     let opened = opened_at(&logs()).unwrap();

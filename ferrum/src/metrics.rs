@@ -8,36 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The methods counted on their own; anything else a client sends counts as `other`, so a
-/// client cannot grow the metrics with made-up method names.
-pub const METHODS: &[&str] = &[
-    "blockchain.block.header",
-    "blockchain.block.headers",
-    "blockchain.estimatefee",
-    "blockchain.headers.subscribe",
-    "blockchain.relayfee",
-    "blockchain.scripthash.get_balance",
-    "blockchain.scripthash.get_history",
-    "blockchain.scripthash.get_mempool",
-    "blockchain.scripthash.listunspent",
-    "blockchain.scripthash.subscribe",
-    "blockchain.scripthash.unsubscribe",
-    "blockchain.transaction.broadcast",
-    "blockchain.transaction.broadcast_package",
-    "blockchain.transaction.get",
-    "blockchain.transaction.get_merkle",
-    "blockchain.transaction.id_from_pos",
-    "mempool.get_fee_histogram",
-    "mempool.get_info",
-    "server.add_peer",
-    "server.banner",
-    "server.donation_address",
-    "server.features",
-    "server.peers.subscribe",
-    "server.ping",
-    "server.version",
-    "other",
-];
+use ferrum_codec::protocol::Method;
+
+/// What requests of no known method count as: a client cannot grow the metrics with made-up
+/// method names.
+pub const OTHER: &str = "other";
+
+/// Counted under each method's [`Method::index`], then [`OTHER`].
+fn method_names() -> impl Iterator<Item = &'static str> {
+    Method::ALL.iter().map(|m| m.name()).chain(std::iter::once(OTHER))
+}
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
@@ -76,7 +56,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             started: Instant::now(),
-            methods: METHODS.iter().map(|_| MethodStats::default()).collect(),
+            methods: method_names().map(|_| MethodStats::default()).collect(),
             errors: ERROR_CODES.iter().map(|_| AtomicU64::new(0)).collect(),
             other_errors: AtomicU64::new(0),
             notifications: AtomicU64::new(0),
@@ -101,13 +81,10 @@ impl Metrics {
         self.started.elapsed()
     }
 
-    fn method_index(method: &str) -> usize {
-        METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len() - 1)
-    }
-
-    /// Counts one request: its method, how long it took, and its error code if it failed.
-    pub fn request(&self, method: &str, took: Duration, error: Option<i64>) {
-        let Some(m) = self.methods.get(Self::method_index(method)) else { return };
+    /// Counts one request: its method (`None`: unknown), how long it took, and its error code
+    /// if it failed.
+    pub fn request(&self, method: Option<Method>, took: Duration, error: Option<i64>) {
+        let Some(m) = self.methods.get(method.map_or(Method::ALL.len(), Method::index)) else { return };
         m.count.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         m.micros.fetch_add(micros, Ordering::Relaxed);
@@ -180,8 +157,7 @@ impl Metrics {
 
     /// Figures of each method called at least once.
     pub fn methods(&self) -> Vec<MethodFigures> {
-        METHODS
-            .iter()
+        method_names()
             .zip(&self.methods)
             .filter(|(_, m)| m.count.load(Ordering::Relaxed) > 0)
             .map(|(name, m)| {
@@ -237,9 +213,9 @@ mod tests {
     #[test]
     fn requests_are_counted_per_method_with_unknown_ones_as_other() {
         let m = Metrics::default();
-        m.request("server.ping", Duration::from_micros(50), None);
-        m.request("server.ping", Duration::from_millis(2), Some(1));
-        m.request("made.up", Duration::from_secs(10), Some(-32601));
+        m.request(Some(Method::ServerPing), Duration::from_micros(50), None);
+        m.request(Some(Method::ServerPing), Duration::from_millis(2), Some(1));
+        m.request(None, Duration::from_secs(10), Some(-32601));
         let figures = m.methods();
         let ping = figures.iter().find(|f| f.method == "server.ping").unwrap();
         assert_eq!((ping.count, ping.errors), (2, 1));
@@ -271,7 +247,7 @@ mod tests {
         advance(&mut ring, 500);
         assert!(ring.counts.iter().all(|c| *c == 0));
         let m = Metrics::default();
-        m.request("server.ping", Duration::ZERO, None);
+        m.request(Some(Method::ServerPing), Duration::ZERO, None);
         let rps = m.requests_per_second();
         assert_eq!(rps.len(), 60);
         assert!(rps[59] > 0.0 && rps[..59].iter().all(|r| *r == 0.0));

@@ -113,7 +113,8 @@ fn requests_before_server_version_and_wrong_param_types() {
     ];
     let mut client = Client::connect_with(&served.tcp, json!("1.6")).unwrap();
     let mut answered = 0;
-    for method in ferrum::metrics::METHODS.iter().filter(|m| **m != "other" && **m != "server.version") {
+    let methods = ferrum::electrum::protocol::Method::ALL.iter().map(|m| m.name());
+    for method in methods.filter(|m| *m != "server.version") {
         for params in &wrong {
             let reply = client.request(method, params.clone()).unwrap_or_else(|e| panic!("{method} {params}: {e:#}"));
             let ok = reply.get("result").is_some_and(|r| !r.is_null() || reply.get("error").is_none());

@@ -1,7 +1,10 @@
-//! A client's message: parsed, and each request's parameters bound to every method's names.
+//! A client's message: parsed, and each request's parameters parsed as every method's
+//! arguments, and its protocol version as `server.version` would negotiate it.
 #![no_main]
 
-use ferrum_codec::jsonrpc::{self, Incoming};
+use ferrum_codec::jsonrpc::{self, Incoming, Params};
+use ferrum_codec::protocol::{Method, ProtocolVersion};
+use ferrum_codec::request::Request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,17 +14,15 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => return,
     };
     for r in requests {
-        for (names, required) in [
-            (&["scripthash"][..], 1),
-            (&["tx_hash", "verbose"][..], 1),
-            (&["tx_hash", "height"][..], 2),
-            (&["height", "tx_pos", "merkle"][..], 2),
-            (&["start_height", "count", "cp_height"][..], 2),
-            (&["client_name", "protocol_version"][..], 0),
-            (&[][..], 0),
-        ] {
-            let _ = r.params.bind(&r.method, names, required, false);
-            let _ = r.params.bind(&r.method, names, required, true);
+        for method in Method::ALL {
+            if let Ok(parsed) = Request::parse(*method, &r.params) {
+                assert_eq!(parsed.method(), *method);
+            }
+        }
+        if let Params::Positional(args) = &r.params {
+            if let Some(v) = ProtocolVersion::negotiate(args.first()) {
+                assert!(v >= ProtocolVersion::MIN && v <= ProtocolVersion::MAX, "{v}");
+            }
         }
     }
 });

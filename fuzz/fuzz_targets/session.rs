@@ -7,7 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferrum::daemon::{Auth, Daemon, DaemonConfig, NodeInfo};
-use ferrum::electrum::session::{Session, SessionState};
+use ferrum::electrum::session::Session;
+use ferrum::electrum::state::SessionState;
 use ferrum::electrum::{Electrum, ElectrumConfig};
 use ferrum::index::Index;
 use ferrum::mempool::Mempool;

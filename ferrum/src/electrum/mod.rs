@@ -4,11 +4,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-pub use ferrum_codec::jsonrpc;
+pub use ferrum_codec::{coerce, jsonrpc, protocol, request};
 pub mod methods;
 pub mod session;
+pub mod state;
 pub mod status;
-pub mod values;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,10 +26,6 @@ use crate::query::{HistoryEntry, Query, ScriptSummary};
 use crate::types::{BlockHash, ScriptHash, Txid};
 use jsonrpc::RpcError;
 use status::Item;
-
-/// Lowest and highest protocol versions served.
-pub const PROTOCOL_MIN: &[u32] = &[1, 4];
-pub const PROTOCOL_MAX: &[u32] = &[1, 6];
 
 /// Headers per `blockchain.block.headers` answer, at most.
 pub const MAX_CHUNK_SIZE: u32 = 2016;
@@ -329,7 +325,7 @@ pub fn daemon_error(e: DaemonError) -> RpcError {
     match e {
         DaemonError::Rejected { code, message } => RpcError::daemon(format!(
             "daemon error: DaemonError({{'code': {code}, 'message': {}}})",
-            values::py_repr_str(&message)
+            coerce::py_repr_str(&message)
         )),
         other => RpcError::daemon(format!("daemon error: {other}")),
     }

@@ -7,140 +7,19 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::jsonrpc::{self, Incoming, Request, Response, RpcError};
-use super::methods::{self, Answer, Call};
+use super::coerce::commas;
+use super::jsonrpc::{self, Incoming, Response, RpcError};
+use super::methods::{self, Answer, Context};
+use super::protocol::Method;
+use super::request::Request;
+use super::state::SessionState;
 use super::status::status_json;
 use super::{Electrum, Event};
 use crate::store::rows::sh_prefix;
-use crate::types::ScriptHash;
-
-/// A subscription: the script hash as the client wrote it, and the status it last saw.
-#[derive(Debug, Clone)]
-struct Sub {
-    shown: Value,
-    status: Option<[u8; 32]>,
-}
-
-/// Subscriptions counted beyond one session: those of every session from the same client
-/// address, and those of all sessions. Each session takes from it as it subscribes and gives
-/// back as it unsubscribes or ends.
-#[derive(Debug, Clone)]
-pub struct SubBudget {
-    pub total: Arc<AtomicUsize>,
-    pub max_total: usize,
-    /// `None`: the address is exempt from the per-address limit.
-    pub per_ip: Option<Arc<AtomicUsize>>,
-    pub max_per_ip: usize,
-}
-
-impl SubBudget {
-    /// No limit beyond the session's own.
-    pub fn unlimited() -> SubBudget {
-        SubBudget { total: Arc::default(), max_total: usize::MAX, per_ip: None, max_per_ip: usize::MAX }
-    }
-
-    fn take(&self) -> Result<(), RpcError> {
-        let over = |what: &str, max: usize| {
-            RpcError::new(
-                jsonrpc::EXCESSIVE_RESOURCE_USAGE,
-                format!("too many subscriptions (at most {} {what})", super::values::commas(max as u64)),
-            )
-        };
-        if self.total.fetch_add(1, Ordering::Relaxed) >= self.max_total {
-            self.total.fetch_sub(1, Ordering::Relaxed);
-            return Err(over("on this server", self.max_total));
-        }
-        if let Some(ip) = &self.per_ip {
-            if ip.fetch_add(1, Ordering::Relaxed) >= self.max_per_ip {
-                ip.fetch_sub(1, Ordering::Relaxed);
-                self.total.fetch_sub(1, Ordering::Relaxed);
-                return Err(over("per client address", self.max_per_ip));
-            }
-        }
-        Ok(())
-    }
-
-    fn give_back(&self, n: usize) {
-        self.total.fetch_sub(n, Ordering::Relaxed);
-        if let Some(ip) = &self.per_ip {
-            ip.fetch_sub(n, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Default for SubBudget {
-    fn default() -> Self {
-        SubBudget::unlimited()
-    }
-}
-
-/// What a session remembers between requests.
-#[derive(Debug, Default)]
-pub struct SessionState {
-    pub id: u64,
-    pub version: Option<Vec<u32>>,
-    pub version_seen: bool,
-    pub client: String,
-    pub headers: bool,
-    pub notified_height: Option<u32>,
-    notified_hash: Option<crate::types::BlockHash>,
-    subs: HashMap<ScriptHash, Sub>,
-    /// Most script hashes this session may subscribe to.
-    pub max_subs: usize,
-    /// Shared with the other sessions.
-    pub budget: SubBudget,
-    /// Most requests in one batch.
-    pub max_batch: usize,
-    /// Close the connection once the current answer is sent.
-    pub close_after_reply: bool,
-}
-
-impl SessionState {
-    pub fn new(id: u64, max_subs: usize) -> SessionState {
-        SessionState { id, max_subs, max_batch: usize::MAX, ..SessionState::default() }
-    }
-
-    pub fn subscribe(&mut self, sh: ScriptHash, shown: &Value, status: Option<[u8; 32]>) -> Result<(), RpcError> {
-        if let Some(sub) = self.subs.get_mut(&sh) {
-            *sub = Sub { shown: shown.clone(), status };
-            return Ok(());
-        }
-        if self.subs.len() >= self.max_subs {
-            return Err(RpcError::new(
-                jsonrpc::EXCESSIVE_RESOURCE_USAGE,
-                format!("too many subscriptions (at most {} per session)", self.max_subs),
-            ));
-        }
-        self.budget.take()?;
-        self.subs.insert(sh, Sub { shown: shown.clone(), status });
-        Ok(())
-    }
-
-    pub fn unsubscribe(&mut self, sh: &ScriptHash) -> bool {
-        let removed = self.subs.remove(sh).is_some();
-        if removed {
-            self.budget.give_back(1);
-        }
-        removed
-    }
-
-    /// Subscribes to headers, the client having been sent the tip `height`/`hash`.
-    pub fn subscribe_headers(&mut self, height: u32, hash: crate::types::BlockHash) {
-        self.headers = true;
-        self.notified_height = Some(height);
-        self.notified_hash = Some(hash);
-    }
-
-    pub fn subscription_count(&self) -> usize {
-        self.subs.len()
-    }
-}
 
 /// The code of an error answer.
 fn error_code(answer: &str) -> i64 {
@@ -155,13 +34,6 @@ pub struct Session {
     pub state: SessionState,
     /// Notifications follow the JSON-RPC version the client speaks.
     v2: bool,
-}
-
-impl Drop for Session {
-    /// The session's subscriptions go back to the shared budget.
-    fn drop(&mut self) {
-        self.state.budget.give_back(self.state.subs.len());
-    }
 }
 
 impl Session {
@@ -192,8 +64,8 @@ impl Session {
                         jsonrpc::INVALID_REQUEST,
                         format!(
                             "batch of {} requests is over the limit of {}",
-                            super::values::commas(items.len() as u64),
-                            super::values::commas(self.state.max_batch as u64)
+                            commas(items.len() as u64),
+                            commas(self.state.max_batch as u64)
                         ),
                     ),
                     true,
@@ -223,35 +95,14 @@ impl Session {
     }
 
     /// One request: the reply as JSON text (`None` for a notification).
-    async fn handle_request(&mut self, request: Request) -> Option<String> {
-        if request.method == "server.version" {
-            self.v2 = request.v2;
-        }
+    async fn handle_request(&mut self, request: jsonrpc::Request) -> Option<String> {
         let began = std::time::Instant::now();
         crate::cost::charge(crate::cost::REQUEST);
         tracing::trace!(session = self.state.id, method = %request.method, "request");
-        let result = if !self.state.version_seen && request.method != "server.version" {
-            // Version negotiation must come first.
-            self.state.close_after_reply = true;
-            Err(RpcError::bad_request("use server.version to identify client"))
-        } else {
-            let call = Call {
-                electrum: &self.electrum,
-                session: &mut self.state,
-                method: &request.method,
-                params: &request.params,
-            };
-            if request.method == "server.version" {
-                methods::server_version(call).map(Answer::Value)
-            } else if call.session.version.is_none() {
-                // `server.version` was refused: nothing else is served.
-                Err(RpcError::bad_request("use server.version to identify client"))
-            } else {
-                methods::dispatch(call).await
-            }
-        };
+        let method = Method::from_name(&request.method);
+        let result = self.answer(method, &request).await;
         let code = result.as_ref().err().map(|e| e.code);
-        self.electrum.metrics.request(&request.method, began.elapsed(), code);
+        self.electrum.metrics.request(method, began.elapsed(), code);
         let id = request.id?;
         Some(match result {
             Ok(Answer::Value(value)) => {
@@ -263,17 +114,41 @@ impl Session {
         })
     }
 
+    /// The answer to a request of `method` (`None`: a name no version has), in the order
+    /// ElectrumX checks: `server.version` first, then the method's availability at the
+    /// negotiated version, then its arguments.
+    async fn answer(&mut self, method: Option<Method>, request: &jsonrpc::Request) -> Result<Answer, RpcError> {
+        let identify = || RpcError::bad_request("use server.version to identify client");
+        let method = match (method, &self.state.version) {
+            (Some(Method::ServerVersion), _) => {
+                self.v2 = request.v2;
+                Method::ServerVersion
+            }
+            (_, None) if !self.state.version_seen => {
+                // Version negotiation must come first.
+                self.state.close_after_reply = true;
+                return Err(identify());
+            }
+            // `server.version` was refused: nothing else is served.
+            (_, None) => return Err(identify()),
+            (Some(m), Some(version)) if m.available(version) => m,
+            _ => {
+                let message = format!("unknown method \"{}\"", request.method);
+                return Err(RpcError::new(jsonrpc::METHOD_NOT_FOUND, message));
+            }
+        };
+        let parsed = Request::parse(method, &request.params)?;
+        methods::answer(Context { electrum: &self.electrum, session: &mut self.state }, parsed).await
+    }
+
     /// Notifications this event causes for this session.
     pub async fn handle_event(&mut self, event: &Event) -> Vec<Response> {
         let mut out = Vec::new();
         if self.state.version.is_none() {
             return out;
         }
-        if let (true, Some((height, header))) = (self.state.headers, event.tip) {
-            let hash = crate::types::BlockHash::of_header(&header);
-            if self.state.notified_hash != Some(hash) {
-                self.state.notified_height = Some(height);
-                self.state.notified_hash = Some(hash);
+        if let Some((height, header)) = event.tip {
+            if self.state.tip_changed(height, crate::types::BlockHash::of_header(&header)) {
                 out.push(jsonrpc::notification(
                     "blockchain.headers.subscribe",
                     json!([{"hex": hex::encode(header), "height": height}]),
@@ -281,24 +156,16 @@ impl Session {
                 ));
             }
         }
-        let touched: Vec<ScriptHash> = self
-            .state
-            .subs
-            .keys()
-            .filter(|sh| {
-                event.mempool.contains(sh) || event.confirmed.as_ref().is_none_or(|set| set.contains(&sh_prefix(sh)))
-            })
-            .copied()
-            .collect();
+        let touched = self.state.subscribed(|sh| {
+            event.mempool.contains(sh) || event.confirmed.as_ref().is_none_or(|set| set.contains(&sh_prefix(sh)))
+        });
         for sh in touched {
             match self.electrum.status(sh).await {
                 Ok(status) => {
-                    let Some(sub) = self.state.subs.get_mut(&sh) else { continue };
-                    if sub.status != status {
-                        sub.status = status;
+                    if let Some(shown) = self.state.status_changed(&sh, status) {
                         out.push(jsonrpc::notification(
                             "blockchain.scripthash.subscribe",
-                            json!([sub.shown, status_json(status)]),
+                            json!([shown, status_json(status)]),
                             self.v2,
                         ));
                     }

@@ -20,7 +20,8 @@ use tracing::Instrument;
 
 use crate::cost::{Ledger, Verdict};
 use crate::electrum::jsonrpc::{self, Response, RpcError};
-use crate::electrum::session::{Session, SessionState, SubBudget};
+use crate::electrum::session::Session;
+use crate::electrum::state::{SessionState, SubBudget};
 use crate::electrum::{Electrum, Event};
 use framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
 
@@ -500,7 +501,7 @@ impl Server {
                                 electrum.metrics.error(jsonrpc::INVALID_REQUEST);
                                 queue(jsonrpc::error_response(
                                     &serde_json::Value::Null,
-                                    &RpcError::new(jsonrpc::INVALID_REQUEST, format!("request too large (over {} bytes); dropped", crate::electrum::values::commas(self.limits.max_recv as u64))),
+                                    &RpcError::new(jsonrpc::INVALID_REQUEST, format!("request too large (over {} bytes); dropped", crate::electrum::coerce::commas(self.limits.max_recv as u64))),
                                     true,
                                 ))?;
                             }
@@ -547,9 +548,7 @@ impl Server {
                                 }
                                 info.subscriptions.store(session.state.subscription_count(), Ordering::Relaxed);
                                 if info.client.lock().unwrap_or_else(|e| e.into_inner()).0 != session.state.client {
-                                    let version = session.state.version.as_ref().map(|v| {
-                                        v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
-                                    });
+                                    let version = session.state.version.as_ref().map(ToString::to_string);
                                     *info.client.lock().unwrap_or_else(|e| e.into_inner()) =
                                         (session.state.client.clone(), version.unwrap_or_default());
                                 }
@@ -629,7 +628,7 @@ fn oversized(r: &Response, max: usize) -> Response {
         &request_id(r.0.as_bytes()),
         &RpcError::new(
             jsonrpc::INVALID_REQUEST,
-            format!("response too large (over {} bytes)", crate::electrum::values::commas(max as u64)),
+            format!("response too large (over {} bytes)", crate::electrum::coerce::commas(max as u64)),
         ),
         true,
     )

@@ -3,77 +3,57 @@
 
 use serde_json::{json, Value};
 
-use super::Call;
+use crate::electrum::coerce::{commas, py_str};
 use crate::electrum::jsonrpc::RpcError;
-use crate::electrum::values::{commas, height, py_str};
+use crate::electrum::protocol::ProtocolVersion;
+use crate::electrum::state::SessionState;
 use crate::electrum::{Electrum, MAX_CHUNK_SIZE};
+use crate::types::BlockHash;
 
-pub async fn call(call: &mut Call<'_>) -> Result<Value, RpcError> {
-    let e = call.electrum;
-    match call.method {
-        "blockchain.headers.subscribe" => {
-            call.args(&[], 0)?;
-            let (h, header) = tip_header(e)?;
-            call.session.subscribe_headers(h, crate::types::BlockHash::of_header(&header));
-            Ok(json!({"hex": hex::encode(header), "height": h}))
-        }
-        "blockchain.block.header" => {
-            let a = call.args(&["height", "cp_height"], 1)?;
-            let h = height(a.first().and_then(|v| v.as_ref()).unwrap_or(&Value::Null))?;
-            let cp = a.get(1).cloned().flatten().map(|v| height(&v)).transpose()?.unwrap_or(0);
-            let header = e.query.header(h).ok_or_else(|| out_of_range(h))?;
-            if cp == 0 {
-                return Ok(json!(hex::encode(header)));
-            }
-            let mut result = proof(e, h, cp)?;
-            if let Some(obj) = result.as_object_mut() {
-                obj.insert("header".into(), json!(hex::encode(header)));
-            }
-            Ok(result)
-        }
-        "blockchain.block.headers" => {
-            let a = call.args(&["start_height", "count", "cp_height"], 2)?;
-            let start = height(a.first().and_then(|v| v.as_ref()).unwrap_or(&Value::Null))?;
-            let count = height(a.get(1).and_then(|v| v.as_ref()).unwrap_or(&Value::Null))?;
-            let cp = a.get(2).cloned().flatten().map(|v| height(&v)).transpose()?.unwrap_or(0);
-            let count = count.min(MAX_CHUNK_SIZE);
-            let headers: Vec<[u8; 80]> =
-                (start..start.saturating_add(count)).map_while(|h| e.query.header(h)).collect();
-            let n = headers.len() as u32;
-            let v16 = call.session.version.as_deref().unwrap_or_default() >= [1, 6].as_slice();
-            let mut result = if v16 {
-                json!({"count": n, "headers": headers.iter().map(hex::encode).collect::<Vec<_>>(), "max": MAX_CHUNK_SIZE})
-            } else {
-                json!({"count": n, "hex": headers.iter().map(hex::encode).collect::<String>(), "max": MAX_CHUNK_SIZE})
-            };
-            if n > 0 && cp > 0 {
-                let p = proof(e, start + n - 1, cp)?;
-                if let (Some(obj), Some(p)) = (result.as_object_mut(), p.as_object()) {
-                    obj.extend(p.clone());
-                }
-            }
-            Ok(result)
-        }
-        "blockchain.estimatefee" => {
-            let a = call.args(&["number", "mode"], 1)?;
-            let number = height(a.first().and_then(|v| v.as_ref()).unwrap_or(&Value::Null))?;
-            let mode = match a.get(1).cloned().flatten() {
-                Some(Value::String(m)) => Some(m.to_uppercase()),
-                _ => None,
-            };
-            if let Some(m) = &mode {
-                if m != "CONSERVATIVE" && m != "ECONOMICAL" {
-                    return Err(RpcError::bad_request(format!("unknown estimatefee mode: {m}")));
-                }
-            }
-            e.estimate_fee(bucket_target(number), mode).await
-        }
-        "blockchain.relayfee" => {
-            call.args(&[], 0)?;
-            Ok(json!(e.network_info().await?.relayfee))
-        }
-        other => Err(RpcError::internal(format!("unrouted method {other}"))),
+pub fn headers_subscribe(e: &Electrum, session: &mut SessionState) -> Result<Value, RpcError> {
+    let (h, header) = tip_header(e)?;
+    session.subscribe_headers(h, BlockHash::of_header(&header));
+    Ok(json!({"hex": hex::encode(header), "height": h}))
+}
+
+/// `blockchain.block.header`, with a proof up to `cp` unless it is 0.
+pub fn block_header(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
+    let header = e.query.header(h).ok_or_else(|| out_of_range(h))?;
+    if cp == 0 {
+        return Ok(json!(hex::encode(header)));
     }
+    let mut result = proof(e, h, cp)?;
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("header".into(), json!(hex::encode(header)));
+    }
+    Ok(result)
+}
+
+/// `blockchain.block.headers`: a list of headers from 1.6, one hex string before.
+pub fn block_headers(e: &Electrum, session: &SessionState, start: u32, count: u32, cp: u32) -> Result<Value, RpcError> {
+    let count = count.min(MAX_CHUNK_SIZE);
+    let headers: Vec<[u8; 80]> = (start..start.saturating_add(count)).map_while(|h| e.query.header(h)).collect();
+    let n = headers.len() as u32;
+    let mut result = if session.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_6) {
+        json!({"count": n, "headers": headers.iter().map(hex::encode).collect::<Vec<_>>(), "max": MAX_CHUNK_SIZE})
+    } else {
+        json!({"count": n, "hex": headers.iter().map(hex::encode).collect::<String>(), "max": MAX_CHUNK_SIZE})
+    };
+    if n > 0 && cp > 0 {
+        let p = proof(e, start + n - 1, cp)?;
+        if let (Some(obj), Some(p)) = (result.as_object_mut(), p.as_object()) {
+            obj.extend(p.clone());
+        }
+    }
+    Ok(result)
+}
+
+pub async fn estimate_fee(e: &Electrum, number: u32, mode: Option<String>) -> Result<Value, RpcError> {
+    e.estimate_fee(bucket_target(number), mode).await
+}
+
+pub async fn relay_fee(e: &Electrum) -> Result<Value, RpcError> {
+    Ok(json!(e.network_info().await?.relayfee))
 }
 
 /// The index tip's height and header.

@@ -1,24 +1,18 @@
 //! `blockchain.scripthash.*`: history, mempool, balance, unspent outputs, subscriptions.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
-use super::{Answer, Call};
 use crate::electrum::jsonrpc::RpcError;
-use crate::electrum::status::Item;
-use crate::electrum::status::{status, status_json};
-use crate::electrum::values::scripthash;
-use crate::types::push_hex_rev;
+use crate::electrum::state::SessionState;
+use crate::electrum::status::{status, status_json, Item};
+use crate::electrum::Electrum;
+use crate::types::{push_hex_rev, ScriptHash};
 
-pub async fn call(call: &mut Call<'_>) -> Result<Answer, RpcError> {
-    let e = call.electrum;
-    let a = call.args(&["scripthash"], 1)?;
-    let raw = a.first().cloned().flatten().unwrap_or(Value::Null);
-    let sh = scripthash(&raw)?;
-    if call.method == "blockchain.scripthash.get_history" {
-        let items = e.history(sh).await?;
-        return Ok(Answer::Text(history_text(&items)));
-    }
-    other(call, e, sh, raw).await.map(Answer::Value)
+/// `get_history`, written as JSON text (a long history's value tree costs more than the answer).
+pub async fn get_history(e: &Arc<Electrum>, sh: ScriptHash) -> Result<String, RpcError> {
+    Ok(history_text(&e.history(sh).await?))
 }
 
 /// A history as JSON text, in ElectrumX's key order.
@@ -43,57 +37,57 @@ pub fn history_text(items: &[Item]) -> String {
     out
 }
 
-async fn other(
-    call: &mut Call<'_>,
-    e: &std::sync::Arc<crate::electrum::Electrum>,
-    sh: crate::types::ScriptHash,
-    raw: Value,
-) -> Result<Value, RpcError> {
-    match call.method {
-        "blockchain.scripthash.get_mempool" => {
-            let summary = e.script_summary(sh).await?;
-            let entries = e.mempool_part(&sh, &summary.history);
-            Ok(Value::Array(
-                entries
-                    .iter()
-                    .map(|m| {
-                        json!({"tx_hash": m.tx.txid, "height": if m.has_unconfirmed_inputs { -1 } else { 0 }, "fee": m.tx.fee})
-                    })
-                    .collect(),
-            ))
-        }
-        "blockchain.scripthash.get_balance" => {
-            let summary = e.script_summary(sh).await?;
-            let delta: i128 = e.mempool_part(&sh, &summary.history).iter().map(|m| m.delta(&sh)).sum();
-            Ok(json!({"confirmed": summary.balance, "unconfirmed": delta as i64}))
-        }
-        "blockchain.scripthash.listunspent" => {
-            let summary = e.script_summary(sh).await?;
-            let mempool = e.mempool_part(&sh, &summary.history);
-            let mut out: Vec<Value> = summary
-                .unspent
-                .iter()
-                .filter(|u| e.mempool.spender(&u.txid, u.vout).is_none())
-                .map(|u| json!({"tx_hash": u.txid, "tx_pos": u.vout, "height": u.height, "value": u.value}))
-                .collect();
-            for m in &mempool {
-                for (vout, output) in m.tx.outputs.iter().enumerate() {
-                    if let Some((out_sh, value)) = output {
-                        if *out_sh == sh && e.mempool.spender(&m.tx.txid, vout as u32).is_none() {
-                            out.push(json!({"tx_hash": m.tx.txid, "tx_pos": vout, "height": 0, "value": value}));
-                        }
-                    }
+pub async fn get_mempool(e: &Arc<Electrum>, sh: ScriptHash) -> Result<Value, RpcError> {
+    let summary = e.script_summary(sh).await?;
+    let entries = e.mempool_part(&sh, &summary.history);
+    Ok(Value::Array(
+        entries
+            .iter()
+            .map(|m| json!({"tx_hash": m.tx.txid, "height": if m.has_unconfirmed_inputs { -1 } else { 0 }, "fee": m.tx.fee}))
+            .collect(),
+    ))
+}
+
+pub async fn get_balance(e: &Arc<Electrum>, sh: ScriptHash) -> Result<Value, RpcError> {
+    let summary = e.script_summary(sh).await?;
+    let delta: i128 = e.mempool_part(&sh, &summary.history).iter().map(|m| m.delta(&sh)).sum();
+    Ok(json!({"confirmed": summary.balance, "unconfirmed": delta as i64}))
+}
+
+pub async fn listunspent(e: &Arc<Electrum>, sh: ScriptHash) -> Result<Value, RpcError> {
+    let summary = e.script_summary(sh).await?;
+    let mempool = e.mempool_part(&sh, &summary.history);
+    let mut out: Vec<Value> = summary
+        .unspent
+        .iter()
+        .filter(|u| e.mempool.spender(&u.txid, u.vout).is_none())
+        .map(|u| json!({"tx_hash": u.txid, "tx_pos": u.vout, "height": u.height, "value": u.value}))
+        .collect();
+    for m in &mempool {
+        for (vout, output) in m.tx.outputs.iter().enumerate() {
+            if let Some((out_sh, value)) = output {
+                if *out_sh == sh && e.mempool.spender(&m.tx.txid, vout as u32).is_none() {
+                    out.push(json!({"tx_hash": m.tx.txid, "tx_pos": vout, "height": 0, "value": value}));
                 }
             }
-            Ok(Value::Array(out))
         }
-        "blockchain.scripthash.subscribe" => {
-            let items = e.history(sh).await?;
-            let s = status(&items);
-            call.session.subscribe(sh, &raw, s)?;
-            Ok(status_json(s))
-        }
-        "blockchain.scripthash.unsubscribe" => Ok(json!(call.session.unsubscribe(&sh))),
-        other => Err(RpcError::internal(format!("unrouted method {other}"))),
     }
+    Ok(Value::Array(out))
+}
+
+/// `subscribe`: the status now; notifications as it changes. `shown` is the script hash as
+/// the client wrote it, repeated in the notifications.
+pub async fn subscribe(
+    e: &Arc<Electrum>,
+    session: &mut SessionState,
+    sh: ScriptHash,
+    shown: &Value,
+) -> Result<Value, RpcError> {
+    let s = status(&e.history(sh).await?);
+    session.subscribe(sh, shown, s)?;
+    Ok(status_json(s))
+}
+
+pub fn unsubscribe(session: &mut SessionState, sh: &ScriptHash) -> Value {
+    json!(session.unsubscribe(sh))
 }

@@ -1,11 +1,12 @@
-//! Checking and converting method parameters the way ElectrumX does, with its error messages,
-//! so that clients see the same answers from both servers.
+//! ElectrumX's coercions: method parameters checked and converted as Python and ElectrumX do
+//! (`int()`, `str()`, `repr()`, its hash and hex checks), with its error messages, so that
+//! clients see the same answers from both servers.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use serde_json::Value;
 
-use super::jsonrpc::RpcError;
+use crate::jsonrpc::RpcError;
 use crate::types::{ScriptHash, Txid};
 
 /// Python's `repr()` of a string: single quotes unless the string holds one and no double.

@@ -1,0 +1,182 @@
+//! What a session remembers between requests: its negotiated version and client, its
+//! subscriptions with the statuses last sent, and its share of the server's subscription budget.
+//! Methods read and change it; the session's task owns it.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::coerce::commas;
+use super::jsonrpc::{self, RpcError};
+use super::protocol::ProtocolVersion;
+use crate::types::{BlockHash, ScriptHash};
+
+/// A subscription: the script hash as the client wrote it, and the status it last saw.
+#[derive(Debug, Clone)]
+struct Sub {
+    shown: Value,
+    status: Option<[u8; 32]>,
+}
+
+/// Subscriptions counted beyond one session: those of every session from the same client
+/// address, and those of all sessions. Each session takes from it as it subscribes and gives
+/// back as it unsubscribes or ends.
+#[derive(Debug, Clone)]
+pub struct SubBudget {
+    pub total: Arc<AtomicUsize>,
+    pub max_total: usize,
+    /// `None`: the address is exempt from the per-address limit.
+    pub per_ip: Option<Arc<AtomicUsize>>,
+    pub max_per_ip: usize,
+}
+
+impl SubBudget {
+    /// No limit beyond the session's own.
+    pub fn unlimited() -> SubBudget {
+        SubBudget { total: Arc::default(), max_total: usize::MAX, per_ip: None, max_per_ip: usize::MAX }
+    }
+
+    fn take(&self) -> Result<(), RpcError> {
+        let over = |what: &str, max: usize| {
+            RpcError::new(
+                jsonrpc::EXCESSIVE_RESOURCE_USAGE,
+                format!("too many subscriptions (at most {} {what})", commas(max as u64)),
+            )
+        };
+        if self.total.fetch_add(1, Ordering::Relaxed) >= self.max_total {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Err(over("on this server", self.max_total));
+        }
+        if let Some(ip) = &self.per_ip {
+            if ip.fetch_add(1, Ordering::Relaxed) >= self.max_per_ip {
+                ip.fetch_sub(1, Ordering::Relaxed);
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                return Err(over("per client address", self.max_per_ip));
+            }
+        }
+        Ok(())
+    }
+
+    fn give_back(&self, n: usize) {
+        self.total.fetch_sub(n, Ordering::Relaxed);
+        if let Some(ip) = &self.per_ip {
+            ip.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for SubBudget {
+    fn default() -> Self {
+        SubBudget::unlimited()
+    }
+}
+
+/// What a session remembers between requests.
+#[derive(Debug)]
+pub struct SessionState {
+    pub id: u64,
+    /// Negotiated by `server.version`; nothing else is served before.
+    pub version: Option<ProtocolVersion>,
+    pub version_seen: bool,
+    pub client: String,
+    pub headers: bool,
+    pub notified_height: Option<u32>,
+    notified_hash: Option<BlockHash>,
+    subs: HashMap<ScriptHash, Sub>,
+    /// Most script hashes this session may subscribe to.
+    pub max_subs: usize,
+    /// Shared with the other sessions.
+    pub budget: SubBudget,
+    /// Most requests in one batch.
+    pub max_batch: usize,
+    /// Close the connection once the current answer is sent.
+    pub close_after_reply: bool,
+}
+
+impl SessionState {
+    pub fn new(id: u64, max_subs: usize) -> SessionState {
+        SessionState {
+            id,
+            version: None,
+            version_seen: false,
+            client: String::new(),
+            headers: false,
+            notified_height: None,
+            notified_hash: None,
+            subs: HashMap::new(),
+            max_subs,
+            budget: SubBudget::unlimited(),
+            max_batch: usize::MAX,
+            close_after_reply: false,
+        }
+    }
+
+    pub fn subscribe(&mut self, sh: ScriptHash, shown: &Value, status: Option<[u8; 32]>) -> Result<(), RpcError> {
+        if let Some(sub) = self.subs.get_mut(&sh) {
+            *sub = Sub { shown: shown.clone(), status };
+            return Ok(());
+        }
+        if self.subs.len() >= self.max_subs {
+            return Err(RpcError::new(
+                jsonrpc::EXCESSIVE_RESOURCE_USAGE,
+                format!("too many subscriptions (at most {} per session)", self.max_subs),
+            ));
+        }
+        self.budget.take()?;
+        self.subs.insert(sh, Sub { shown: shown.clone(), status });
+        Ok(())
+    }
+
+    pub fn unsubscribe(&mut self, sh: &ScriptHash) -> bool {
+        let removed = self.subs.remove(sh).is_some();
+        if removed {
+            self.budget.give_back(1);
+        }
+        removed
+    }
+
+    /// Subscribes to headers, the client having been sent the tip `height`/`hash`.
+    pub fn subscribe_headers(&mut self, height: u32, hash: BlockHash) {
+        self.headers = true;
+        self.notified_height = Some(height);
+        self.notified_hash = Some(hash);
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Records a new tip for a session subscribed to headers; whether it is news to the client.
+    pub fn tip_changed(&mut self, height: u32, hash: BlockHash) -> bool {
+        if !self.headers || self.notified_hash == Some(hash) {
+            return false;
+        }
+        self.notified_height = Some(height);
+        self.notified_hash = Some(hash);
+        true
+    }
+
+    /// The subscribed script hashes `affected` says may have changed.
+    pub fn subscribed(&self, mut affected: impl FnMut(&ScriptHash) -> bool) -> Vec<ScriptHash> {
+        self.subs.keys().filter(|sh| affected(sh)).copied().collect()
+    }
+
+    /// Records the status of a subscribed script; the script hash as the client wrote it if
+    /// the status is news to the client.
+    pub fn status_changed(&mut self, sh: &ScriptHash, status: Option<[u8; 32]>) -> Option<&Value> {
+        let sub = self.subs.get_mut(sh).filter(|sub| sub.status != status)?;
+        sub.status = status;
+        Some(&sub.shown)
+    }
+}
+
+impl Drop for SessionState {
+    /// The session's subscriptions go back to the shared budget.
+    fn drop(&mut self) {
+        self.budget.give_back(self.subs.len());
+    }
+}

@@ -2,8 +2,6 @@
 //! (`int()`, `str()`, `repr()`, its hash and hex checks), with its error messages, so that
 //! clients see the same answers from both servers.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use serde_json::Value;
 
 use crate::jsonrpc::RpcError;

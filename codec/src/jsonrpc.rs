@@ -1,8 +1,6 @@
 //! JSON-RPC 1.0 and 2.0 as Electrum clients speak it: single requests, batches, notifications,
 //! positional and named parameters, and error objects with ElectrumX's codes and messages.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use serde_json::{Map, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -137,7 +135,38 @@ pub struct Request {
 pub enum Incoming {
     Single(Request),
     /// Members that are not valid requests are answered with an error in their place.
-    Batch(Vec<Result<Request, Response>>),
+    Batch(Vec<Result<Request, Invalid>>),
+}
+
+/// A message, or a member of a batch, that is not a valid request: the error it is answered
+/// with, and the id and JSON-RPC version it is answered in (as far as they could be read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub id: Value,
+    pub error: RpcError,
+    pub v2: bool,
+}
+
+impl Invalid {
+    fn new(code: i64, message: impl Into<String>) -> Invalid {
+        Invalid { id: Value::Null, error: RpcError::new(code, message), v2: true }
+    }
+
+    /// The error answer.
+    pub fn response(&self) -> Response {
+        error_response(&self.id, &self.error, self.v2)
+    }
+}
+
+impl Incoming {
+    /// The id an error answer to a whole message carries: a single request's; none for a batch.
+    pub fn reply_id(parsed: &Result<Incoming, Invalid>) -> Value {
+        match parsed {
+            Ok(Incoming::Single(r)) => r.id.clone().unwrap_or(Value::Null),
+            Ok(Incoming::Batch(_)) => Value::Null,
+            Err(invalid) => invalid.id.clone(),
+        }
+    }
 }
 
 /// An encoded answer (one JSON text, no framing).
@@ -190,18 +219,14 @@ pub fn result_text(id: &Value, result: &str, v2: bool) -> String {
     }
 }
 
-fn parse_request(value: Value) -> Result<Request, Response> {
+fn parse_request(value: Value) -> Result<Request, Invalid> {
     let Value::Object(mut obj) = value else {
-        return Err(error_response(
-            &Value::Null,
-            &RpcError::new(INVALID_REQUEST, "request object must be a dictionary"),
-            true,
-        ));
+        return Err(Invalid::new(INVALID_REQUEST, "request object must be a dictionary"));
     };
     let v2 = obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
     let id = obj.remove("id");
     let id_for_error = id.clone().unwrap_or(Value::Null);
-    let fail = |code: i64, msg: String| error_response(&id_for_error, &RpcError::new(code, msg), v2);
+    let fail = |code: i64, msg: String| Invalid { id: id_for_error.clone(), error: RpcError::new(code, msg), v2 };
     if let Some(id) = &id {
         if !matches!(id, Value::Null | Value::Number(_) | Value::String(_)) {
             return Err(fail(INVALID_REQUEST, format!("invalid \"id\": {id}")));
@@ -228,14 +253,14 @@ fn parse_request(value: Value) -> Result<Request, Response> {
 }
 
 /// Parses one message (surrounding whitespace allowed: clients pad).
-pub fn parse(bytes: &[u8]) -> Result<Incoming, Response> {
-    let parse_error = |msg: &str| error_response(&Value::Null, &RpcError::new(PARSE_ERROR, msg), true);
+pub fn parse(bytes: &[u8]) -> Result<Incoming, Invalid> {
+    let parse_error = |msg: &str| Invalid::new(PARSE_ERROR, msg);
     let text = std::str::from_utf8(bytes).map_err(|_| parse_error("messages must be encoded in UTF-8"))?;
     let value: Value = serde_json::from_str(text.trim()).map_err(|_| parse_error("invalid JSON"))?;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(error_response(&Value::Null, &RpcError::new(INVALID_REQUEST, "batch is empty"), true));
+                return Err(Invalid::new(INVALID_REQUEST, "batch is empty"));
             }
             Ok(Incoming::Batch(items.into_iter().map(parse_request).collect()))
         }
@@ -269,17 +294,22 @@ mod tests {
     #[test]
     fn errors_are_answers() {
         let e = parse(b"{not json").unwrap_err();
-        assert_eq!(serde_json::from_str::<Value>(&e.0).unwrap()["error"]["code"], PARSE_ERROR);
+        assert_eq!((e.error.code, e.id.clone()), (PARSE_ERROR, Value::Null));
+        assert_eq!(serde_json::from_str::<Value>(&e.response().0).unwrap()["error"]["code"], PARSE_ERROR);
         let e = parse(b"[]").unwrap_err();
-        assert!(e.0.contains("batch is empty"));
+        assert_eq!((e.error.code, e.error.message.as_str()), (INVALID_REQUEST, "batch is empty"));
         let e = parse(b"5").unwrap_err();
-        assert!(e.0.contains("must be a dictionary"));
+        assert!(e.error.message.contains("must be a dictionary"));
         let e = parse(br#"{"id":1,"method":5}"#).unwrap_err();
-        assert!(e.0.contains("method must be a string"));
-        let e = parse(br#"{"id":{"a":1},"method":"x"}"#).unwrap_err();
-        assert!(e.0.contains("invalid \\\"id\\\""), "{}", e.0);
+        assert_eq!((e.error.code, e.id.clone(), e.v2), (METHOD_NOT_FOUND, json!(1), false));
+        assert_eq!(
+            serde_json::from_str::<Value>(&e.response().0).unwrap(),
+            json!({"result": null, "error": {"code": METHOD_NOT_FOUND, "message": "method must be a string"}, "id": 1})
+        );
+        let e = parse(br#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#).unwrap_err();
+        assert_eq!((e.error.message.as_str(), e.v2), ("invalid \"id\": {\"a\":1}", true));
         let e = parse(&[0xff, 0xfe]).unwrap_err();
-        assert!(e.0.contains("UTF-8"));
+        assert!(e.error.message.contains("UTF-8"));
     }
 
     #[test]

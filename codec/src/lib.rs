@@ -4,6 +4,9 @@
 //! own. `ferrum` re-exports each module where it is used (`ferrum::parse`, `ferrum::types`,
 //! `ferrum::store::rows`, `ferrum::electrum::{jsonrpc, protocol, request, coerce}`).
 
+// Outside input never panics the server (the workspace's Cargo.toml says why here).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod coerce;
 pub mod jsonrpc;
 pub mod parse;

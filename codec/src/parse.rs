@@ -3,8 +3,6 @@
 //! transaction in its block. Every read is bounds-checked: malformed bytes give an error, never
 //! a panic or a huge allocation.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::ops::Range;
 
 use crate::types::{sha256d, BlockHash, Txid};

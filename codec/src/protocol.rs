@@ -1,8 +1,6 @@
 //! The Electrum protocol's vocabulary: its versions, the negotiation of one, and its methods
 //! with the versions that have each.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::borrow::Cow;
 use std::fmt;
 

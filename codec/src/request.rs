@@ -1,8 +1,6 @@
 //! A client's request, parsed once: the method and its arguments bound to the method's
 //! signature and converted with ElectrumX's coercions, or the error ElectrumX answers.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use serde_json::Value;
 
 use crate::coerce::{boolean, height, hex_bytes, non_negative, py_str, scripthash, txid};

@@ -13,8 +13,6 @@
 //! Integers in keys are big-endian so that keys sort in numeric order. `tx_num` is 5 bytes:
 //! 2^40 transactions is about 900 times the Bitcoin chain of 2026.
 
-#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
-
 use crate::parse::HEADER_LEN;
 use crate::types::{BlockHash, ScriptHash, Txid};
 

@@ -1,8 +1,6 @@
 //! Hash types shared by every stage. Stored in internal (hashing) byte order; shown and parsed
 //! in display order (byte-reversed hex), as bitcoind and Electrum clients write them.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::fmt;
 
 use sha2::{Digest, Sha256};

@@ -4,8 +4,6 @@
 //! Commands: `getinfo`, `sessions`, `groups`, `peers`, `disconnect <id|ip>...`, `log <filter>`,
 //! `query <address|scripthash> [limit]`, `reorg-check [depth]`, `stop`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -21,6 +19,7 @@ use crate::electrum::jsonrpc::{self, RpcError};
 use crate::monitor::{resident_bytes, Monitor};
 use crate::server::framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
 use crate::server::SessionInfo;
+use crate::sync::Locked;
 use crate::types::ScriptHash;
 
 /// Largest admin request, bytes.
@@ -185,7 +184,7 @@ fn getinfo(m: &Monitor) -> Value {
 }
 
 fn session_json(s: &SessionInfo) -> Value {
-    let (client, version) = s.client.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (client, version) = s.client.locked().clone();
     json!({
         "id": s.id,
         "peer": s.peer.to_string(),

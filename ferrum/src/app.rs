@@ -15,12 +15,13 @@ use crate::monitor::{LogControl, Monitor};
 use crate::server::tls::{CertSource, Tls};
 use crate::server::{self, Protocol, Server};
 use crate::store::{PrevoutMode, Store, StoreConfig, StoreError};
+use crate::sync::Backoff;
 
 /// Waits until the node answers and is one Ferrum can use. Transient failures (down, warming
 /// up) are logged once and retried; wrong network, pruning or refused credentials end start-up.
 pub async fn wait_for_node(daemon: &Daemon, stop: &StopSignal) -> Result<Option<NodeInfo>> {
     let mut logged: Option<String> = None;
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
         let attempt = async {
             if let Err(mismatch) = daemon.check_usable().await? {
@@ -49,10 +50,9 @@ pub async fn wait_for_node(daemon: &Daemon, stop: &StopSignal) -> Result<Option<
             Err(e) => return Err(e.into()),
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_wait()) => {}
             _ = stop.wait() => return Ok(None),
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

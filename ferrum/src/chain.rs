@@ -1,8 +1,6 @@
 //! The indexed chain in memory: every header, its hash and the `tx_num` range of its block, so
 //! that `tx_num → height` is a binary search and `height → header` an array index.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use crate::parse::{parse_header, HEADER_LEN};
 use crate::types::BlockHash;
 

@@ -2,8 +2,6 @@
 //! (Ferrum's `FERRUM_*` names and ElectrumX's names) and a TOML file, in that order of precedence,
 //! validated into clear errors that name the offending setting.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

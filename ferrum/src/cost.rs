@@ -7,8 +7,7 @@
 //! charge a unit each, into a counter local to the session's task ([`charge`]), so no layer
 //! needs to know about sessions.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
+use crate::sync::Locked;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -130,7 +129,7 @@ impl Ledger {
     /// Adds `units` to the group's cost.
     pub fn add(&self, group: &str, units: f64) {
         let now = Instant::now();
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut groups = self.groups.locked();
         if groups.len() >= PRUNE_AT && !groups.contains_key(group) {
             groups.retain(|_, g| {
                 let secs = now.saturating_duration_since(g.at).as_secs_f64();
@@ -147,7 +146,7 @@ impl Ledger {
 
     /// The group's cost now.
     pub fn cost(&self, group: &str) -> f64 {
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut groups = self.groups.locked();
         match groups.get_mut(group) {
             Some(g) => {
                 self.decayed(g, Instant::now());
@@ -159,7 +158,7 @@ impl Ledger {
 
     /// What the group's next request gets.
     pub fn verdict(&self, group: &str) -> Verdict {
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut groups = self.groups.locked();
         let Some(g) = groups.get_mut(group) else { return Verdict::Serve };
         self.decayed(g, Instant::now());
         let Limits { soft, hard } = self.limits;
@@ -178,7 +177,7 @@ impl Ledger {
     /// Groups with a cost, the highest first.
     pub fn groups(&self) -> Vec<(String, f64)> {
         let now = Instant::now();
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut groups = self.groups.locked();
         let mut out: Vec<(String, f64)> = groups
             .iter_mut()
             .map(|(name, g)| {

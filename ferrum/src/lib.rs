@@ -5,6 +5,9 @@
 //! `mempool` → `electrum` (the protocol) → `server` (transports and sessions). `config` builds
 //! the settings every stage reads.
 
+// Outside input never panics the server (the workspace's Cargo.toml says why here).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod admin;
 pub mod app;
 pub mod chain;
@@ -23,5 +26,6 @@ pub mod network;
 pub mod query;
 pub mod server;
 pub mod store;
+pub mod sync;
 
 pub use ferrum_codec::{parse, types};

@@ -1,3 +1,6 @@
+// Outside input never panics the server (the workspace's Cargo.toml says why here).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -4,8 +4,6 @@
 //! Keeps, per script hash, the transactions touching it, for history, balance deltas, unspent
 //! outputs and the fee histogram.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -14,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::daemon::{Daemon, DaemonError};
 use crate::parse;
+use crate::sync::Shared;
 use crate::types::{BlockHash, ScriptHash, Txid};
 
 /// Requests per JSON-RPC batch.
@@ -125,7 +124,7 @@ impl Mempool {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.state.reading()
     }
 
     pub fn len(&self) -> usize {
@@ -180,7 +179,7 @@ impl Mempool {
         let index_behind = BlockHash::from_hex(&tip) != indexed;
         let mut report = SyncReport::default();
         let new: Vec<Txid> = {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state.writing();
             let gone: Vec<Txid> = if index_behind {
                 Vec::new()
             } else {
@@ -207,7 +206,7 @@ impl Mempool {
             return Ok(report);
         }
         let fetched = self.fetch(&new).await?;
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.writing();
         for tx in fetched {
             // Its parents may have left meanwhile; it then waits for the next sync.
             if state.txs.contains_key(&tx.txid) {
@@ -350,7 +349,7 @@ impl Mempool {
             *by_rate.entry(tenths).or_default() += vsize;
         }
         let h = compact_histogram(by_rate);
-        self.state.write().unwrap_or_else(|e| e.into_inner()).histogram = Some((Instant::now(), h.clone()));
+        self.state.writing().histogram = Some((Instant::now(), h.clone()));
         h
     }
 }

@@ -2,12 +2,11 @@
 //! their latency per method, errors by code, notifications, and requests per minute over the
 //! last hour. Read by the admin RPC, the status page and `/metrics`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::Locked;
 use ferrum_codec::protocol::Method;
 
 /// What requests of no known method count as: a client cannot grow the metrics with made-up
@@ -118,7 +117,7 @@ impl Metrics {
 
     fn tick(&self, n: u64) {
         let now = self.minute_now();
-        let mut m = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.minutes.locked();
         advance(&mut m, now);
         if let Some(c) = m.counts.get_mut((now % 60) as usize) {
             *c += n;
@@ -130,7 +129,7 @@ impl Metrics {
     pub fn requests_per_second(&self) -> Vec<f64> {
         let elapsed = self.started.elapsed().as_secs();
         let now = elapsed / 60;
-        let mut m = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.minutes.locked();
         advance(&mut m, now);
         (0..60u64)
             .map(|back| {

@@ -3,8 +3,6 @@
 //! Prometheus metrics. The node's state and the index's size on disk are sampled in the
 //! background, so none of these ever waits on bitcoind or walks the disk.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +17,7 @@ use crate::metrics::LATENCY_BUCKETS;
 use crate::network::Network;
 use crate::server::{Protocol, Server};
 use crate::store::PrevoutMode;
+use crate::sync::Locked;
 
 /// Changes the log filter of the running process.
 pub type LogControl = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -99,11 +98,11 @@ impl Monitor {
                 error: None,
             },
             Err(e) => {
-                let last = self.node.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let last = self.node.locked().clone();
                 NodeState { reachable: false, error: Some(e.to_string()), ..last }
             }
         };
-        *self.node.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        *self.node.locked() = state;
         let dir = self.index_dir.clone();
         if let Ok(bytes) = tokio::task::spawn_blocking(move || dir_size(&dir)).await {
             self.db_bytes.store(bytes, Ordering::Relaxed);
@@ -112,8 +111,7 @@ impl Monitor {
 
     /// Serving normally: caught up with the node, and the node answering.
     pub fn healthy(&self) -> bool {
-        self.electrum.index.status().unavailable().is_none()
-            && self.node.lock().unwrap_or_else(|e| e.into_inner()).reachable
+        self.electrum.index.status().unavailable().is_none() && self.node.locked().reachable
     }
 
     /// The snapshot behind the status page (`/api/status`).
@@ -127,7 +125,7 @@ impl Monitor {
             let bytes: [u8; 4] = header.get(68..72)?.try_into().ok()?;
             Some(u32::from_le_bytes(bytes))
         });
-        let node = self.node.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let node = self.node.locked().clone();
         let stats = e.daemon.rpc().stats();
         let rpc_requests = stats.requests.load(Ordering::Relaxed);
         let sessions = self.server.sessions();
@@ -199,7 +197,7 @@ impl Monitor {
         let mut out = String::with_capacity(8192);
         let tip = e.index.tip();
         let sync = e.index.status();
-        let node = self.node.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let node = self.node.locked().clone();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
             let _ = writeln!(out, "# HELP ferrum_{name} {help}\n# TYPE ferrum_{name} {kind}");
             for (labels, value) in samples {

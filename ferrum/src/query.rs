@@ -5,8 +5,6 @@
 //! transactions past the view's count are ignored (blocks added meanwhile), and a change of
 //! generation (blocks undone meanwhile) makes the query start again.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -74,10 +74,10 @@ fn behind_core_29_utxo_mode_truth_and_reorgs() {
 
 /// Sends a few transactions, some of which later reorgs move, drop or double-spend.
 fn activity(node: &Node, wallet: &mut Wallet, round: u32) {
-    for i in 0..3 {
-        let kind = Kind::ALL[((round + i) % 6) as usize];
-        let r = wallet.receiver(kind);
-        wallet.pay(node, &r.script_pubkey, Amount::from_sat(200_000 + u64::from(round) * 1000)).unwrap();
+    for kind in Kind::ALL.iter().cycle().skip(round as usize).take(3) {
+        let r = wallet.receiver(*kind);
+        let sent = wallet.pay(node, &r.script_pubkey, Amount::from_sat(200_000 + u64::from(round) * 1000));
+        sent.unwrap_or_else(|e| panic!("{e:#}"));
     }
 }
 

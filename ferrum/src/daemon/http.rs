@@ -4,12 +4,11 @@
 //! bitcoind answers HTTP/1.1 with `Content-Length`; chunked bodies are accepted too, for nodes
 //! behind a proxy. Bodies are bounded so a broken peer cannot make us allocate without limit.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sync::Locked;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -96,12 +95,12 @@ impl HttpClient {
     }
 
     fn take_idle(&self) -> Option<Conn> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        self.idle.locked().pop()
     }
 
     fn put_back(&self, conn: Option<Conn>) {
         if let Some(conn) = conn {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.idle.locked();
             if idle.len() < POOL_SIZE {
                 idle.push(conn);
             }
@@ -110,7 +109,7 @@ impl HttpClient {
 
     /// Drops idle connections, e.g. after the node restarted.
     pub fn reset(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.idle.locked().clear();
     }
 }
 

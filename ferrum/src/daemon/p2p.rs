@@ -8,8 +8,6 @@
 //! submitted over RPC was announced 100 ms late that way.
 //! Reconnects with capped backoff; the caller keeps polling as a fallback meanwhile.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::network::Network;
+use crate::sync::Backoff;
+use crate::sync::Locked;
 use crate::types::{sha256d, BlockHash};
 
 const PROTOCOL_VERSION: i32 = 70016;
@@ -43,14 +43,14 @@ impl Announcements {
     /// Wakes the indexer; `hash` is the announced block when known.
     pub fn block(&self, hash: Option<BlockHash>) {
         if let Some(h) = hash {
-            *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+            *self.latest.locked() = Some(h);
         }
         self.notify.notify_one();
     }
 
     /// The last block announced by hash, if any, taking it.
     pub fn take_latest(&self) -> Option<BlockHash> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.latest.locked().take()
     }
 }
 
@@ -218,7 +218,7 @@ async fn session(
 pub async fn listen(addr: String, network: Network, triggers: Triggers) {
     let failing = std::sync::atomic::AtomicBool::new(false);
     let connected = std::sync::atomic::AtomicBool::new(false);
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         connected.store(false, Ordering::Relaxed);
         let on_connect = || {
@@ -235,10 +235,9 @@ pub async fn listen(addr: String, network: Network, triggers: Triggers) {
             }
         }
         if connected.load(Ordering::Relaxed) {
-            backoff = Duration::from_millis(500);
+            backoff.reset();
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        tokio::time::sleep(backoff.next_wait()).await;
     }
 }
 

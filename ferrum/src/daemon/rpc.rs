@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::http::{HttpClient, HttpError};
 use super::DaemonError;
+use crate::sync::Shared;
 
 /// bitcoind's code for "still loading, try again".
 pub const RPC_IN_WARMUP: i64 = -28;
@@ -58,16 +59,16 @@ struct Endpoint {
 
 impl Endpoint {
     fn cached_header(&self) -> Result<String, DaemonError> {
-        if let Some(h) = self.auth_header.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(h) = self.auth_header.reading().as_ref() {
             return Ok(h.clone());
         }
         let h = self.auth.header()?;
-        *self.auth_header.write().unwrap_or_else(|e| e.into_inner()) = Some(h.clone());
+        *self.auth_header.writing() = Some(h.clone());
         Ok(h)
     }
 
     fn forget_credentials(&self) {
-        *self.auth_header.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.auth_header.writing() = None;
         self.http.reset();
     }
 
@@ -167,8 +168,11 @@ impl RpcClient {
         &self.stats
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "never empty (the node's address comes first); i is reduced modulo its length"
+    )]
     fn endpoint(&self, i: usize) -> &Endpoint {
-        // `endpoints` is never empty; `i` is reduced modulo its length.
         &self.endpoints[i % self.endpoints.len()]
     }
 
@@ -227,7 +231,7 @@ impl RpcClient {
         let reply: Value = serde_json::from_slice(&body).map_err(|_| {
             DaemonError::Protocol(format!(
                 "{method}: HTTP {status}, not JSON: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+                String::from_utf8_lossy(body.get(..200).unwrap_or(&body))
             ))
         })?;
         into_result(method, reply)

@@ -2,11 +2,10 @@
 //! ZMTP 3.0 over TCP with the NULL mechanism, which is what bitcoind's publishers speak.
 //! Only what a SUB socket needs: greeting, READY, subscriptions, and multipart messages.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::sync::Backoff;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -140,7 +139,7 @@ impl Subscriber {
 /// (the part after the topic). Reconnects with capped backoff; logs loss and recovery once.
 pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMut(&[u8]) + Send) {
     let failing = AtomicBool::new(false);
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         match Subscriber::connect(&addr, &[topic]).await {
             Ok(mut sub) => {
@@ -149,7 +148,7 @@ pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMu
                 } else {
                     tracing::debug!(%addr, topic, "ZMQ subscription up");
                 }
-                backoff = Duration::from_millis(500);
+                backoff.reset();
                 loop {
                     match sub.recv().await {
                         Ok(parts) => {
@@ -172,8 +171,7 @@ pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMu
                 }
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        tokio::time::sleep(backoff.next_wait()).await;
     }
 }
 

@@ -2,8 +2,6 @@
 //! (for broadcasts, fee estimates and raw transactions) the node. Transports and sessions are
 //! in `server`; this module knows nothing of sockets.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 pub use ferrum_codec::{coerce, jsonrpc, protocol, request};
 pub mod methods;
 pub mod session;
@@ -23,6 +21,7 @@ use crate::index::Index;
 use crate::mempool::{Entry, Mempool};
 use crate::network::Network;
 use crate::query::{HistoryEntry, Query, ScriptSummary};
+use crate::sync::Locked;
 use crate::types::{BlockHash, ScriptHash, Txid};
 use jsonrpc::RpcError;
 use status::Item;
@@ -266,25 +265,25 @@ impl Electrum {
 
     /// `getnetworkinfo`, cached for a minute.
     pub async fn network_info(&self) -> Result<NetworkInfo, RpcError> {
-        if let Some((at, info)) = self.network_info.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some((at, info)) = self.network_info.locked().as_ref() {
             if at.elapsed() < NODE_INFO_TTL {
                 return Ok(info.clone());
             }
         }
         let info = self.daemon.network_info().await.map_err(daemon_error)?;
-        *self.network_info.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), info.clone()));
+        *self.network_info.locked() = Some((Instant::now(), info.clone()));
         Ok(info)
     }
 
     /// `getmempoolinfo`, cached for a minute.
     pub async fn mempool_info(&self) -> Result<Value, RpcError> {
-        if let Some((at, info)) = self.mempool_info.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some((at, info)) = self.mempool_info.locked().as_ref() {
             if at.elapsed() < NODE_INFO_TTL {
                 return Ok(info.clone());
             }
         }
         let info = self.daemon.rpc().call_value("getmempoolinfo", json!([])).await.map_err(daemon_error)?;
-        *self.mempool_info.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), info.clone()));
+        *self.mempool_info.locked() = Some((Instant::now(), info.clone()));
         Ok(info)
     }
 
@@ -292,7 +291,7 @@ impl Electrum {
     pub async fn estimate_fee(&self, target: u32, mode: Option<String>) -> Result<Value, RpcError> {
         let tip = self.index.tip().hash;
         let key = (target, mode.clone());
-        if let Some((at_tip, v)) = self.fee_cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some((at_tip, v)) = self.fee_cache.locked().get(&key) {
             if *at_tip == tip {
                 return Ok(v.clone());
             }
@@ -303,7 +302,7 @@ impl Electrum {
         };
         let estimate = self.daemon.rpc().call_value("estimatesmartfee", params).await.map_err(daemon_error)?;
         let feerate = estimate.get("feerate").cloned().unwrap_or(json!(-1));
-        self.fee_cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (tip, feerate.clone()));
+        self.fee_cache.locked().insert(key, (tip, feerate.clone()));
         Ok(feerate)
     }
 }

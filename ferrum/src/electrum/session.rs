@@ -5,14 +5,12 @@
 //! answer and later notifications never cross: an event that arrives while a status is being
 //! computed is handled after it, against the status the client was sent.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::coerce::commas;
-use super::jsonrpc::{self, Incoming, Response, RpcError};
+use super::jsonrpc::{self, Incoming, Invalid, Response, RpcError};
 use super::methods::{self, Answer, Context};
 use super::protocol::Method;
 use super::request::Request;
@@ -20,14 +18,6 @@ use super::state::SessionState;
 use super::status::status_json;
 use super::{Electrum, Event};
 use crate::store::rows::sh_prefix;
-
-/// The code of an error answer.
-fn error_code(answer: &str) -> i64 {
-    serde_json::from_str::<Value>(answer)
-        .ok()
-        .and_then(|v| v.get("error")?.get("code")?.as_i64())
-        .unwrap_or(jsonrpc::PARSE_ERROR)
-}
 
 pub struct Session {
     electrum: Arc<Electrum>,
@@ -47,10 +37,15 @@ impl Session {
 
     /// Handles one received message; returns the answer to send, if any.
     pub async fn handle_message(&mut self, bytes: &[u8]) -> Option<Response> {
-        match jsonrpc::parse(bytes) {
-            Err(error) => {
-                self.electrum.metrics.error(error_code(&error.0));
-                Some(error)
+        self.handle(jsonrpc::parse(bytes)).await
+    }
+
+    /// Handles one parsed message; returns the answer to send, if any.
+    pub async fn handle(&mut self, parsed: Result<Incoming, Invalid>) -> Option<Response> {
+        match parsed {
+            Err(invalid) => {
+                self.electrum.metrics.error(invalid.error.code);
+                Some(invalid.response())
             }
             Ok(Incoming::Single(request)) => {
                 let answer = self.handle_request(request).await?;
@@ -75,9 +70,9 @@ impl Session {
                 let mut answers = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Err(error) => {
-                            self.electrum.metrics.error(error_code(&error.0));
-                            answers.push(error.0)
+                        Err(invalid) => {
+                            self.electrum.metrics.error(invalid.error.code);
+                            answers.push(invalid.response().0)
                         }
                         Ok(request) => {
                             if let Some(a) = self.handle_request(request).await {

@@ -2,8 +2,6 @@
 //! subscriptions with the statuses last sent, and its share of the server's subscription budget.
 //! Methods read and change it; the session's task owns it.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -5,8 +5,6 @@
 //! those with an unconfirmed input (height -1), ties broken by txid in display byte order.
 //! `get_history` and the status always use this same order, or Electrum clients disconnect.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::cmp::Ordering;
 
 use sha2::{Digest, Sha256};

@@ -3,8 +3,6 @@
 //! the node is unreachable). GET and HEAD only, one request per connection, bounded in size and
 //! time, so it needs no HTTP framework and a browser or a scraper cannot hold it up.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

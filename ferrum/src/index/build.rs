@@ -1,8 +1,6 @@
 //! From a raw block (and the outputs it spends, when known) to everything the index stores
 //! about it. Runs in parallel, one block per task; `tx_num`s are assigned later, in order.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use crate::parse::{self, ParseError, HEADER_LEN};
 use crate::store::rows::{sh_prefix, Coin};
 use crate::types::{BlockHash, ScriptHash, Txid};

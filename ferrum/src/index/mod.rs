@@ -20,6 +20,7 @@ use crate::daemon::p2p::Announcements;
 use crate::daemon::{DaemonError, NodeTip};
 use crate::store::rows::{self, Coin, Tip};
 use crate::store::{Durability, PrevoutMode, Store, StoreError};
+use crate::sync::{Backoff, Locked, Shared};
 use crate::types::BlockHash;
 use build::{BlockData, BuildError};
 use chunk::Chunk;
@@ -202,7 +203,7 @@ impl Index {
 
     /// The chain in memory. Hold the guard briefly: the indexer waits for it to publish.
     pub fn chain(&self) -> RwLockReadGuard<'_, Chain> {
-        self.chain.read().unwrap_or_else(|e| e.into_inner())
+        self.chain.reading()
     }
 
     pub fn tip(&self) -> IndexTip {
@@ -224,15 +225,15 @@ impl Index {
     }
 
     pub fn status(&self) -> SyncStatus {
-        self.status.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.status.reading().clone()
     }
 
     fn tracking(&self) -> bool {
-        self.touched.lock().unwrap_or_else(|e| e.into_inner()).tracking
+        self.touched.locked().tracking
     }
 
     fn record_touched(&self, prefixes: impl IntoIterator<Item = [u8; 8]>) {
-        let mut t = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = self.touched.locked();
         if !t.tracking || t.overflow {
             return;
         }
@@ -246,14 +247,14 @@ impl Index {
     /// The script-hash prefixes touched by blocks added or undone since the last call;
     /// `None` when there were too many to list (treat every subscription as touched).
     pub fn take_touched(&self) -> Option<std::collections::HashSet<[u8; 8]>> {
-        let mut t = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = self.touched.locked();
         let overflow = std::mem::take(&mut t.overflow);
         let prefixes = std::mem::take(&mut t.prefixes);
         (!overflow).then_some(prefixes)
     }
 
     fn set_status(&self, f: impl FnOnce(&mut SyncStatus)) {
-        f(&mut self.status.write().unwrap_or_else(|e| e.into_inner()));
+        f(&mut self.status.writing());
     }
 
     fn publish(&self) {
@@ -436,7 +437,7 @@ impl<S: BlockSource> Indexer<S> {
     /// After reaching the tip: leave bulk mode, compact, say so once.
     fn finish_catch_up(&mut self, height: u32) -> Result<(), IndexError> {
         let was_caught_up = self.index.status().caught_up;
-        self.index.touched.lock().unwrap_or_else(|e| e.into_inner()).tracking = true;
+        self.index.touched.locked().tracking = true;
         self.index.set_status(|s| {
             s.caught_up = true;
             s.eta_secs = Some(0);
@@ -526,7 +527,7 @@ impl<S: BlockSource> Indexer<S> {
             self.index.generation.fetch_add(1, Ordering::SeqCst);
             let store_commit = self.commit_blocking(batch, Durability::Synced).await;
             {
-                let mut chain = self.index.chain.write().unwrap_or_else(|e| e.into_inner());
+                let mut chain = self.index.chain.writing();
                 if store_commit.is_ok() {
                     for _ in bottom..=top {
                         chain.pop();
@@ -687,7 +688,7 @@ impl<S: BlockSource> Indexer<S> {
         self.commit_blocking(batch, durability).await?;
         self.index.record_touched(touched);
         {
-            let mut chain = self.index.chain.write().unwrap_or_else(|e| e.into_inner());
+            let mut chain = self.index.chain.writing();
             for (header, count) in &blocks {
                 chain.push(header, *count)?;
             }
@@ -736,7 +737,7 @@ impl<S: BlockSource> Indexer<S> {
     pub async fn run(mut self, trigger: Arc<Announcements>, poll: Duration) -> Result<(), IndexError> {
         let mut chase: Option<(BlockHash, Instant, Duration)> = None;
         let mut outage: Option<String> = None;
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         // Blocks the node listed, then could not find: its chain changed while it was read.
         let mut vanished = 0u32;
         loop {
@@ -745,7 +746,7 @@ impl<S: BlockSource> Indexer<S> {
                     if outage.take().is_some() {
                         tracing::info!("connection to bitcoind restored");
                     }
-                    backoff = Duration::from_millis(250);
+                    backoff.reset();
                     vanished = 0;
                 }
                 Err(IndexError::Daemon(DaemonError::Rejected { code: -5, message })) => {
@@ -774,10 +775,9 @@ impl<S: BlockSource> Indexer<S> {
                         outage = Some(kind.to_string());
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.next_wait()) => {}
                         _ = self.stop.wait() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                     if self.stop.is_stopped() {
                         return Ok(());
                     }

@@ -2,8 +2,6 @@
 //! WebSocket. Incoming messages are bounded: an oversized one is discarded (up to the next
 //! newline on a byte stream) and reported, never buffered without limit.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 use std::io;
 
 use futures::{SinkExt, StreamExt};

@@ -1,8 +1,6 @@
 //! Transports and sessions: TCP, TLS, WebSocket and secure WebSocket listeners; one task per
 //! connection, with an idle timeout, a bounded outbound queue and a slow-reader timeout.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 pub mod framing;
 pub mod tls;
 
@@ -23,6 +21,7 @@ use crate::electrum::jsonrpc::{self, Response, RpcError};
 use crate::electrum::session::Session;
 use crate::electrum::state::{SessionState, SubBudget};
 use crate::electrum::{Electrum, Event};
+use crate::sync::Locked;
 use framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
 
 /// How long a client has to complete a TLS or WebSocket handshake.
@@ -233,9 +232,9 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.server.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.server.sessions.locked().remove(&self.id);
         if let Some(ip) = self.ip {
-            let mut per_ip = self.server.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let mut per_ip = self.server.per_ip.locked();
             if let Some(u) = per_ip.get_mut(&ip) {
                 u.sessions = u.sessions.saturating_sub(1);
                 if u.sessions == 0 {
@@ -312,7 +311,7 @@ impl Server {
         if self.limits.exempt.iter().any(|s| s.contains(ip)) {
             return Ok(None);
         }
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per_ip = self.per_ip.locked();
         let u = per_ip.entry(ip).or_default();
         if u.sessions >= self.limits.max_sessions_per_ip {
             return Err(());
@@ -322,7 +321,7 @@ impl Server {
     }
 
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.sessions.locked().len()
     }
 
     /// Sessions accepted since start.
@@ -332,7 +331,7 @@ impl Server {
 
     /// The live sessions, by id.
     pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
-        let mut all: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut all: Vec<_> = self.sessions.locked().values().cloned().collect();
         all.sort_by_key(|s| s.id);
         all
     }
@@ -387,7 +386,7 @@ impl Server {
                 ip_subs: ip_subs.clone(),
                 group: ip_subs.is_some().then(|| crate::cost::group_of(ip)),
             });
-            self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
+            self.sessions.locked().insert(id, info.clone());
             self.accepted.fetch_add(1, Ordering::Relaxed);
             let registered = Registered { server: self.clone(), id, ip: ip_subs.is_some().then_some(ip) };
             let this = self.clone();
@@ -479,8 +478,9 @@ impl Server {
         };
         let mut session = Session::new(electrum.clone(), state);
         let max_send = electrum.config.max_send;
-        let queue = |r: Response| -> Result<()> {
-            let r = if r.0.len() > max_send { oversized(&r, max_send) } else { r };
+        // `id`: the request answered (oversized answers become an error for it), or null.
+        let queue_for = |r: Response, id: &serde_json::Value| -> Result<()> {
+            let r = if r.0.len() > max_send { oversized(id, max_send) } else { r };
             tx.try_send(r).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
                     tracing::info!("outbound queue full: client too slow to read its answers; dropped");
@@ -489,6 +489,7 @@ impl Server {
                 mpsc::error::TrySendError::Closed(_) => anyhow::anyhow!("writer gone"),
             })
         };
+        let queue = |r: Response| queue_for(r, &serde_json::Value::Null);
         let result: Result<()> = async {
             loop {
                 tokio::select! {
@@ -506,9 +507,14 @@ impl Server {
                                 ))?;
                             }
                             Inbound::Message(bytes) => {
+                                let parsed = jsonrpc::parse(&bytes);
+                                let id = jsonrpc::Incoming::reply_id(&parsed);
+                                let error_for = |code: i64, message: &str| {
+                                    jsonrpc::error_response(&id, &RpcError::new(code, message), true)
+                                };
                                 if let Some(reason) = electrum.index.status().unavailable() {
                                     electrum.metrics.error(jsonrpc::SERVER_BUSY);
-                                    queue(error_for(&bytes, jsonrpc::SERVER_BUSY, &reason))?;
+                                    queue(error_for(jsonrpc::SERVER_BUSY, &reason))?;
                                     return Ok(());
                                 }
                                 info.requests.fetch_add(1, Ordering::Relaxed);
@@ -525,31 +531,31 @@ impl Server {
                                             }
                                             self.cost_dropped.fetch_add(1, Ordering::Relaxed);
                                             electrum.metrics.error(jsonrpc::EXCESSIVE_RESOURCE_USAGE);
-                                            queue(error_for(&bytes, jsonrpc::EXCESSIVE_RESOURCE_USAGE, "excessive resource usage"))?;
+                                            queue(error_for(jsonrpc::EXCESSIVE_RESOURCE_USAGE, "excessive resource usage"))?;
                                             return Ok(());
                                         }
                                     }
                                 }
                                 let timeout = self.limits.request_timeout;
                                 let (answer, work) =
-                                    crate::cost::measured(tokio::time::timeout(timeout, session.handle_message(&bytes))).await;
+                                    crate::cost::measured(tokio::time::timeout(timeout, session.handle(parsed))).await;
                                 if let Some(group) = &info.group {
                                     let sent = answer.as_ref().ok().and_then(Option::as_ref).map_or(0, |a| a.0.len());
                                     self.ledger.add(group, work + sent as f64 / crate::cost::BYTES_PER_UNIT);
                                 }
                                 match answer {
-                                    Ok(Some(answer)) => queue(answer)?,
+                                    Ok(Some(answer)) => queue_for(answer, &id)?,
                                     Ok(None) => {}
                                     Err(_) => {
                                         tracing::info!("request not answered within {timeout:?}");
                                         electrum.metrics.error(jsonrpc::SERVER_BUSY);
-                                        queue(error_for(&bytes, jsonrpc::SERVER_BUSY, "server busy - request timed out"))?;
+                                        queue(error_for(jsonrpc::SERVER_BUSY, "server busy - request timed out"))?;
                                     }
                                 }
                                 info.subscriptions.store(session.state.subscription_count(), Ordering::Relaxed);
-                                if info.client.lock().unwrap_or_else(|e| e.into_inner()).0 != session.state.client {
+                                if info.client.locked().0 != session.state.client {
                                     let version = session.state.version.as_ref().map(ToString::to_string);
-                                    *info.client.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    *info.client.locked() =
                                         (session.state.client.clone(), version.unwrap_or_default());
                                 }
                                 if session.state.close_after_reply {
@@ -612,20 +618,10 @@ pub async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAdd
     }
 }
 
-/// An error answer to the request in `bytes`, by its id.
-fn error_for(bytes: &[u8], code: i64, message: &str) -> Response {
-    jsonrpc::error_response(&request_id(bytes), &RpcError::new(code, message), true)
-}
-
-/// The id of a request, for an error answered without parsing it again in full.
-fn request_id(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.get("id").cloned()).unwrap_or_default()
-}
-
 /// An answer over the size limit becomes an error for the same request.
-fn oversized(r: &Response, max: usize) -> Response {
+fn oversized(id: &serde_json::Value, max: usize) -> Response {
     jsonrpc::error_response(
-        &request_id(r.0.as_bytes()),
+        id,
         &RpcError::new(
             jsonrpc::INVALID_REQUEST,
             format!("response too large (over {} bytes)", crate::electrum::coerce::commas(max as u64)),

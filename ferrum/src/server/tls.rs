@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::sync::Shared;
 use anyhow::{anyhow, Context, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -128,12 +129,12 @@ impl Tls {
     }
 
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.config.read().unwrap_or_else(|e| e.into_inner()).config.clone())
+        tokio_rustls::TlsAcceptor::from(self.config.reading().config.clone())
     }
 
     /// The SHA-256 fingerprint of the certificate served now.
     pub fn fingerprint(&self) -> String {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).fingerprint.clone()
+        self.config.reading().fingerprint.clone()
     }
 
     /// Reloads the files when they change; a bad new pair is logged and the old one kept.
@@ -149,7 +150,7 @@ impl Tls {
             match load(&self.cert_path, &self.key_path) {
                 Ok(loaded) => {
                     let fingerprint = loaded.fingerprint.clone();
-                    *self.config.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+                    *self.config.writing() = loaded;
                     tracing::info!(cert = %self.cert_path.display(), sha256 = %fingerprint, "TLS certificate reloaded");
                 }
                 Err(e) => tracing::error!("keeping the current TLS certificate: {e:#}"),

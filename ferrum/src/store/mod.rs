@@ -15,6 +15,7 @@ use rocksdb::{
 };
 
 use crate::network::Network;
+use crate::sync::Shared;
 use crate::types::{ScriptHash, Txid};
 use rows::{Coin, RowError, Tip, UtxoKey, SH_PREFIX, TXID_PREFIX};
 use txids::{TxidFile, TxidMap};
@@ -305,11 +306,11 @@ impl Store {
 
     /// The committed tip, `None` for an empty index.
     pub fn tip(&self) -> Option<Tip> {
-        *self.tip.read().unwrap_or_else(|e| e.into_inner())
+        *self.tip.reading()
     }
 
     pub fn mode(&self) -> Option<PrevoutMode> {
-        *self.mode.read().unwrap_or_else(|e| e.into_inner())
+        *self.mode.reading()
     }
 
     /// Records the prevout mode of a new index.
@@ -318,7 +319,7 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.put_cf_opt(&meta, KEY_MODE, mode.name().as_bytes(), &wo).map_err(|e| self.rocks(e))?;
-        *self.mode.write().unwrap_or_else(|e| e.into_inner()) = Some(mode);
+        *self.mode.writing() = Some(mode);
         Ok(())
     }
 
@@ -401,7 +402,7 @@ impl Store {
             self.txids.sync().map_err(io)?;
             self.flush()?;
         }
-        *self.tip.write().unwrap_or_else(|e| e.into_inner()) = Some(tip);
+        *self.tip.writing() = Some(tip);
         Ok(())
     }
 
@@ -518,7 +519,7 @@ impl Store {
     /// Looks up unspent outputs; `keys` should be sorted for locality.
     pub fn utxo_get(&self, keys: &[(UtxoKey, usize)]) -> Result<Vec<Option<Coin>>, StoreError> {
         let cf = self.cf(CF_UTXO)?;
-        let results = self.db.batched_multi_get_cf(&cf, keys.iter().map(|(k, len)| &k[..*len]), false);
+        let results = self.db.batched_multi_get_cf(&cf, keys.iter().map(|(k, len)| k.get(..*len).unwrap_or(k)), false);
         results
             .into_iter()
             .map(|r| match r.map_err(|e| self.rocks(e))? {

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use memmap2::Mmap;
 
+use crate::sync::Shared;
 use crate::types::Txid;
 
 pub struct TxidFile {
@@ -80,7 +81,7 @@ impl TxidFile {
             // truncated while mapped; bytes a reader can reach stay valid.
             Some(Arc::new(unsafe { Mmap::map(&self.file)? }))
         };
-        *self.map.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.map.writing() = map;
         Ok(())
     }
 
@@ -106,7 +107,7 @@ impl TxidFile {
     }
 
     pub fn view(&self) -> TxidMap {
-        TxidMap { map: self.map.read().unwrap_or_else(|e| e.into_inner()).clone() }
+        TxidMap { map: self.map.reading().clone() }
     }
 }
 

@@ -2,8 +2,6 @@
 //! one `match` in [`answer`]. Requests arrive parsed ([`Request`]), the session having checked
 //! that its negotiated version has the method.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
 mod blockchain;
 mod mempool;
 mod scripthash;

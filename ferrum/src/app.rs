@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{Config, ModeArg};
 use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
-use crate::electrum::{Electrum, ElectrumConfig, Event};
+use crate::electrum::{events, Electrum, ElectrumConfig};
 use crate::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
 use crate::mempool::Mempool;
 use crate::monitor::{LogControl, Monitor};
@@ -154,70 +154,6 @@ pub fn index_config(config: &Config) -> IndexConfig {
     c
 }
 
-/// Keeps the mempool in line with the node and turns index and mempool changes into events
-/// for the sessions. Index changes are taken only when a sync has settled at the node's tip (a
-/// reorg's undo and redo become one event), and the mempool is synced before the event is sent,
-/// so subscribers never see a state where the two disagree.
-pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
-    let index = electrum.index.clone();
-    let mut settled = index.settled();
-    let mut last_tip = None;
-    let mut failing = false;
-    let min_gap = Duration::from_millis(100);
-    // A new block seen during the pause after an event: go again at once.
-    let mut block_waiting = false;
-    loop {
-        if !std::mem::take(&mut block_waiting) {
-            tokio::select! {
-                _ = settled.changed() => {}
-                _ = electrum.mempool_trigger.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.wait() => return,
-            }
-        }
-        if !index.status().caught_up {
-            continue;
-        }
-        let tip = index.tip();
-        let tip_changed = last_tip != Some(tip.hash);
-        let confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
-        let mempool = match electrum.mempool.sync(tip.hash).await {
-            Ok(report) => {
-                if std::mem::take(&mut failing) {
-                    tracing::info!("mempool sync restored");
-                }
-                if report.added + report.removed > 0 {
-                    tracing::debug!(
-                        added = report.added,
-                        removed = report.removed,
-                        size = electrum.mempool.len(),
-                        "mempool"
-                    );
-                }
-                report.touched
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!("mempool sync failed ({e}); retrying");
-                }
-                Default::default()
-            }
-        };
-        if tip_changed || !mempool.is_empty() {
-            let tip_header = if tip_changed { crate::electrum::methods::tip_event(&electrum) } else { None };
-            // No receivers is fine: nobody is connected.
-            let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool }));
-        }
-        last_tip = Some(tip.hash);
-        // Mempool churn is batched by this pause; a new block cuts it short.
-        tokio::select! {
-            _ = tokio::time::sleep(min_gap) => {}
-            _ = settled.changed() => block_waiting = true,
-            _ = stop.wait() => return,
-        }
-    }
-}
-
 /// The TLS certificate for the TLS services: the operator's, or the kept self-signed one.
 fn tls_for(config: &Config) -> Result<Option<Tls>> {
     if !config.services.iter().any(|s| s.protocol.needs_tls()) {
@@ -321,7 +257,7 @@ pub async fn run_with(
 
     let mut tasks = vec![
         tokio::spawn(server.clone().serve(bound)),
-        tokio::spawn(coordinate(electrum.clone(), stop.clone())),
+        tokio::spawn(events::coordinate(electrum.clone(), stop.clone())),
         tokio::spawn(monitor.clone().sample()),
     ];
     for listener in admin_listeners {

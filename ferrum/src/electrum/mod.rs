@@ -3,6 +3,7 @@
 //! in `server`; this module knows nothing of sockets.
 
 pub use ferrum_codec::{coerce, jsonrpc, protocol, request};
+pub mod events;
 pub mod methods;
 pub mod session;
 pub mod state;
@@ -23,6 +24,7 @@ use crate::network::Network;
 use crate::query::{HistoryEntry, Query, ScriptSummary};
 use crate::sync::Locked;
 use crate::types::{BlockHash, ScriptHash, Txid};
+use events::Event;
 use jsonrpc::RpcError;
 use status::Item;
 
@@ -66,17 +68,6 @@ impl Default for ElectrumConfig {
             query_threads: 4,
         }
     }
-}
-
-/// A change subscribers may care about. Sent to every session.
-#[derive(Debug, Default)]
-pub struct Event {
-    /// A new tip: height and header.
-    pub tip: Option<(u32, [u8; 80])>,
-    /// Script-hash prefixes touched by blocks added or undone (`None`: possibly all of them).
-    pub confirmed: Option<std::collections::HashSet<[u8; 8]>>,
-    /// Script hashes whose mempool part changed.
-    pub mempool: std::collections::HashSet<ScriptHash>,
 }
 
 /// State shared by every session.

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::coerce::commas;
+use super::events::Event;
 use super::jsonrpc::{self, Incoming, Invalid, Response, RpcError};
 use super::methods::{self, Answer, Context};
 use super::protocol::Method;
 use super::request::Request;
 use super::state::SessionState;
 use super::status::status_json;
-use super::{Electrum, Event};
+use super::Electrum;
 use crate::store::rows::sh_prefix;
 
 pub struct Session {

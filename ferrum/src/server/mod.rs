@@ -17,10 +17,11 @@ use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use crate::cost::{Ledger, Verdict};
+use crate::electrum::events::Event;
 use crate::electrum::jsonrpc::{self, Response, RpcError};
 use crate::electrum::session::Session;
 use crate::electrum::state::{SessionState, SubBudget};
-use crate::electrum::{Electrum, Event};
+use crate::electrum::Electrum;
 use crate::sync::Locked;
 use framing::{Inbound, LineReader, LineWriter, MessageReader, MessageWriter};
 
@@ -572,11 +573,7 @@ impl Server {
                         let event = match event {
                             Ok(e) => e,
                             // Missed events: check every subscription.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Arc::new(Event {
-                                tip: crate::electrum::methods::tip_event(&electrum),
-                                confirmed: None,
-                                mempool: Default::default(),
-                            }),
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Arc::new(Event::everything(&electrum)),
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                         };
                         for n in session.handle_event(&event).await {

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::electrum::coerce::{commas, py_str};
+use crate::electrum::events::tip_header;
 use crate::electrum::jsonrpc::RpcError;
 use crate::electrum::protocol::ProtocolVersion;
 use crate::electrum::state::SessionState;
@@ -54,14 +55,6 @@ pub async fn estimate_fee(e: &Electrum, number: u32, mode: Option<String>) -> Re
 
 pub async fn relay_fee(e: &Electrum) -> Result<Value, RpcError> {
     Ok(json!(e.network_info().await?.relayfee))
-}
-
-/// The index tip's height and header.
-pub fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
-    let tip = e.index.tip();
-    let h = tip.height.ok_or_else(|| RpcError::internal("the index is empty"))?;
-    let header = e.query.header(h).ok_or_else(|| RpcError::internal("tip header missing"))?;
-    Ok((h, header))
 }
 
 fn out_of_range(h: u32) -> RpcError {

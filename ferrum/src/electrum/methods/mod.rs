@@ -31,11 +31,6 @@ pub enum Answer {
     Text(String),
 }
 
-/// The index tip as a header event.
-pub fn tip_event(e: &Electrum) -> Option<(u32, [u8; 80])> {
-    blockchain::tip_header(e).ok()
-}
-
 /// Answers one request.
 pub async fn answer(cx: Context<'_>, request: Request) -> Result<Answer, RpcError> {
     let Context { electrum: e, session } = cx;

@@ -1,0 +1,101 @@
+//! What subscribers are told, and when: the [`Event`] every session receives, the coordinator
+//! that turns index and mempool changes into events, and the tip header they carry.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::jsonrpc::RpcError;
+use super::Electrum;
+use crate::index::StopSignal;
+use crate::types::ScriptHash;
+
+/// A change subscribers may care about. Sent to every session.
+#[derive(Debug, Default)]
+pub struct Event {
+    /// A new tip: height and header.
+    pub tip: Option<(u32, [u8; 80])>,
+    /// Script-hash prefixes touched by blocks added or undone (`None`: possibly all of them).
+    pub confirmed: Option<HashSet<[u8; 8]>>,
+    /// Script hashes whose mempool part changed.
+    pub mempool: HashSet<ScriptHash>,
+}
+
+impl Event {
+    /// For a session that missed events: the tip, and every subscription to check again.
+    pub fn everything(e: &Electrum) -> Event {
+        Event { tip: tip_header(e).ok(), confirmed: None, mempool: HashSet::new() }
+    }
+}
+
+/// The index tip's height and header.
+pub fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
+    let tip = e.index.tip();
+    let h = tip.height.ok_or_else(|| RpcError::internal("the index is empty"))?;
+    let header = e.query.header(h).ok_or_else(|| RpcError::internal("tip header missing"))?;
+    Ok((h, header))
+}
+
+/// Keeps the mempool in line with the node and turns index and mempool changes into events
+/// for the sessions. Index changes are taken only when a sync has settled at the node's tip (a
+/// reorg's undo and redo become one event), and the mempool is synced before the event is sent,
+/// so subscribers never see a state where the two disagree.
+pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
+    let index = electrum.index.clone();
+    let mut settled = index.settled();
+    let mut last_tip = None;
+    let mut failing = false;
+    let min_gap = Duration::from_millis(100);
+    // A new block seen during the pause after an event: go again at once.
+    let mut block_waiting = false;
+    loop {
+        if !std::mem::take(&mut block_waiting) {
+            tokio::select! {
+                _ = settled.changed() => {}
+                _ = electrum.mempool_trigger.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait() => return,
+            }
+        }
+        if !index.status().caught_up {
+            continue;
+        }
+        let tip = index.tip();
+        let tip_changed = last_tip != Some(tip.hash);
+        let confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
+        let mempool = match electrum.mempool.sync(tip.hash).await {
+            Ok(report) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("mempool sync restored");
+                }
+                if report.added + report.removed > 0 {
+                    tracing::debug!(
+                        added = report.added,
+                        removed = report.removed,
+                        size = electrum.mempool.len(),
+                        "mempool"
+                    );
+                }
+                report.touched
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!("mempool sync failed ({e}); retrying");
+                }
+                Default::default()
+            }
+        };
+        if tip_changed || !mempool.is_empty() {
+            let tip_header = if tip_changed { tip_header(&electrum).ok() } else { None };
+            // No receivers is fine: nobody is connected.
+            let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool }));
+        }
+        last_tip = Some(tip.hash);
+        // Mempool churn is batched by this pause; a new block cuts it short.
+        tokio::select! {
+            _ = tokio::time::sleep(min_gap) => {}
+            _ = settled.changed() => block_waiting = true,
+            _ = stop.wait() => return,
+        }
+    }
+}

@@ -556,15 +556,15 @@ impl Config {
             (Some(_), None) => return Err(invalid("--ssl-keyfile", "needed with --ssl-certfile")),
             (None, Some(_)) => return Err(invalid("--ssl-certfile", "needed with --ssl-keyfile")),
         };
-        let max_send = opts.max_send.unwrap_or(8_100_000);
+        let max_send = opts.max_send.unwrap_or(crate::electrum::ElectrumConfig::default().max_send);
         if max_send < 350_000 {
             return Err(invalid("--max-send", format!("{max_send} is below the minimum of 350000 bytes")));
         }
-        let max_recv = opts.max_recv.unwrap_or(1_000_000);
+        let defaults = Limits::default();
+        let max_recv = opts.max_recv.unwrap_or(defaults.max_recv);
         if max_recv < 100_000 {
             return Err(invalid("--max-recv", format!("{max_recv} is below the minimum of 100000 bytes")));
         }
-        let defaults = Limits::default();
         let limits = Limits {
             max_recv,
             max_sessions: opts.max_sessions.unwrap_or(defaults.max_sessions),
@@ -586,7 +586,7 @@ impl Config {
                     .map(|s| s.parse::<Subnet>().map_err(|e| invalid("--session-limit-exempt", e)))
                     .collect::<Result<_, _>>()?,
             },
-            cost: crate::cost::Limits {
+            cost: crate::cost::Thresholds {
                 soft: opts.cost_soft_limit.unwrap_or(defaults.cost.soft),
                 hard: opts.cost_hard_limit.unwrap_or(defaults.cost.hard),
             },
@@ -1362,7 +1362,7 @@ mod tests {
         let e = Config::load(&parse(&[]), &env(&[("COST_HARD_LIMIT", "500")])).unwrap_err().to_string();
         assert!(e.starts_with("--cost-hard-limit:"), "below the default soft limit: {e}");
         let c = Config::load(&parse(&[]), &env(&[("COST_SOFT_LIMIT", "5"), ("COST_HARD_LIMIT", "50")])).unwrap();
-        assert_eq!(c.limits.cost, crate::cost::Limits { soft: 5.0, hard: 50.0 });
+        assert_eq!(c.limits.cost, crate::cost::Thresholds { soft: 5.0, hard: 50.0 });
         let e = Config::load(&parse(&[]), &env(&[("TCP_PORT", "50001")])).unwrap_err().to_string();
         assert!(e.starts_with("TCP_PORT:") && e.contains("SERVICES"), "{e}");
         let c = Config::load(&parse(&[]), &env(&[("FERRUM_NETWROK", "regtest")])).unwrap();

@@ -61,21 +61,21 @@ pub fn group_of(ip: IpAddr) -> String {
     }
 }
 
-/// What a group may spend.
+/// What a group may spend: slowed above `soft`, dropped at `hard`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
+pub struct Thresholds {
     pub soft: f64,
     pub hard: f64,
 }
 
-impl Default for Limits {
+impl Default for Thresholds {
     /// ElectrumX's `COST_SOFT_LIMIT` and `COST_HARD_LIMIT`.
     fn default() -> Self {
-        Limits { soft: 1000.0, hard: 10_000.0 }
+        Thresholds { soft: 1000.0, hard: 10_000.0 }
     }
 }
 
-impl Limits {
+impl Thresholds {
     /// A group at the hard limit is back to zero after an hour.
     fn decay_per_sec(&self) -> f64 {
         self.hard / 3600.0
@@ -104,7 +104,7 @@ pub enum Verdict {
 
 /// The costs of every group.
 pub struct Ledger {
-    limits: Limits,
+    limits: Thresholds,
     groups: Mutex<HashMap<String, Group>>,
 }
 
@@ -112,11 +112,11 @@ pub struct Ledger {
 const PRUNE_AT: usize = 100_000;
 
 impl Ledger {
-    pub fn new(limits: Limits) -> Ledger {
+    pub fn new(limits: Thresholds) -> Ledger {
         Ledger { limits, groups: Mutex::new(HashMap::new()) }
     }
 
-    pub fn limits(&self) -> Limits {
+    pub fn limits(&self) -> Thresholds {
         self.limits
     }
 
@@ -161,7 +161,7 @@ impl Ledger {
         let mut groups = self.groups.locked();
         let Some(g) = groups.get_mut(group) else { return Verdict::Serve };
         self.decayed(g, Instant::now());
-        let Limits { soft, hard } = self.limits;
+        let Thresholds { soft, hard } = self.limits;
         if g.cost >= hard {
             let log = !g.logged;
             g.logged = true;
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn soft_slows_hard_drops_and_it_is_logged_once() {
-        let ledger = Ledger::new(Limits { soft: 10.0, hard: 20.0 });
+        let ledger = Ledger::new(Thresholds { soft: 10.0, hard: 20.0 });
         assert_eq!(ledger.verdict("a"), Verdict::Serve);
         ledger.add("a", 15.0);
         let Verdict::Slow(pause) = ledger.verdict("a") else { panic!("not slowed") };
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn costs_decay() {
-        let ledger = Ledger::new(Limits { soft: 10.0, hard: 36.0 });
+        let ledger = Ledger::new(Thresholds { soft: 10.0, hard: 36.0 });
         ledger.add("a", 1.0);
         // 36 per hour is 0.01 per second: pretend the cost was spent 50 s ago.
         if let Some(g) = ledger.groups.lock().unwrap().get_mut("a") {

@@ -99,7 +99,7 @@ pub struct Limits {
     /// Client addresses the per-address limits and the cost model do not apply to.
     pub exempt: Vec<Subnet>,
     /// What a client group may spend (ElectrumX's `COST_SOFT_LIMIT`, `COST_HARD_LIMIT`).
-    pub cost: crate::cost::Limits,
+    pub cost: crate::cost::Thresholds,
 }
 
 /// An IP network, `addr/prefix`.
@@ -166,7 +166,7 @@ impl Default for Limits {
                 Subnet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
                 Subnet { addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
             ],
-            cost: crate::cost::Limits::default(),
+            cost: crate::cost::Thresholds::default(),
         }
     }
 }

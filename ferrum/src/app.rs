@@ -264,7 +264,7 @@ pub async fn run_with(
         tasks.push(tokio::spawn(crate::admin::serve(listener, monitor.clone())));
     }
     for listener in http_listeners {
-        tasks.push(tokio::spawn(crate::http::serve(listener, monitor.clone())));
+        tasks.push(tokio::spawn(crate::web::serve(listener, monitor.clone())));
     }
     if let (Some(tls), Some(_)) = (tls, &config.ssl_files) {
         tasks.push(tokio::spawn(tls.watch(Duration::from_secs(10))));

@@ -15,7 +15,6 @@ pub mod config;
 pub mod cost;
 pub mod daemon;
 pub mod electrum;
-pub mod http;
 pub mod index;
 pub mod inspect;
 pub mod mempool;
@@ -27,5 +26,6 @@ pub mod query;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod web;
 
 pub use ferrum_codec::{parse, types};

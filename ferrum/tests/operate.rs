@@ -200,7 +200,26 @@ fn metrics_health_and_status_page() {
     assert_eq!(status, 405, "{head}");
     let (status, head, body) = http(&http_addr, "HEAD", "/");
     assert_eq!(status, 200);
-    assert!(body.is_empty() && head.contains("Content-Security-Policy"), "{head}");
+    // Header names are case-insensitive (hyper writes them in lower case).
+    let csp = head.lines().any(|l| l.to_ascii_lowercase().starts_with("content-security-policy: default-src 'none'"));
+    assert!(body.is_empty() && csp, "{head}");
+    // A request head over the 8 KiB bound is refused, and the listener serves on.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&http_addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let padding = "x".repeat(20_000);
+        let _ = write!(s, "GET / HTTP/1.1\r\nHost: {http_addr}\r\nX-Pad: {padding}\r\n\r\n");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let answer = String::from_utf8_lossy(&raw);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    }
+    assert_eq!(http(&http_addr, "GET", "/health").0, 200);
+    // HEAD announces the length GET sends.
+    let (_, _, page) = http(&http_addr, "GET", "/");
+    let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string));
+    assert_eq!(length, Some(page.len().to_string()), "{head}");
 
     // The page as a browser renders it.
     let shot = served.db.path().join("status.png");

@@ -45,6 +45,7 @@ fn world() -> &'static World {
             headers: 0,
             best_block_hash: String::new(),
             initial_block_download: false,
+            verification_progress: 1.0,
             rest: true,
             spenttxouts: true,
             blockpart: true,

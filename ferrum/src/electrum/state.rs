@@ -67,12 +67,6 @@ impl SubBudget {
     }
 }
 
-impl Default for SubBudget {
-    fn default() -> Self {
-        SubBudget::unlimited()
-    }
-}
-
 /// What a session remembers between requests.
 #[derive(Debug)]
 pub struct SessionState {

@@ -251,14 +251,12 @@ fn disconnect(m: &Monitor, targets: &[String]) -> Result<Value, RpcError> {
 async fn query(m: &Arc<Monitor>, target: &str, limit: usize) -> Result<Value, RpcError> {
     let sh: ScriptHash =
         crate::inspect::parse_target(m.network, target).map_err(|e| RpcError::invalid_params(format!("{e:#}")))?;
-    let summary = m.electrum.script_summary(sh).await?;
-    let mempool = m.electrum.mempool_part(&sh, &summary.history);
-    let unconfirmed: i128 = mempool.iter().map(|e| e.delta(&sh)).sum();
+    let (summary, mempool, balance) = m.electrum.reader().balance(sh).await?;
     Ok(json!({
         "scripthash": sh.to_hex(),
         "transactions": summary.history.len(),
         "mempool_transactions": mempool.len(),
-        "balance": {"confirmed": summary.balance, "unconfirmed": unconfirmed as i64},
+        "balance": {"confirmed": balance.confirmed, "unconfirmed": balance.unconfirmed},
         "history": summary.history.iter().take(limit)
             .map(|h| json!({"height": h.height, "txid": h.txid.to_hex()})).collect::<Vec<_>>(),
         "mempool": mempool.iter().take(limit)
@@ -284,7 +282,6 @@ async fn reorg_check(m: &Monitor, depth: u32) -> Result<Value, RpcError> {
         (from..=height).map(|h| chain.hash(h)).collect()
     };
     let theirs = m
-        .electrum
         .daemon
         .block_hashes(from, height - from + 1)
         .await

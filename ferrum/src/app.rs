@@ -243,9 +243,19 @@ pub async fn run_with(
         max_send: config.max_send,
         query_threads: std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
     };
-    let electrum = Arc::new(Electrum::new(electrum_config, index.clone(), mempool, daemon.clone(), info.clone()));
+    let electrum =
+        Arc::new(Electrum::new(electrum_config, index.clone(), mempool.clone(), daemon.clone(), info.clone()));
     let server = Server::new(electrum.clone(), tls.clone(), config.limits.clone());
-    let monitor = Monitor::new(electrum.clone(), server.clone(), mode, config.index_dir(), stop.clone(), log);
+    let monitor = Monitor::new(
+        electrum.clone(),
+        server.clone(),
+        daemon.clone(),
+        mempool.clone(),
+        mode,
+        config.index_dir(),
+        stop.clone(),
+        log,
+    );
     let addrs = bound.iter().filter_map(|b| Some((b.service.protocol, b.local_addr().ok()?))).collect();
     started(&Running {
         index: index.clone(),
@@ -257,7 +267,7 @@ pub async fn run_with(
 
     let mut tasks = vec![
         tokio::spawn(server.clone().serve(bound)),
-        tokio::spawn(events::coordinate(electrum.clone(), stop.clone())),
+        tokio::spawn(events::coordinate(electrum.clone(), mempool.clone(), stop.clone())),
         tokio::spawn(monitor.clone().sample()),
     ];
     for listener in admin_listeners {

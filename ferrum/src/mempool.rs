@@ -8,8 +8,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-
 use crate::daemon::{Daemon, DaemonError};
 use crate::parse;
 use crate::sync::Shared;
@@ -89,13 +87,13 @@ impl State {
 
 /// A mempool transaction as one script hash sees it.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Pending {
     pub tx: Arc<MempoolTx>,
     /// Spends an output of another mempool transaction (height -1 in the protocol).
     pub has_unconfirmed_inputs: bool,
 }
 
-impl Entry {
+impl Pending {
     /// What this transaction adds to (or, negative, takes from) a script's balance.
     pub fn delta(&self, sh: &ScriptHash) -> i128 {
         let received: u64 = self.tx.outputs.iter().flatten().filter(|(s, _)| s == sh).map(|(_, v)| *v).sum();
@@ -149,12 +147,12 @@ impl Mempool {
     }
 
     /// The mempool transactions touching `sh`, unordered.
-    pub fn entries(&self, sh: &ScriptHash) -> Vec<Entry> {
+    pub fn pending(&self, sh: &ScriptHash) -> Vec<Pending> {
         let state = self.read();
         let Some(set) = state.by_sh.get(sh) else { return Vec::new() };
         set.iter()
             .filter_map(|t| state.txs.get(t))
-            .map(|tx| Entry {
+            .map(|tx| Pending {
                 has_unconfirmed_inputs: tx.inputs.iter().any(|i| state.txs.contains_key(&i.prev_txid)),
                 tx: tx.clone(),
             })
@@ -172,11 +170,10 @@ impl Mempool {
     /// now would show them nowhere until the index has it (a wallet would see a payment vanish
     /// and come back); the sync after the index catches up drops them.
     pub async fn sync(&self, indexed: Option<BlockHash>) -> Result<SyncReport, DaemonError> {
-        let node: Vec<String> = self.daemon.rpc().call("getrawmempool", json!([false])).await?;
-        let node: HashSet<Txid> = node.iter().filter_map(|t| Txid::from_hex(t)).collect();
+        let node: HashSet<Txid> = self.daemon.mempool_txids().await?.into_iter().collect();
         // Asked after the mempool: the mempool answer reflects no block past this tip.
-        let tip: String = self.daemon.rpc().call("getbestblockhash", json!([])).await?;
-        let index_behind = BlockHash::from_hex(&tip) != indexed;
+        let tip = self.daemon.best_block_hash().await?;
+        let index_behind = Some(tip) != indexed;
         let mut report = SyncReport::default();
         let new: Vec<Txid> = {
             let mut state = self.state.writing();
@@ -232,20 +229,8 @@ impl Mempool {
     async fn fetch(&self, txids: &[Txid]) -> Result<Vec<MempoolTx>, DaemonError> {
         let mut raw: Vec<(Txid, Vec<u8>)> = Vec::with_capacity(txids.len());
         for chunk in txids.chunks(BATCH) {
-            let params: Vec<Value> = chunk.iter().map(|t| json!([t.to_hex(), false])).collect();
-            for (txid, reply) in chunk.iter().zip(self.daemon.rpc().batch("getrawtransaction", &params).await?) {
-                match reply {
-                    Ok(Value::String(hex)) => {
-                        if let Ok(bytes) = hex::decode(hex) {
-                            raw.push((*txid, bytes));
-                        }
-                    }
-                    Ok(_) => {}
-                    // -5: it left the mempool between the two calls.
-                    Err(DaemonError::Rejected { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let fetched = self.daemon.mempool_transactions(chunk).await?;
+            raw.extend(chunk.iter().zip(fetched).filter_map(|(txid, bytes)| Some((*txid, bytes?))));
         }
         struct Parsed {
             txid: Txid,
@@ -295,13 +280,9 @@ impl Mempool {
         ask.sort_unstable();
         ask.dedup();
         for chunk in ask.chunks(BATCH) {
-            let params: Vec<Value> = chunk.iter().map(|(t, n)| json!([t.to_hex(), n, false])).collect();
-            for (prev, reply) in chunk.iter().zip(self.daemon.rpc().batch("gettxout", &params).await?) {
-                let Ok(v) = reply else { continue };
-                let value = v.get("value").and_then(Value::as_f64).map(|btc| (btc * 1e8).round() as u64);
-                let script = v.pointer("/scriptPubKey/hex").and_then(Value::as_str).and_then(|h| hex::decode(h).ok());
-                if let (Some(value), Some(script)) = (value, script) {
-                    known.insert(*prev, (ScriptHash::of_script(&script), value));
+            for (prev, out) in chunk.iter().zip(self.daemon.tx_outs(chunk).await?) {
+                if let Some(out) = out {
+                    known.insert(*prev, (ScriptHash::of_script(&out.script), out.value));
                 }
             }
         }

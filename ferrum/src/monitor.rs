@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::daemon::Daemon;
 use crate::electrum::{server_version, Electrum};
 use crate::index::StopSignal;
+use crate::mempool::Mempool;
 use crate::metrics::LATENCY_BUCKETS;
 use crate::network::Network;
 use crate::server::{Protocol, Server};
@@ -39,6 +41,8 @@ struct NodeState {
 pub struct Monitor {
     pub electrum: Arc<Electrum>,
     pub server: Arc<Server>,
+    pub daemon: Arc<Daemon>,
+    pub mempool: Arc<Mempool>,
     pub network: Network,
     pub mode: PrevoutMode,
     pub index_dir: PathBuf,
@@ -49,9 +53,12 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         electrum: Arc<Electrum>,
         server: Arc<Server>,
+        daemon: Arc<Daemon>,
+        mempool: Arc<Mempool>,
         mode: PrevoutMode,
         index_dir: PathBuf,
         stop: StopSignal,
@@ -70,6 +77,8 @@ impl Monitor {
             network: electrum.config.network,
             electrum,
             server,
+            daemon,
+            mempool,
             mode,
             index_dir,
             stop,
@@ -88,7 +97,7 @@ impl Monitor {
     }
 
     pub async fn sample_once(&self) {
-        let state = match self.electrum.daemon.chain_info().await {
+        let state = match self.daemon.chain_info().await {
             Ok(c) => NodeState {
                 reachable: true,
                 height: c.blocks,
@@ -126,7 +135,7 @@ impl Monitor {
             Some(u32::from_le_bytes(bytes))
         });
         let node = self.node.locked().clone();
-        let stats = e.daemon.rpc().stats();
+        let stats = self.daemon.rpc().stats();
         let rpc_requests = stats.requests.load(Ordering::Relaxed);
         let sessions = self.server.sessions();
         let by_protocol: serde_json::Map<String, Value> = [Protocol::Tcp, Protocol::Ssl, Protocol::Ws, Protocol::Wss]
@@ -159,7 +168,7 @@ impl Monitor {
             "node": {
                 "reachable": node.reachable,
                 "error": node.error,
-                "address": e.daemon.rpc().addr(),
+                "address": self.daemon.rpc().addr(),
                 "version": e.node.version_string(),
                 "subversion": e.node.subversion,
                 "height": node.height,
@@ -184,9 +193,9 @@ impl Monitor {
                 "per_second": e.metrics.requests_per_second(),
             },
             "mempool": {
-                "transactions": e.mempool.len(),
-                "vsize": e.mempool.vsize(),
-                "fee_histogram": e.mempool.histogram().into_iter().map(|(r, v)| json!([r, v])).collect::<Vec<_>>(),
+                "transactions": self.mempool.len(),
+                "vsize": self.mempool.vsize(),
+                "fee_histogram": self.mempool.histogram().into_iter().map(|(r, v)| json!([r, v])).collect::<Vec<_>>(),
             },
         })
     }
@@ -263,7 +272,7 @@ impl Monitor {
             "bitcoind's estimate of the share of the chain it has verified, 0 to 1.",
             &one(node.verification_progress),
         );
-        let stats = e.daemon.rpc().stats();
+        let stats = self.daemon.rpc().stats();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
         metric("node_requests_total", "counter", "Requests made to bitcoind.", &one(load(&stats.requests)));
         metric(
@@ -335,8 +344,8 @@ impl Monitor {
             "Notifications sent to subscribers.",
             &one(e.metrics.notifications() as f64),
         );
-        metric("mempool_transactions", "gauge", "Transactions in the mempool.", &one(e.mempool.len() as f64));
-        metric("mempool_vsize_bytes", "gauge", "Virtual size of the mempool.", &one(e.mempool.vsize() as f64));
+        metric("mempool_transactions", "gauge", "Transactions in the mempool.", &one(self.mempool.len() as f64));
+        metric("mempool_vsize_bytes", "gauge", "Virtual size of the mempool.", &one(self.mempool.vsize() as f64));
         out
     }
 }

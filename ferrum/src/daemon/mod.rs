@@ -1,6 +1,7 @@
 //! The bitcoind client: JSON-RPC and REST over HTTP keep-alive, P2P block announcements, and
 //! what the node can do (its version and interfaces), detected at start.
 
+mod calls;
 pub mod http;
 pub mod p2p;
 pub mod rpc;
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::network::Network;
 use crate::types::BlockHash;
+pub use calls::TxOut;
 pub use rpc::{Auth, RpcClient};
 
 /// Why a request to bitcoind failed. Callers decide by kind: wait (unreachable, warming up),
@@ -164,6 +166,7 @@ pub enum NodeMismatch {
 pub struct Daemon {
     rpc: RpcClient,
     network: Network,
+    caches: calls::Caches,
 }
 
 impl Daemon {
@@ -176,6 +179,7 @@ impl Daemon {
                 config.timeout,
             ),
             network: config.network,
+            caches: calls::Caches::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::jsonrpc::RpcError;
 use super::Electrum;
 use crate::index::StopSignal;
+use crate::mempool::Mempool;
 use crate::types::ScriptHash;
 
 /// A change subscribers may care about. Sent to every session.
@@ -32,7 +33,7 @@ impl Event {
 pub fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
     let tip = e.index.tip();
     let h = tip.height.ok_or_else(|| RpcError::internal("the index is empty"))?;
-    let header = e.query.header(h).ok_or_else(|| RpcError::internal("tip header missing"))?;
+    let header = e.reader.query().header(h).ok_or_else(|| RpcError::internal("tip header missing"))?;
     Ok((h, header))
 }
 
@@ -40,7 +41,7 @@ pub fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
 /// for the sessions. Index changes are taken only when a sync has settled at the node's tip (a
 /// reorg's undo and redo become one event), and the mempool is synced before the event is sent,
 /// so subscribers never see a state where the two disagree.
-pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
+pub async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, stop: StopSignal) {
     let index = electrum.index.clone();
     let mut settled = index.settled();
     let mut last_tip = None;
@@ -63,18 +64,13 @@ pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
         let tip = index.tip();
         let tip_changed = last_tip != Some(tip.hash);
         let confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
-        let mempool = match electrum.mempool.sync(tip.hash).await {
+        let touched = match mempool.sync(tip.hash).await {
             Ok(report) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("mempool sync restored");
                 }
                 if report.added + report.removed > 0 {
-                    tracing::debug!(
-                        added = report.added,
-                        removed = report.removed,
-                        size = electrum.mempool.len(),
-                        "mempool"
-                    );
+                    tracing::debug!(added = report.added, removed = report.removed, size = mempool.len(), "mempool");
                 }
                 report.touched
             }
@@ -85,10 +81,10 @@ pub async fn coordinate(electrum: Arc<Electrum>, stop: StopSignal) {
                 Default::default()
             }
         };
-        if tip_changed || !mempool.is_empty() {
+        if tip_changed || !touched.is_empty() {
             let tip_header = if tip_changed { tip_header(&electrum).ok() } else { None };
             // No receivers is fine: nobody is connected.
-            let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool }));
+            let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool: touched }));
         }
         last_tip = Some(tip.hash);
         // Mempool churn is batched by this pause; a new block cuts it short.

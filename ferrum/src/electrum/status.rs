@@ -1,41 +1,13 @@
-//! The history of a script hash as the protocol orders it, and its status hash.
-//!
-//! Order (protocol 1.6, also used for older sessions): confirmed transactions by height and
-//! position in the block, then mempool transactions with all inputs confirmed (height 0) before
-//! those with an unconfirmed input (height -1), ties broken by txid in display byte order.
-//! `get_history` and the status always use this same order, or Electrum clients disconnect.
-
-use std::cmp::Ordering;
+//! A script hash's status: the hash of its history in protocol order (`query::history`), as
+//! subscriptions report it.
 
 use sha2::{Digest, Sha256};
 
-use crate::types::Txid;
-
-/// One transaction of a script's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Item {
-    pub txid: Txid,
-    /// Block height; 0 for a mempool transaction whose inputs are all confirmed, -1 for one
-    /// with an unconfirmed input.
-    pub height: i64,
-    /// Mempool transactions only.
-    pub fee: Option<u64>,
-}
-
-/// Canonical mempool order: height 0 before -1, then txid in display byte order.
-pub fn mempool_order(a: &Item, b: &Item) -> Ordering {
-    b.height.cmp(&a.height).then_with(|| display_bytes(&a.txid).cmp(&display_bytes(&b.txid)))
-}
-
-fn display_bytes(t: &Txid) -> [u8; 32] {
-    let mut b = t.0;
-    b.reverse();
-    b
-}
+use crate::query::HistoryEntry;
 
 /// The status of a history already in protocol order: `sha256("txid:height:" ...)`, or `None`
 /// for an empty history.
-pub fn status(history: &[Item]) -> Option<[u8; 32]> {
+pub fn status(history: &[HistoryEntry]) -> Option<[u8; 32]> {
     if history.is_empty() {
         return None;
     }
@@ -60,9 +32,11 @@ pub fn status_json(status: Option<[u8; 32]>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::history::mempool_order;
+    use crate::types::Txid;
 
-    fn item(txid: &str, height: i64, fee: Option<u64>) -> Item {
-        Item { txid: Txid::from_hex(txid).unwrap(), height, fee }
+    fn item(txid: &str, height: i64, fee: Option<u64>) -> HistoryEntry {
+        HistoryEntry { txid: Txid::from_hex(txid).unwrap(), height, fee }
     }
 
     /// The example of the protocol specification (protocol-basics, "Status Example").
@@ -82,7 +56,7 @@ mod tests {
         mempool.sort_by(mempool_order);
         assert_eq!(mempool[0].txid.to_hex(), "80b19848aed792565ab7c5a79b7c2a00fbf985741579396ebe0ab6098e607311");
         assert_eq!(mempool[2].height, -1);
-        let history: Vec<Item> = confirmed.into_iter().chain(mempool).collect();
+        let history: Vec<HistoryEntry> = confirmed.into_iter().chain(mempool).collect();
         assert_eq!(
             hex::encode(status(&history).unwrap()),
             "78e96c6562cafa71c115503b9411fdfdc595a45031e2ab76ff75162fe1b0590d"

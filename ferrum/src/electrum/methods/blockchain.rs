@@ -19,7 +19,7 @@ pub fn headers_subscribe(e: &Electrum, session: &mut SessionState) -> Result<Val
 
 /// `blockchain.block.header`, with a proof up to `cp` unless it is 0.
 pub fn block_header(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
-    let header = e.query.header(h).ok_or_else(|| out_of_range(h))?;
+    let header = e.reader.query().header(h).ok_or_else(|| out_of_range(h))?;
     if cp == 0 {
         return Ok(json!(hex::encode(header)));
     }
@@ -33,7 +33,8 @@ pub fn block_header(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
 /// `blockchain.block.headers`: a list of headers from 1.6, one hex string before.
 pub fn block_headers(e: &Electrum, session: &SessionState, start: u32, count: u32, cp: u32) -> Result<Value, RpcError> {
     let count = count.min(MAX_CHUNK_SIZE);
-    let headers: Vec<[u8; 80]> = (start..start.saturating_add(count)).map_while(|h| e.query.header(h)).collect();
+    let headers: Vec<[u8; 80]> =
+        (start..start.saturating_add(count)).map_while(|h| e.reader.query().header(h)).collect();
     let n = headers.len() as u32;
     let mut result = if session.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_6) {
         json!({"count": n, "headers": headers.iter().map(hex::encode).collect::<Vec<_>>(), "max": MAX_CHUNK_SIZE})
@@ -50,11 +51,11 @@ pub fn block_headers(e: &Electrum, session: &SessionState, start: u32, count: u3
 }
 
 pub async fn estimate_fee(e: &Electrum, number: u32, mode: Option<String>) -> Result<Value, RpcError> {
-    e.estimate_fee(bucket_target(number), mode).await
+    Ok(e.daemon.fee_estimate(bucket_target(number), mode, e.index.tip().hash).await?)
 }
 
 pub async fn relay_fee(e: &Electrum) -> Result<Value, RpcError> {
-    Ok(json!(e.network_info().await?.relayfee))
+    Ok(json!(e.daemon.recent_network_info().await?.relayfee))
 }
 
 fn out_of_range(h: u32) -> RpcError {
@@ -73,7 +74,8 @@ fn proof(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
         )));
     }
     let (branch, root) = e
-        .query
+        .reader
+        .query()
         .header_proof(h, cp)
         .ok_or_else(|| RpcError::bad_request(format!("no proof for {}", py_str(&json!(h)))))?;
     Ok(json!({"branch": branch, "root": root}))

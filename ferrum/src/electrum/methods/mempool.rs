@@ -6,11 +6,11 @@ use crate::electrum::jsonrpc::RpcError;
 use crate::electrum::Electrum;
 
 pub fn get_fee_histogram(e: &Electrum) -> Value {
-    Value::Array(e.mempool.histogram().into_iter().map(|(rate, vsize)| json!([rate, vsize])).collect())
+    Value::Array(e.reader.fee_histogram().into_iter().map(|(rate, vsize)| json!([rate, vsize])).collect())
 }
 
 pub async fn get_info(e: &Electrum) -> Result<Value, RpcError> {
-    let info = e.mempool_info().await?;
+    let info = e.daemon.recent_mempool_info().await?;
     let field = |k: &str| info.get(k).cloned().unwrap_or(Value::Null);
     Ok(json!({
         "mempoolminfee": field("mempoolminfee"),

@@ -95,7 +95,7 @@ pub async fn banner(e: &Electrum) -> Result<Value, RpcError> {
             return Ok(json!(default));
         }
     };
-    let info = e.network_info().await?;
+    let info = e.daemon.recent_network_info().await?;
     let v = info.version;
     let daemon_version = format!("{}.{}.{}", v / 10_000, v % 10_000 / 100, v % 100);
     let text = text

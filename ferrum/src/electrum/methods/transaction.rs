@@ -1,8 +1,6 @@
 //! `blockchain.transaction.*`: broadcast (single and package), raw and verbose transactions,
 //! merkle proofs, txid by position.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 
 use crate::daemon::DaemonError;
@@ -14,7 +12,7 @@ use crate::merkle;
 use crate::types::Txid;
 
 pub async fn broadcast(e: &Electrum, session: &SessionState, hex: String) -> Result<Value, RpcError> {
-    match e.daemon.rpc().call::<String>("sendrawtransaction", json!([hex])).await {
+    match e.daemon.send_raw_transaction(&hex).await {
         Ok(txid) => {
             tracing::info!(%txid, session = session.id, "sent transaction");
             e.mempool_trigger.notify_one();
@@ -31,7 +29,7 @@ pub async fn broadcast(e: &Electrum, session: &SessionState, hex: String) -> Res
 /// `broadcast_package`: bitcoind's `submitpackage` answer when `verbose`, else ElectrumX's
 /// summary of it.
 pub async fn broadcast_package(e: &Electrum, raw_txs: Vec<String>, verbose: bool) -> Result<Value, RpcError> {
-    let result = match e.daemon.rpc().call_value("submitpackage", json!([raw_txs])).await {
+    let result = match e.daemon.submit_package(&raw_txs).await {
         Ok(r) => r,
         Err(DaemonError::Rejected { message, .. }) => {
             return Err(RpcError::bad_request(format!("the tx package was rejected by network rules.\n\n{message}.")))
@@ -63,15 +61,15 @@ pub async fn broadcast_package(e: &Electrum, raw_txs: Vec<String>, verbose: bool
     Ok(out)
 }
 
-pub async fn get(e: &Arc<Electrum>, id: Txid, verbose: bool) -> Result<Value, RpcError> {
+pub async fn get(e: &Electrum, id: Txid, verbose: bool) -> Result<Value, RpcError> {
     if verbose {
-        e.verbose_tx(id).await
+        Ok(e.reader.verbose_tx(id).await?)
     } else {
-        Ok(json!(hex::encode(e.raw_tx(id).await?)))
+        Ok(json!(hex::encode(e.reader.raw_tx(id).await?)))
     }
 }
 
-pub async fn get_merkle(e: &Arc<Electrum>, id: Txid, h: u32) -> Result<Value, RpcError> {
+pub async fn get_merkle(e: &Electrum, id: Txid, h: u32) -> Result<Value, RpcError> {
     let txids = block_txids(e, h).await?;
     let pos = txids
         .iter()
@@ -80,7 +78,7 @@ pub async fn get_merkle(e: &Arc<Electrum>, id: Txid, h: u32) -> Result<Value, Rp
     Ok(json!({"block_height": h, "merkle": branch(&txids, pos), "pos": pos}))
 }
 
-pub async fn id_from_pos(e: &Arc<Electrum>, h: u32, pos: u64, want_merkle: bool) -> Result<Value, RpcError> {
+pub async fn id_from_pos(e: &Electrum, h: u32, pos: u64, want_merkle: bool) -> Result<Value, RpcError> {
     let txids = match block_txids(e, h).await {
         // ElectrumX reports its database's error here.
         Err(_) if h > e.index.tip().height.unwrap_or(0) => {
@@ -106,8 +104,9 @@ pub async fn id_from_pos(e: &Arc<Electrum>, h: u32, pos: u64, want_merkle: bool)
     }
 }
 
-async fn block_txids(e: &Arc<Electrum>, h: u32) -> Result<Vec<Txid>, RpcError> {
-    e.blocking(move |s| s.query.block_txids(h).map_err(|err| RpcError::internal(err.to_string())))
+async fn block_txids(e: &Electrum, h: u32) -> Result<Vec<Txid>, RpcError> {
+    e.reader
+        .block_txids(h)
         .await?
         .ok_or_else(|| RpcError::bad_request(format!("height {} out of range", commas(u64::from(h)))))
 }

@@ -1,5 +1,6 @@
 //! Answers from the index alone, each computed on one consistent view of it: a script hash's
-//! history, balance and unspent outputs; where a transaction is; merkle proofs; headers.
+//! confirmed history, balance and unspent outputs; where a transaction is; merkle proofs;
+//! headers. Synchronous: callers on the async side run them through `Reader::blocking`.
 //!
 //! A view is the published tip (its transaction count) plus the index's generation. Rows of
 //! transactions past the view's count are ignored (blocks added meanwhile), and a change of
@@ -12,22 +13,13 @@ use crate::index::Index;
 use crate::merkle;
 use crate::parse::HEADER_LEN;
 use crate::store::rows::{txid_prefix, Io, ScriptRow, TXID_PREFIX};
-use crate::store::StoreError;
 use crate::types::{BlockHash, ScriptHash, Txid};
 
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("index changed {0} times during the query")]
-    Unstable(u32),
-    #[error("index references transaction {0}, which the txid file lacks")]
-    MissingTxid(u64),
-}
+use super::QueryError;
 
-/// One confirmed transaction of a script's history.
+/// One confirmed transaction of a script's history, as the index has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct HistoryEntry {
+pub struct ConfirmedTx {
     pub height: u32,
     pub txid: Txid,
     #[serde(skip)]
@@ -49,7 +41,7 @@ pub struct Unspent {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ScriptSummary {
     /// Distinct transactions, in chain order (height, then position in the block).
-    pub history: Vec<HistoryEntry>,
+    pub history: Vec<ConfirmedTx>,
     /// In chain order.
     pub unspent: Vec<Unspent>,
     pub balance: u64,
@@ -69,6 +61,7 @@ pub struct View {
     generation: u64,
 }
 
+#[derive(Clone)]
 pub struct Query {
     index: Arc<Index>,
 }
@@ -184,7 +177,7 @@ impl Query {
     /// The confirmed history of a script hash alone, and the rows read: what `get_history`,
     /// `subscribe` and statuses need, without working out which outputs are spent (no maps of
     /// spends and candidates: a third of the time of a 10,000-transaction history).
-    pub fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<HistoryEntry>), QueryError> {
+    pub fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<ConfirmedTx>), QueryError> {
         self.with_view(|view| {
             let rows = self.index.store().script_rows(sh)?;
             let history = history_entries(&rows, view, &self.index.chain(), &self.index.store().txids())?;
@@ -216,6 +209,14 @@ impl Query {
             }
             Ok(self.index.store().txids().range(first, count as usize))
         })
+    }
+
+    /// Where the transaction at `pos` in the block at `height` lies in the block's bytes,
+    /// `(offset, size)`: `None` when the index keeps no positions for the block.
+    pub fn tx_byte_range(&self, height: u32, pos: u32) -> Result<Option<(u64, u64)>, QueryError> {
+        let count = self.index.chain().tx_range(height).map_or(0, |r| r.1);
+        let Some(txpos) = self.index.store().txpos(height)? else { return Ok(None) };
+        Ok(crate::store::rows::txpos_lookup(&txpos, count, pos).ok().map(|(offset, size)| (offset, u64::from(size))))
     }
 
     /// Merkle branch (display-order hex, deepest first) of the transaction at `pos` in the
@@ -258,7 +259,7 @@ fn history_entries(
     view: &View,
     chain: &crate::chain::Chain,
     txids: &crate::store::txids::TxidMap,
-) -> Result<Vec<HistoryEntry>, QueryError> {
+) -> Result<Vec<ConfirmedTx>, QueryError> {
     // Rows come in key order: by tx_num, then by input or output.
     let mut last = None;
     rows.iter()
@@ -271,7 +272,7 @@ fn history_entries(
         .map(|tx_num| {
             let (height, _) = chain.locate(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
             let txid = txids.get(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
-            Ok(HistoryEntry { height, txid, tx_num })
+            Ok(ConfirmedTx { height, txid, tx_num })
         })
         .collect()
 }

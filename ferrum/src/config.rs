@@ -214,7 +214,7 @@ pub struct Options {
     #[arg(long, env = "FERRUM_BANNER_FILE", global = true, value_name = "FILE")]
     pub banner_file: Option<PathBuf>,
 
-    /// Answer of server.donation_address [default: empty]
+    /// ResultJson of server.donation_address [default: empty]
     #[arg(long, env = "FERRUM_DONATION_ADDRESS", global = true)]
     pub donation_address: Option<String>,
 

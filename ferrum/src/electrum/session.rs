@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::coerce::commas;
 use super::events::Event;
 use super::jsonrpc::{self, Incoming, Invalid, Response, RpcError};
-use super::methods::{self, Answer, Context};
+use super::methods::{self, Context, ResultJson};
 use super::protocol::Method;
 use super::request::Request;
 use super::state::SessionState;
@@ -101,11 +101,11 @@ impl Session {
         self.electrum.metrics.request(method, began.elapsed(), code);
         let id = request.id?;
         Some(match result {
-            Ok(Answer::Value(value)) => {
+            Ok(ResultJson::Value(value)) => {
                 let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".to_string());
                 jsonrpc::result_text(&id, &text, request.v2)
             }
-            Ok(Answer::Text(text)) => jsonrpc::result_text(&id, &text, request.v2),
+            Ok(ResultJson::Text(text)) => jsonrpc::result_text(&id, &text, request.v2),
             Err(error) => jsonrpc::encode(&jsonrpc::error_value(&id, &error, request.v2)).0,
         })
     }
@@ -113,7 +113,7 @@ impl Session {
     /// The answer to a request of `method` (`None`: a name no version has), in the order
     /// ElectrumX checks: `server.version` first, then the method's availability at the
     /// negotiated version, then its arguments.
-    async fn answer(&mut self, method: Option<Method>, request: &jsonrpc::Request) -> Result<Answer, RpcError> {
+    async fn answer(&mut self, method: Option<Method>, request: &jsonrpc::Request) -> Result<ResultJson, RpcError> {
         let identify = || RpcError::bad_request("use server.version to identify client");
         let method = match (method, &self.state.version) {
             (Some(Method::ServerVersion), _) => {

@@ -39,8 +39,8 @@ pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
         let monitor = monitor.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let reply = route(request.method(), request.uri().path(), &monitor);
-                async move { Ok::<_, Infallible>(reply.into_response()) }
+                let response = route(request.method(), request.uri().path(), &monitor);
+                async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .keep_alive(false)
@@ -55,60 +55,44 @@ pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
     }
 }
 
-/// A response: status, content type, extra headers, body.
-struct Reply {
-    status: StatusCode,
-    content_type: &'static str,
-    headers: Vec<(hyper::header::HeaderName, &'static str)>,
-    body: Vec<u8>,
+/// A response with the headers every one carries. (hyper sends no body to HEAD.)
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
-impl Reply {
-    fn text(status: StatusCode, body: &str) -> Reply {
-        Reply { status, content_type: "text/plain; charset=utf-8", headers: Vec::new(), body: body.as_bytes().to_vec() }
-    }
-
-    fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
-        Reply { status: StatusCode::OK, content_type, headers: Vec::new(), body }
-    }
-
-    /// The response, with the headers every answer carries. (hyper sends no body to HEAD.)
-    fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(Bytes::from(self.body)));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        for (name, value) in self.headers {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
-        response
-    }
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
 }
 
-fn route(method: &Method, path: &str, monitor: &Monitor) -> Reply {
+fn route(method: &Method, path: &str, monitor: &Monitor) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
-        let mut r = Reply::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-        r.headers.push((ALLOW, "GET, HEAD"));
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     match path {
-        "/" | "/index.html" => Reply {
-            headers: vec![(CONTENT_SECURITY_POLICY, PAGE_POLICY)],
-            ..Reply::ok("text/html; charset=utf-8", STATUS_PAGE.as_bytes().to_vec())
-        },
-        "/api/status" => Reply::ok("application/json", monitor.status().to_string().into_bytes()),
-        "/metrics" => Reply::ok("text/plain; version=0.0.4; charset=utf-8", monitor.prometheus().into_bytes()),
+        "/" | "/index.html" => {
+            let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", STATUS_PAGE);
+            r.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+            r
+        }
+        "/api/status" => respond(StatusCode::OK, "application/json", monitor.status().to_string()),
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", monitor.prometheus()),
         "/health" => {
             if monitor.healthy() {
-                Reply::text(StatusCode::OK, "ok\n")
+                text(StatusCode::OK, "ok\n".into())
             } else if let Some(reason) = monitor.electrum.index.status().unavailable() {
-                Reply::text(StatusCode::SERVICE_UNAVAILABLE, &format!("{reason}\n"))
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"))
             } else {
-                Reply::text(StatusCode::SERVICE_UNAVAILABLE, "bitcoind unreachable\n")
+                text(StatusCode::SERVICE_UNAVAILABLE, "bitcoind unreachable\n".into())
             }
         }
-        _ => Reply::text(StatusCode::NOT_FOUND, "not found; try /, /api/status, /metrics or /health\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found; try /, /api/status, /metrics or /health\n".into()),
     }
 }

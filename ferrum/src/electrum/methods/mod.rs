@@ -26,13 +26,13 @@ pub struct Context<'a> {
 /// A method's result: a JSON value, or JSON text written directly (large answers skip building
 /// a value tree, which costs more than computing them).
 #[derive(Debug)]
-pub enum Answer {
+pub enum ResultJson {
     Value(Value),
     Text(String),
 }
 
 /// Answers one request.
-pub async fn answer(cx: Context<'_>, request: Request) -> Result<Answer, RpcError> {
+pub async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJson, RpcError> {
     let Context { electrum: e, session } = cx;
     let value = match request {
         Request::BlockHeader { height, cp_height } => blockchain::block_header(e, height, cp_height)?,
@@ -43,7 +43,7 @@ pub async fn answer(cx: Context<'_>, request: Request) -> Result<Answer, RpcErro
         Request::HeadersSubscribe => blockchain::headers_subscribe(e, session)?,
         Request::RelayFee => blockchain::relay_fee(e).await?,
         Request::ScripthashGetBalance(sh) => scripthash::get_balance(e, sh).await?,
-        Request::ScripthashGetHistory(sh) => return scripthash::get_history(e, sh).await.map(Answer::Text),
+        Request::ScripthashGetHistory(sh) => return scripthash::get_history(e, sh).await.map(ResultJson::Text),
         Request::ScripthashGetMempool(sh) => scripthash::get_mempool(e, sh).await?,
         Request::ScripthashListUnspent(sh) => scripthash::listunspent(e, sh).await?,
         Request::ScripthashSubscribe { scripthash, shown } => {
@@ -71,5 +71,5 @@ pub async fn answer(cx: Context<'_>, request: Request) -> Result<Answer, RpcErro
             server::version(session, client_name, protocol_version)?
         }
     };
-    Ok(Answer::Value(value))
+    Ok(ResultJson::Value(value))
 }

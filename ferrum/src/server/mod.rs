@@ -246,25 +246,14 @@ impl Drop for Registered {
     }
 }
 
-/// Sockets bound before serving, so that port numbers are known and errors come at start-up.
-pub struct Bound {
-    pub service: Service,
-    listener: TcpListener,
-}
-
-impl Bound {
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-}
-
-pub async fn bind(services: &[Service]) -> Result<Vec<Bound>> {
+/// Binds a listener for each address, in order, before anything is served: port numbers are
+/// then known, and an address in use fails start-up with the name of what was to listen there
+/// (`"listening on 127.0.0.1:50001 (tcp)"`). Every listening socket of the process is bound
+/// here: the Electrum services, the admin RPC and the HTTP status page.
+pub async fn bind<'a>(addrs: impl IntoIterator<Item = (SocketAddr, &'a str)>) -> Result<Vec<TcpListener>> {
     let mut out = Vec::new();
-    for s in services {
-        let listener = TcpListener::bind(s.addr)
-            .await
-            .with_context(|| format!("listening on {} ({})", s.addr, s.protocol.name()))?;
-        out.push(Bound { service: s.clone(), listener });
+    for (addr, what) in addrs {
+        out.push(TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} ({what})"))?);
     }
     Ok(out)
 }
@@ -341,22 +330,23 @@ impl Server {
         &self.limits
     }
 
-    /// Accepts connections on every bound socket until the task is dropped.
-    pub async fn serve(self: Arc<Self>, bound: Vec<Bound>) {
+    /// Accepts connections for every service, each on its bound socket, until the task is
+    /// dropped.
+    pub async fn serve(self: Arc<Self>, bound: Vec<(Service, TcpListener)>) {
         let mut tasks = Vec::new();
-        for b in bound {
-            let addr = b.listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            tracing::info!("serving Electrum over {} on {addr}", b.service.protocol.name());
-            tasks.push(tokio::spawn(self.clone().accept_loop(b)));
+        for (service, listener) in bound {
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!("serving Electrum over {} on {addr}", service.protocol.name());
+            tasks.push(tokio::spawn(self.clone().accept_loop(service.protocol, listener)));
         }
         for t in tasks {
             let _ = t.await;
         }
     }
 
-    async fn accept_loop(self: Arc<Self>, bound: Bound) {
+    async fn accept_loop(self: Arc<Self>, protocol: Protocol, listener: TcpListener) {
         loop {
-            let (stream, peer) = accept(&bound.listener, "Electrum").await;
+            let (stream, peer) = accept(&listener, "Electrum").await;
             if self.session_count() >= self.limits.max_sessions {
                 tracing::debug!(%peer, "session limit reached; closing the new connection");
                 self.refused.fetch_add(1, Ordering::Relaxed);
@@ -372,9 +362,7 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let span =
-                tracing::info_span!("session", session = id, peer = %peer.ip(), proto = bound.service.protocol.name());
-            let protocol = bound.service.protocol;
+            let span = tracing::info_span!("session", session = id, peer = %peer.ip(), proto = protocol.name());
             let info = Arc::new(SessionInfo {
                 id,
                 peer,

@@ -185,16 +185,6 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
     run_with(config, stop, log, |_| {}).await
 }
 
-/// Binds a listener for each address, so that port numbers are known and errors come at
-/// start-up.
-async fn bind_all(addrs: &[std::net::SocketAddr], what: &str) -> Result<Vec<tokio::net::TcpListener>> {
-    let mut out = Vec::new();
-    for addr in addrs {
-        out.push(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} ({what})"))?);
-    }
-    Ok(out)
-}
-
 /// [`run`], calling `started` once the listeners are bound.
 pub async fn run_with(
     config: Config,
@@ -221,9 +211,10 @@ pub async fn run_with(
         // What a user compares with the certificate their wallet pinned.
         tracing::info!(cert = %tls.cert_path.display(), "TLS certificate SHA-256 fingerprint {}", tls.fingerprint());
     }
-    let bound = server::bind(&config.services).await?;
-    let admin_listeners = bind_all(config.admin_rpc.as_slice(), "admin RPC").await?;
-    let http_listeners = bind_all(&config.http, "HTTP").await?;
+    let listeners = server::bind(config.services.iter().map(|s| (s.addr, s.protocol.name()))).await?;
+    let bound: Vec<_> = config.services.iter().cloned().zip(listeners).collect();
+    let admin_listeners = server::bind(config.admin_rpc.iter().map(|a| (*a, "admin RPC"))).await?;
+    let http_listeners = server::bind(config.http.iter().map(|a| (*a, "HTTP"))).await?;
     let store = open_store(&config)?;
     let mode = choose_mode(&store, &info, config.prevout_mode)?;
     let index = Arc::new(Index::new(store).context("loading the index")?);
@@ -256,7 +247,7 @@ pub async fn run_with(
         stop.clone(),
         log,
     );
-    let addrs = bound.iter().filter_map(|b| Some((b.service.protocol, b.local_addr().ok()?))).collect();
+    let addrs = bound.iter().filter_map(|(s, l)| Some((s.protocol, l.local_addr().ok()?))).collect();
     started(&Running {
         index: index.clone(),
         electrum: electrum.clone(),

@@ -85,7 +85,7 @@ impl Chunk {
             self.resolve(store, &mut data)?;
             if keep_undo {
                 let coins: Vec<Coin> = data.inputs.iter().filter_map(|i| i.coin).collect();
-                store.put(&mut self.batch, CF_UNDO, &rows::height_key(data.height), &super::encode_undo(&coins))?;
+                store.put(&mut self.batch, CF_UNDO, &rows::height_key(data.height), &rows::undo_value(&coins))?;
             }
             if let Some(old) = data.height.checked_sub(undo_depth) {
                 store.delete(&mut self.batch, CF_UNDO, &rows::height_key(old))?;

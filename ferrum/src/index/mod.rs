@@ -18,7 +18,7 @@ use tokio::sync::{watch, Notify};
 use crate::chain::{Chain, ChainError};
 use crate::daemon::p2p::Announcements;
 use crate::daemon::{DaemonError, NodeTip};
-use crate::store::rows::{self, Coin, Tip};
+use crate::store::rows::Tip;
 use crate::store::{Durability, PrevoutMode, Store, StoreError};
 use crate::sync::{Backoff, Locked, Shared};
 use crate::types::BlockHash;
@@ -552,19 +552,19 @@ impl<S: BlockSource> Indexer<S> {
             self.index.chain().hash(height).ok_or_else(|| IndexError::Inconsistent(format!("no block at {height}")))?;
         let raw = self.source.block(hash).await?;
         if self.mode == PrevoutMode::Utxo {
-            if let Some(undo) = self.index.store.undo(height)? {
+            if let Some(coins) = self.index.store.undo(height)? {
                 let mut data = tokio::task::spawn_blocking(move || build::build(height, hash, &raw, None))
                     .await
                     .map_err(|e| IndexError::Task(e.to_string()))??;
-                let mut s: &[u8] = &undo;
-                for input in &mut data.inputs {
-                    input.coin = Some(
-                        rows::get_coin(&mut s)
-                            .map_err(|e| IndexError::Inconsistent(format!("undo of {height}: {e}")))?,
-                    );
+                if coins.len() != data.inputs.len() {
+                    return Err(IndexError::Inconsistent(format!(
+                        "undo of {height} has {} entries for {} inputs",
+                        coins.len(),
+                        data.inputs.len()
+                    )));
                 }
-                if !s.is_empty() {
-                    return Err(IndexError::Inconsistent(format!("undo of {height} has more entries than inputs")));
+                for (input, coin) in data.inputs.iter_mut().zip(coins) {
+                    input.coin = Some(coin);
                 }
                 return Ok(data);
             }
@@ -817,13 +817,4 @@ fn format_duration(secs: u64) -> String {
         60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
         _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
     }
-}
-
-/// The coins of a block's inputs, for tests and the undo table.
-pub fn encode_undo(coins: &[Coin]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(coins.len() * 12);
-    for c in coins {
-        rows::put_coin(&mut v, c);
-    }
-    v
 }

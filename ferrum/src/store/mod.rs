@@ -511,9 +511,11 @@ impl Store {
         self.db.get_cf(&cf, rows::height_key(height)).map_err(|e| self.rocks(e))
     }
 
-    pub fn undo(&self, height: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The coins block `height`'s inputs spent, in input order (`utxo` mode, recent blocks).
+    pub fn undo(&self, height: u32) -> Result<Option<Vec<Coin>>, StoreError> {
         let cf = self.cf(CF_UNDO)?;
-        self.db.get_cf(&cf, rows::height_key(height)).map_err(|e| self.rocks(e))
+        let value = self.db.get_cf(&cf, rows::height_key(height)).map_err(|e| self.rocks(e))?;
+        value.map(|v| rows::decode_undo_value(&v).map_err(|e| self.corrupt(e))).transpose()
     }
 
     /// Looks up unspent outputs; `keys` should be sorted for locality.

@@ -12,10 +12,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::electrum::{server_version, Electrum};
-use crate::index::StopSignal;
 use crate::metrics::LATENCY_BUCKETS;
 use crate::network::Network;
 use crate::server::{Protocol, Server};
+use crate::shutdown::StopSignal;
 use crate::store::PrevoutMode;
 use crate::sync::Locked;
 

@@ -8,16 +8,17 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::chain::{Chain, ChainError};
 use crate::daemon::p2p::Announcements;
 use crate::daemon::{DaemonError, NodeTip};
+use crate::shutdown::StopSignal;
 use crate::store::rows::Tip;
 use crate::store::{Durability, PrevoutMode, Store, StoreError};
 use crate::sync::{Backoff, Locked, Shared};
@@ -268,34 +269,6 @@ impl Index {
         drop(chain);
         self.set_status(|s| s.index_height = tip.height);
         self.tip.send_replace(tip);
-    }
-}
-
-/// Stops the indexer at the next block boundary, after committing what it has.
-#[derive(Clone, Default)]
-pub struct StopSignal {
-    flag: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-}
-
-impl StopSignal {
-    pub fn stop(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        self.wake.notify_waiters();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
-    pub async fn wait(&self) {
-        loop {
-            let notified = self.wake.notified();
-            if self.is_stopped() {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 

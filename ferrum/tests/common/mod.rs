@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, TxOut};
 use ferrum::daemon::{Auth, Daemon, DaemonConfig};
-use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
+use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer};
 use ferrum::merkle;
 use ferrum::network::Network;
 use ferrum::query::Query;
+use ferrum::shutdown::StopSignal;
 use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
 use ferrum::types::{ScriptHash, Txid};
 use serde_json::Value;

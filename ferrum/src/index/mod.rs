@@ -20,7 +20,7 @@ use crate::daemon::p2p::Announcements;
 use crate::daemon::{DaemonError, NodeTip};
 use crate::shutdown::StopSignal;
 use crate::store::rows::Tip;
-use crate::store::{Durability, PrevoutMode, Store, StoreError};
+use crate::store::{Batch, Durability, PrevoutMode, Reader, Store, StoreError};
 use crate::sync::{Backoff, Locked, Shared};
 use crate::types::BlockHash;
 use build::{BlockData, BuildError};
@@ -198,7 +198,8 @@ impl Index {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    /// The store's read side: readers never reach its writes.
+    pub fn store(&self) -> &Reader {
         &self.store
     }
 
@@ -478,13 +479,7 @@ impl<S: BlockSource> Indexer<S> {
             for height in (bottom..=top).rev() {
                 let data = self.block_for_undo(height).await?;
                 touched.extend(chunk::touched_prefixes(&data));
-                chunk::delete_block(
-                    &self.index.store,
-                    &mut batch,
-                    self.mode,
-                    &data,
-                    self.index.chain().tx_range(height),
-                )?;
+                chunk::delete_block(&mut batch, self.mode, &data, self.index.chain().tx_range(height))?;
             }
             let tip = {
                 let chain = self.index.chain();
@@ -495,7 +490,7 @@ impl<S: BlockSource> Indexer<S> {
                     tx_count: first_tx,
                 }
             };
-            batch.tip = Some(tip);
+            batch.set_tip(tip);
             // Odd while rows disappear: readers retry.
             self.index.generation.fetch_add(1, Ordering::SeqCst);
             let store_commit = self.commit_blocking(batch, Durability::Synced).await;
@@ -548,7 +543,7 @@ impl<S: BlockSource> Indexer<S> {
             .map_err(|e| IndexError::Task(e.to_string()))??)
     }
 
-    async fn commit_blocking(&self, batch: crate::store::Batch, durability: Durability) -> Result<(), IndexError> {
+    async fn commit_blocking(&self, batch: Batch, durability: Durability) -> Result<(), IndexError> {
         let index = self.index.clone();
         tokio::task::spawn_blocking(move || index.store.commit(batch, durability))
             .await
@@ -657,7 +652,7 @@ impl<S: BlockSource> Indexer<S> {
         if chunk.is_empty() {
             return Ok(chunk);
         }
-        let (batch, blocks, touched) = chunk.finish(&self.index.store, self.mode)?;
+        let (batch, blocks, touched) = chunk.finish(self.mode)?;
         self.commit_blocking(batch, durability).await?;
         self.index.record_touched(touched);
         {

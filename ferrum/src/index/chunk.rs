@@ -1,6 +1,5 @@
 //! A chunk of consecutive blocks on its way into the index: numbered, resolved against the
-//! `utxo` table when needed, and turned into one write batch. Also the inverse: the deletes and
-//! restores that undo a block.
+//! `utxo` table when needed, and turned into one write batch.
 
 use std::collections::HashMap;
 
@@ -198,64 +197,14 @@ pub fn touched_prefixes(data: &BlockData) -> impl Iterator<Item = [u8; 8]> + '_ 
     data.outputs.iter().map(|o| o.coin.sh).chain(data.inputs.iter().filter_map(|i| i.coin.map(|c| c.sh)))
 }
 
-fn key_of(txid: &Txid, vout: u32) -> Key {
+pub(super) fn key_of(txid: &Txid, vout: u32) -> Key {
     rows::utxo_key(&txid.0, vout)
 }
 
-fn missing(height: u32, input: &InRow) -> IndexError {
+pub(super) fn missing(height: u32, input: &InRow) -> IndexError {
     IndexError::MissingPrevout { height, txid: Txid(input.prev_txid).to_hex(), vout: input.prev_vout }
 }
 
-fn input_io(input: &InRow) -> Io {
+pub(super) fn input_io(input: &InRow) -> Io {
     Io::Input { index: input.index, prev_txid: rows::txid_prefix(&input.prev_txid), prev_vout: input.prev_vout }
-}
-
-/// Adds to `batch` the deletes (and, in `utxo` mode, the restores) that remove a block from the
-/// index. `range` is the block's `(first tx_num, tx count)`; `data` must have every input's coin.
-pub fn delete_block(
-    batch: &mut Batch,
-    mode: PrevoutMode,
-    data: &BlockData,
-    range: Option<(u64, u32)>,
-) -> Result<(), IndexError> {
-    let (first_tx, count) = range.ok_or_else(|| IndexError::Inconsistent(format!("no block at {}", data.height)))?;
-    if count as usize != data.txids.len() {
-        return Err(IndexError::Inconsistent(format!(
-            "block {} has {} transactions, the index recorded {count}",
-            data.height,
-            data.txids.len()
-        )));
-    }
-    for out in &data.outputs {
-        let io = Io::Output { index: out.vout, value: out.coin.value };
-        batch.delete_script_row(&rows::script_key(&out.coin.sh, first_tx + u64::from(out.tx), &io))?;
-    }
-    for input in &data.inputs {
-        let coin = input.coin.ok_or_else(|| missing(data.height, input))?;
-        batch.delete_script_row(&rows::script_key(&coin.sh, first_tx + u64::from(input.tx), &input_io(input)))?;
-        if mode == PrevoutMode::Utxo {
-            // Restore what the block spent...
-            let (k, len) = rows::utxo_key(&input.prev_txid, input.prev_vout);
-            batch.put_utxo(k.get(..len).unwrap_or_default(), &coin)?;
-        }
-    }
-    if mode == PrevoutMode::Utxo {
-        // ...then remove what it created (after the restores: an output created and spent in
-        // this block must end up absent).
-        for out in &data.outputs {
-            if let Some(txid) = data.txids.get(out.tx as usize) {
-                let (k, len) = key_of(txid, out.vout);
-                batch.delete_utxo(k.get(..len).unwrap_or_default())?;
-            }
-        }
-    }
-    if data.height > 0 {
-        for (i, txid) in data.txids.iter().enumerate() {
-            batch.delete_txid_row(&rows::txid_key(txid, first_tx + i as u64))?;
-        }
-    }
-    batch.delete_header(data.height)?;
-    batch.delete_txpos(data.height)?;
-    batch.delete_undo(data.height)?;
-    Ok(())
 }

@@ -278,6 +278,25 @@ pub fn get_coin(input: &mut &[u8]) -> Result<Coin, RowError> {
     Ok(Coin { sh, value })
 }
 
+/// An `undo` value: the coins a block's inputs spent, in input order (coinbase inputs left out).
+pub fn undo_value(coins: &[Coin]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(coins.len() * 12);
+    for c in coins {
+        put_coin(&mut v, c);
+    }
+    v
+}
+
+/// The coins of an `undo` value, in input order.
+pub fn decode_undo_value(value: &[u8]) -> Result<Vec<Coin>, RowError> {
+    let mut rest = value;
+    let mut coins = Vec::new();
+    while !rest.is_empty() {
+        coins.push(get_coin(&mut rest).map_err(|_| err("undo"))?);
+    }
+    Ok(coins)
+}
+
 /// The committed tip: written in the same batch as the rows that reach it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tip {
@@ -377,5 +396,15 @@ mod tests {
         assert_eq!(get_coin(&mut s), Ok(Coin { sh: [1; 8], value: 5 }));
         assert_eq!(get_coin(&mut s), Ok(Coin { sh: [2; 8], value: 1 << 40 }));
         assert!(get_coin(&mut s).is_err());
+    }
+
+    #[test]
+    fn undo_coins_round_trip() {
+        let coins = [Coin { sh: [1; 8], value: 0 }, Coin { sh: [9; 8], value: 21_000_000 * 100_000_000 }];
+        let v = undo_value(&coins);
+        assert_eq!(decode_undo_value(&v), Ok(coins.to_vec()));
+        assert_eq!(decode_undo_value(&undo_value(&[])), Ok(vec![]));
+        assert_eq!(decode_undo_value(&v[..v.len() - 1]), Err(RowError { what: "undo" }), "a cut last coin");
+        assert!(decode_undo_value(&[0; 7]).is_err());
     }
 }

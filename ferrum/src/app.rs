@@ -9,11 +9,12 @@ use anyhow::{bail, Context, Result};
 use crate::config::{Config, ModeArg};
 use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
 use crate::electrum::{events, Electrum, ElectrumConfig};
-use crate::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
+use crate::index::{DaemonSource, Index, IndexConfig, Indexer};
 use crate::mempool::Mempool;
 use crate::monitor::{LogControl, Monitor};
 use crate::server::tls::{CertSource, Tls};
 use crate::server::{self, Protocol, Server};
+use crate::shutdown::StopSignal;
 use crate::store::{PrevoutMode, Store, StoreConfig, StoreError};
 use crate::sync::Backoff;
 

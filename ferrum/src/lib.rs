@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod network;
 pub mod query;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod sync;
 pub mod web;

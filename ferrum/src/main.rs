@@ -9,8 +9,8 @@ use clap::Parser;
 
 use ferrum::config::{Cli, Command, Config, ProcessEnv};
 use ferrum::daemon::{Daemon, DaemonError, NodeInfo};
-use ferrum::index::StopSignal;
 use ferrum::monitor::LogControl;
+use ferrum::shutdown::StopSignal;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

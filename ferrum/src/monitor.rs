@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 
 use crate::daemon::Daemon;
 use crate::electrum::{server_version, Electrum};
-use crate::index::StopSignal;
 use crate::mempool::Mempool;
 use crate::metrics::LATENCY_BUCKETS;
 use crate::network::Network;
 use crate::server::{Protocol, Server};
+use crate::shutdown::StopSignal;
 use crate::store::PrevoutMode;
 use crate::sync::Locked;
 

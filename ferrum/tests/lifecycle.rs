@@ -113,7 +113,7 @@ fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
     };
     let store = open();
     assert_eq!(store.mode(), Some(PrevoutMode::Utxo));
-    assert!(!store.dump(ferrum::store::CF_UTXO).unwrap().is_empty());
+    assert!(!store.dump(ferrum::store::Table::Utxo).unwrap().is_empty());
     drop(store);
 
     // The same node, now answering as itself (spenttxouts and blockpart).
@@ -131,8 +131,8 @@ fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
     assert!(log.contains("index opened, prevout mode spenttxouts"), "{log}");
     let store = open();
     assert_eq!(store.mode(), Some(PrevoutMode::Spenttxouts));
-    for cf in [ferrum::store::CF_UTXO, ferrum::store::CF_UNDO] {
-        assert!(store.dump(cf).unwrap().is_empty(), "{cf} is empty");
+    for t in [ferrum::store::Table::Utxo, ferrum::store::Table::Undo] {
+        assert!(store.dump(t).unwrap().is_empty(), "{} is empty", t.name());
     }
     drop(store);
     let clean = clean_index(&node, PrevoutMode::Spenttxouts);

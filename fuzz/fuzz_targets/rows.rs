@@ -15,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = rows::read_tx_num(data);
     let mut input = data;
     while rows::get_coin(&mut input).is_ok() {}
+    if let Ok(coins) = rows::decode_undo_value(data) {
+        // Encodings are not unique (LEB128 admits padding), so the coins are what must survive.
+        assert_eq!(rows::decode_undo_value(&rows::undo_value(&coins)), Ok(coins));
+    }
     let mut input = data;
     while rows::get_leb128(&mut input).is_some() {}
     if let Some((count, rest)) = data.split_first_chunk::<4>() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::jsonrpc::RpcError;
 use super::Electrum;
-use crate::index::StopSignal;
 use crate::mempool::Mempool;
+use crate::shutdown::StopSignal;
 use crate::types::ScriptHash;
 
 /// A change subscribers may care about. Sent to every session.

@@ -1,13 +1,12 @@
 //! A chunk of consecutive blocks on its way into the index: numbered, resolved against the
-//! `utxo` table when needed, and turned into one write batch. Also the inverse: the deletes and
-//! restores that undo a block.
+//! `utxo` table when needed, and turned into one write batch.
 
 use std::collections::HashMap;
 
 use super::build::{BlockData, InRow};
 use super::{IndexConfig, IndexError};
 use crate::store::rows::{self, Coin, Io, Tip, UtxoKey};
-use crate::store::{Batch, PrevoutMode, Store, CF_HEADERS, CF_SCRIPT, CF_TXID, CF_TXPOS, CF_UNDO, CF_UTXO};
+use crate::store::{Batch, PrevoutMode, Reader};
 use crate::types::Txid;
 
 /// Rough memory cost of one entry of `created`.
@@ -64,7 +63,7 @@ impl Chunk {
 
     pub fn is_full(&self, config: &IndexConfig) -> bool {
         self.blocks.len() as u32 >= config.chunk_blocks
-            || self.batch.wb.size_in_bytes()
+            || self.batch.size_in_bytes()
                 + self.script_rows.len() * SCRIPT_ROW_BYTES
                 + self.txid_rows.len() * TXID_ROW_BYTES
                 >= config.chunk_bytes
@@ -74,7 +73,7 @@ impl Chunk {
     /// Numbers the block's transactions, resolves its inputs (`utxo` mode) and adds its rows.
     pub fn add(
         &mut self,
-        store: &Store,
+        store: &Reader,
         mode: PrevoutMode,
         mut data: BlockData,
         keep_undo: bool,
@@ -85,23 +84,22 @@ impl Chunk {
             self.resolve(store, &mut data)?;
             if keep_undo {
                 let coins: Vec<Coin> = data.inputs.iter().filter_map(|i| i.coin).collect();
-                store.put(&mut self.batch, CF_UNDO, &rows::height_key(data.height), &super::encode_undo(&coins))?;
+                self.batch.put_undo(data.height, &coins)?;
             }
             if let Some(old) = data.height.checked_sub(undo_depth) {
-                store.delete(&mut self.batch, CF_UNDO, &rows::height_key(old))?;
+                self.batch.delete_undo(old)?;
             }
         }
         self.buffer_rows(&data, first_tx)?;
-        let key = rows::height_key(data.height);
-        store.put(&mut self.batch, CF_HEADERS, &key, &rows::header_value(&data.header, data.txids.len() as u32))?;
-        store.put(&mut self.batch, CF_TXPOS, &key, &rows::txpos_value(&data.tx_sizes))?;
+        self.batch.put_header(data.height, &data.header, data.txids.len() as u32)?;
+        self.batch.put_txpos(data.height, &data.tx_sizes)?;
         if let Some(t) = &mut self.touched {
             t.extend(touched_prefixes(&data));
         }
         self.next_tx += data.txids.len() as u64;
         self.blocks.push((data.header, data.txids.len() as u32));
         self.tip = Some(Tip { height: data.height, hash: data.hash, tx_count: self.next_tx });
-        self.batch.txids.extend_from_slice(&data.txids);
+        self.batch.add_txids(&data.txids);
         Ok(())
     }
 
@@ -133,7 +131,7 @@ impl Chunk {
 
     /// Finds the coin each input spends: created earlier in this block, earlier in this chunk,
     /// or before the chunk (one sorted batch of reads per block).
-    fn resolve(&mut self, store: &Store, data: &mut BlockData) -> Result<(), IndexError> {
+    fn resolve(&mut self, store: &Reader, data: &mut BlockData) -> Result<(), IndexError> {
         let mut local: HashMap<Key, Coin> = data
             .outputs
             .iter()
@@ -169,27 +167,27 @@ impl Chunk {
 
     /// The batch to commit (with the `utxo` changes and the tip), the blocks it adds and the
     /// script-hash prefixes it touches (when tracked).
-    pub fn finish(mut self, store: &Store, mode: PrevoutMode) -> Result<(Batch, NewBlocks, Vec<[u8; 8]>), IndexError> {
+    pub fn finish(mut self, mode: PrevoutMode) -> Result<(Batch, NewBlocks, Vec<[u8; 8]>), IndexError> {
         self.script_rows.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         for (key, value, len) in &self.script_rows {
-            store.put(&mut self.batch, CF_SCRIPT, key.as_ref(), value.get(..usize::from(*len)).unwrap_or_default())?;
+            self.batch.put_script_row(key, value.get(..usize::from(*len)).unwrap_or_default())?;
         }
         self.txid_rows.sort_unstable();
         for key in &self.txid_rows {
-            store.put(&mut self.batch, CF_TXID, key, &[])?;
+            self.batch.put_txid_row(key)?;
         }
         if mode == PrevoutMode::Utxo {
             // Deletes first: an output spent here may be re-created under the same key (BIP 30).
             for (k, len) in &self.spent_stored {
-                store.delete(&mut self.batch, CF_UTXO, k.get(..*len).unwrap_or_default())?;
+                self.batch.delete_utxo(k.get(..*len).unwrap_or_default())?;
             }
             for ((k, len), coin) in &self.created {
-                self.value.clear();
-                rows::put_coin(&mut self.value, coin);
-                store.put(&mut self.batch, CF_UTXO, k.get(..*len).unwrap_or_default(), &self.value)?;
+                self.batch.put_utxo(k.get(..*len).unwrap_or_default(), coin)?;
             }
         }
-        self.batch.tip = self.tip;
+        if let Some(tip) = self.tip {
+            self.batch.set_tip(tip);
+        }
         Ok((self.batch, self.blocks, self.touched.unwrap_or_default()))
     }
 }
@@ -199,73 +197,14 @@ pub fn touched_prefixes(data: &BlockData) -> impl Iterator<Item = [u8; 8]> + '_ 
     data.outputs.iter().map(|o| o.coin.sh).chain(data.inputs.iter().filter_map(|i| i.coin.map(|c| c.sh)))
 }
 
-fn key_of(txid: &Txid, vout: u32) -> Key {
+pub(super) fn key_of(txid: &Txid, vout: u32) -> Key {
     rows::utxo_key(&txid.0, vout)
 }
 
-fn missing(height: u32, input: &InRow) -> IndexError {
+pub(super) fn missing(height: u32, input: &InRow) -> IndexError {
     IndexError::MissingPrevout { height, txid: Txid(input.prev_txid).to_hex(), vout: input.prev_vout }
 }
 
-fn input_io(input: &InRow) -> Io {
+pub(super) fn input_io(input: &InRow) -> Io {
     Io::Input { index: input.index, prev_txid: rows::txid_prefix(&input.prev_txid), prev_vout: input.prev_vout }
-}
-
-/// Adds to `batch` the deletes (and, in `utxo` mode, the restores) that remove a block from the
-/// index. `range` is the block's `(first tx_num, tx count)`; `data` must have every input's coin.
-pub fn delete_block(
-    store: &Store,
-    batch: &mut Batch,
-    mode: PrevoutMode,
-    data: &BlockData,
-    range: Option<(u64, u32)>,
-) -> Result<(), IndexError> {
-    let (first_tx, count) = range.ok_or_else(|| IndexError::Inconsistent(format!("no block at {}", data.height)))?;
-    if count as usize != data.txids.len() {
-        return Err(IndexError::Inconsistent(format!(
-            "block {} has {} transactions, the index recorded {count}",
-            data.height,
-            data.txids.len()
-        )));
-    }
-    for out in &data.outputs {
-        let io = Io::Output { index: out.vout, value: out.coin.value };
-        store.delete(batch, CF_SCRIPT, rows::script_key(&out.coin.sh, first_tx + u64::from(out.tx), &io).as_ref())?;
-    }
-    let mut value = Vec::new();
-    for input in &data.inputs {
-        let coin = input.coin.ok_or_else(|| missing(data.height, input))?;
-        store.delete(
-            batch,
-            CF_SCRIPT,
-            rows::script_key(&coin.sh, first_tx + u64::from(input.tx), &input_io(input)).as_ref(),
-        )?;
-        if mode == PrevoutMode::Utxo {
-            // Restore what the block spent...
-            let (k, len) = rows::utxo_key(&input.prev_txid, input.prev_vout);
-            value.clear();
-            rows::put_coin(&mut value, &coin);
-            store.put(batch, CF_UTXO, k.get(..len).unwrap_or_default(), &value)?;
-        }
-    }
-    if mode == PrevoutMode::Utxo {
-        // ...then remove what it created (after the restores: an output created and spent in
-        // this block must end up absent).
-        for out in &data.outputs {
-            if let Some(txid) = data.txids.get(out.tx as usize) {
-                let (k, len) = key_of(txid, out.vout);
-                store.delete(batch, CF_UTXO, k.get(..len).unwrap_or_default())?;
-            }
-        }
-    }
-    if data.height > 0 {
-        for (i, txid) in data.txids.iter().enumerate() {
-            store.delete(batch, CF_TXID, &rows::txid_key(txid, first_tx + i as u64))?;
-        }
-    }
-    let key = rows::height_key(data.height);
-    for cf in [CF_HEADERS, CF_TXPOS, CF_UNDO] {
-        store.delete(batch, cf, &key)?;
-    }
-    Ok(())
 }

@@ -11,11 +11,13 @@ use bitcoin::{
     TxMerkleNode, TxOut, Witness,
 };
 
-use super::*;
-use crate::daemon::NodeTip;
+use super::{BlockSource, Index, IndexConfig, IndexError, Indexer};
+use crate::daemon::{DaemonError, NodeTip};
 use crate::network::Network;
 use crate::parse::write_compact_size;
-use crate::store::{StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
+use crate::shutdown::StopSignal;
+use crate::store::{Durability, PrevoutMode, Store, StoreConfig, Table};
+use crate::types::BlockHash;
 
 /// A block's bytes and its spent outputs' bytes.
 type Recorded = (Vec<u8>, Vec<u8>);
@@ -161,10 +163,10 @@ fn indexer(dir: &std::path::Path, src: Arc<MemorySource>, mode: PrevoutMode, und
 }
 
 fn rows(ix: &Indexer<MemorySource>, with_mode_tables: bool) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
-    ALL_CFS
-        .iter()
-        .filter(|cf| **cf != CF_META && (with_mode_tables || ![CF_UTXO, CF_UNDO].contains(cf)))
-        .map(|cf| ix.index.store.dump(cf).unwrap())
+    Table::ALL
+        .into_iter()
+        .filter(|t| with_mode_tables || !t.utxo_mode_only())
+        .map(|t| ix.index.store.dump(t).unwrap())
         .collect()
 }
 
@@ -236,8 +238,8 @@ async fn both_modes_write_the_same_rows() {
     x.sync().await.unwrap();
     y.sync().await.unwrap();
     assert_eq!(rows(&x, false), rows(&y, false));
-    assert!(!y.index.store.dump(CF_UTXO).unwrap().is_empty());
-    assert!(x.index.store.dump(CF_UTXO).unwrap().is_empty());
+    assert!(!y.index.store.dump(Table::Utxo).unwrap().is_empty());
+    assert!(x.index.store.dump(Table::Utxo).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,10 +254,10 @@ async fn a_missing_prevout_is_an_error_not_a_wrong_index() {
     // Delete a coin behind the indexer's back, then extend: resolving must fail loudly.
     let store = &ix.index.store;
     let mut batch = store.batch(ix.index.tip().tx_count);
-    for (k, _) in store.dump(CF_UTXO).unwrap() {
-        store.delete(&mut batch, CF_UTXO, &k).unwrap();
+    for (k, _) in store.dump(Table::Utxo).unwrap() {
+        batch.delete_utxo(&k).unwrap();
     }
-    batch.tip = store.tip();
+    batch.set_tip(store.tip().unwrap());
     store.commit(batch, Durability::Synced).unwrap();
     let mut more = chain.clone();
     let mut u = Vec::new();

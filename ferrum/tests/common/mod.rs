@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, TxOut};
 use ferrum::daemon::{Auth, Daemon, DaemonConfig};
-use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer, StopSignal};
+use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer};
 use ferrum::merkle;
 use ferrum::network::Network;
 use ferrum::query::Query;
-use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
+use ferrum::shutdown::StopSignal;
+use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, Table};
 use ferrum::types::{ScriptHash, Txid};
 use serde_json::Value;
 use testkit::scenario::{self, ScenarioOptions};
@@ -166,11 +167,8 @@ pub type Dump = Vec<(&'static str, Vec<RawRow>)>;
 /// tables exist in one mode only; `meta` records the mode).
 pub fn dump_rows(dir: &Path) -> Dump {
     let store = Store::open_read_only(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
-    let mut out: Dump = ALL_CFS
-        .iter()
-        .filter(|cf| ![CF_META, CF_UTXO, CF_UNDO].contains(cf))
-        .map(|cf| (*cf, store.dump(cf).unwrap()))
-        .collect();
+    let mut out: Dump =
+        Table::ALL.into_iter().filter(|t| !t.utxo_mode_only()).map(|t| (t.name(), store.dump(t).unwrap())).collect();
     let tip = store.tip().unwrap();
     let txids: Vec<RawRow> =
         (0..tip.tx_count).map(|n| (n.to_be_bytes().to_vec(), store.txids().get(n).unwrap().0.to_vec())).collect();
@@ -183,8 +181,8 @@ pub fn dump_rows(dir: &Path) -> Dump {
 pub fn dump_all(dir: &Path) -> Dump {
     let store = Store::open_read_only(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
     let mut out = dump_rows(dir);
-    for cf in [CF_UTXO, CF_UNDO] {
-        out.push((cf, store.dump(cf).unwrap()));
+    for t in [Table::Utxo, Table::Undo] {
+        out.push((t.name(), store.dump(t).unwrap()));
     }
     out
 }

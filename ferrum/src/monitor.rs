@@ -3,10 +3,9 @@
 //! Prometheus metrics. The node's state and the index's size on disk are sampled in the
 //! background, so none of these ever waits on bitcoind or walks the disk.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 use crate::daemon::Daemon;
 use crate::electrum::{server_version, Electrum};
 use crate::mempool::Mempool;
-use crate::metrics::LATENCY_BUCKETS;
+use crate::metrics::{Exposition, Scrape, Table};
 use crate::network::Network;
 use crate::server::{Protocol, Server};
 use crate::shutdown::StopSignal;
@@ -50,6 +49,8 @@ pub struct Monitor {
     pub log: Option<LogControl>,
     node: Mutex<NodeState>,
     db_bytes: AtomicU64,
+    /// Reads this monitor at each scrape (through a weak handle: it lives inside it).
+    exposition: Exposition,
 }
 
 impl Monitor {
@@ -73,18 +74,23 @@ impl Monitor {
             error: None,
         };
         let db_bytes = AtomicU64::new(dir_size(&index_dir));
-        Arc::new(Monitor {
-            network: electrum.config.network,
-            electrum,
-            server,
-            daemon,
-            mempool,
-            mode,
-            index_dir,
-            stop,
-            log,
-            node: Mutex::new(node),
-            db_bytes,
+        Arc::new_cyclic(|me: &Weak<Monitor>| {
+            let me = me.clone();
+            let exposition = Exposition::new(&electrum.metrics, move || me.upgrade().map(|m| m.scrape()));
+            Monitor {
+                network: electrum.config.network,
+                electrum,
+                server,
+                daemon,
+                mempool,
+                mode,
+                index_dir,
+                stop,
+                log,
+                node: Mutex::new(node),
+                db_bytes,
+                exposition,
+            }
         })
     }
 
@@ -202,151 +208,57 @@ impl Monitor {
 
     /// Prometheus' text exposition format.
     pub fn prometheus(&self) -> String {
+        self.exposition.encode()
+    }
+
+    /// What `/metrics` shows besides the request metrics.
+    fn scrape(&self) -> Scrape {
         let e = &self.electrum;
-        let mut out = String::with_capacity(8192);
         let tip = e.index.tip();
         let sync = e.index.status();
         let node = self.node.locked().clone();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP ferrum_{name} {help}\n# TYPE ferrum_{name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "ferrum_{name}{labels} {value}");
-            }
-        };
-        let one = |v: f64| vec![(String::new(), v)];
-        let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        metric(
-            "info",
-            "gauge",
-            "Version, network and prevout mode.",
-            &[(
-                format!(
-                    "{{version=\"{}\",network=\"{}\",prevout_mode=\"{}\"}}",
-                    env!("CARGO_PKG_VERSION"),
-                    self.network.name(),
-                    self.mode.name()
-                ),
-                1.0,
-            )],
-        );
-        metric("uptime_seconds", "gauge", "Seconds since start.", &one(e.metrics.uptime().as_secs_f64()));
-        metric("resident_memory_bytes", "gauge", "Resident set size.", &one(resident_bytes() as f64));
-        metric("index_height", "gauge", "Height of the indexed tip.", &one(tip.height.map_or(-1.0, f64::from)));
-        metric("index_transactions", "gauge", "Transactions indexed.", &one(tip.tx_count as f64));
-        metric("index_caught_up", "gauge", "1 once the index reached the node's tip.", &one(flag(sync.caught_up)));
-        metric(
-            "serving",
-            "gauge",
-            "1 while wallets are answered: the index at the tip of a node out of initial block download.",
-            &one(flag(sync.unavailable().is_none())),
-        );
-        metric(
-            "sync_blocks_per_second",
-            "gauge",
-            "Blocks indexed per second during sync.",
-            &one(if sync.caught_up { 0.0 } else { sync.blocks_per_sec }),
-        );
-        metric(
-            "db_bytes",
-            "gauge",
-            "Size of the index directory on disk.",
-            &one(self.db_bytes.load(Ordering::Relaxed) as f64),
-        );
-        if let Ok(tables) = e.index.store().stats(false) {
-            let rows: Vec<_> = tables.iter().map(|t| (format!("{{table=\"{}\"}}", t.name), t.rows as f64)).collect();
-            metric("index_rows", "gauge", "Rows per table (RocksDB's estimate).", &rows);
-            let bytes: Vec<_> = tables.iter().map(|t| (format!("{{table=\"{}\"}}", t.name), t.bytes as f64)).collect();
-            metric("index_table_bytes", "gauge", "Bytes per table.", &bytes);
-        }
-        metric("node_reachable", "gauge", "1 when bitcoind answered the last check.", &one(flag(node.reachable)));
-        metric("node_height", "gauge", "bitcoind's block height.", &one(f64::from(node.height)));
-        metric(
-            "node_initial_block_download",
-            "gauge",
-            "1 while bitcoind is in its initial block download.",
-            &one(flag(node.initial_block_download)),
-        );
-        metric(
-            "node_verification_progress",
-            "gauge",
-            "bitcoind's estimate of the share of the chain it has verified, 0 to 1.",
-            &one(node.verification_progress),
-        );
         let stats = self.daemon.rpc().stats();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        metric("node_requests_total", "counter", "Requests made to bitcoind.", &one(load(&stats.requests)));
-        metric(
-            "node_request_failures_total",
-            "counter",
-            "Requests to bitcoind that failed to reach it or were refused.",
-            &one(load(&stats.failures)),
-        );
-        metric(
-            "node_request_seconds_total",
-            "counter",
-            "Time spent waiting for bitcoind.",
-            &one(load(&stats.micros) / 1e6),
-        );
-        metric("node_failovers_total", "counter", "Switches to another DAEMON_URL.", &one(load(&stats.failovers)));
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let sessions = self.server.sessions();
-        let per_protocol: Vec<_> = [Protocol::Tcp, Protocol::Ssl, Protocol::Ws, Protocol::Wss]
-            .iter()
-            .map(|p| {
-                (format!("{{protocol=\"{}\"}}", p.name()), sessions.iter().filter(|s| s.protocol == *p).count() as f64)
-            })
-            .collect();
-        metric("sessions", "gauge", "Open client sessions.", &per_protocol);
-        metric("sessions_accepted_total", "counter", "Sessions accepted.", &one(self.server.accepted() as f64));
-        metric(
-            "sessions_refused_total",
-            "counter",
-            "Connections closed at once for a session limit (total or per address).",
-            &one(self.server.refused() as f64),
-        );
-        let (throttled, cost_dropped) = self.server.cost_actions();
-        metric(
-            "requests_throttled_total",
-            "counter",
-            "Requests slowed because their client group was over the cost soft limit.",
-            &one(throttled as f64),
-        );
-        metric(
-            "sessions_cost_dropped_total",
-            "counter",
-            "Sessions dropped because their client group was over the cost hard limit.",
-            &one(cost_dropped as f64),
-        );
-        metric("cost_groups", "gauge", "Client groups with a cost.", &one(self.server.ledger().groups().len() as f64));
-        let subs: usize = sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum();
-        metric("subscriptions", "gauge", "Script hashes subscribed to, over all sessions.", &one(subs as f64));
-        let methods = e.metrics.methods();
-        let label = |m: &str| format!("{{method=\"{m}\"}}");
-        let counts: Vec<_> = methods.iter().map(|m| (label(m.method), m.count as f64)).collect();
-        metric("requests_total", "counter", "Requests by method.", &counts);
-        let errors: Vec<_> = methods.iter().map(|m| (label(m.method), m.errors as f64)).collect();
-        metric("request_errors_total", "counter", "Requests answered with an error, by method.", &errors);
-        let mut histogram = Vec::new();
-        for m in &methods {
-            for (bound, count) in LATENCY_BUCKETS.iter().zip(&m.buckets) {
-                histogram.push((format!("_bucket{{method=\"{}\",le=\"{bound}\"}}", m.method), *count as f64));
-            }
-            histogram.push((format!("_bucket{{method=\"{}\",le=\"+Inf\"}}", m.method), m.count as f64));
-            histogram.push((format!("_sum{}", label(m.method)), m.seconds));
-            histogram.push((format!("_count{}", label(m.method)), m.count as f64));
+        let (requests_throttled, sessions_cost_dropped) = self.server.cost_actions();
+        Scrape {
+            network: self.network.name(),
+            prevout_mode: self.mode.name(),
+            uptime: e.metrics.uptime(),
+            resident_memory_bytes: resident_bytes(),
+            index_height: tip.height,
+            index_transactions: tip.tx_count,
+            index_caught_up: sync.caught_up,
+            serving: sync.unavailable().is_none(),
+            sync_blocks_per_second: if sync.caught_up { 0.0 } else { sync.blocks_per_sec },
+            db_bytes: self.db_bytes.load(Ordering::Relaxed),
+            tables: e
+                .index
+                .store()
+                .stats(false)
+                .ok()
+                .map(|tables| tables.iter().map(|t| Table { name: t.name, rows: t.rows, bytes: t.bytes }).collect()),
+            node_reachable: node.reachable,
+            node_height: node.height,
+            node_initial_block_download: node.initial_block_download,
+            node_verification_progress: node.verification_progress,
+            node_requests: load(&stats.requests),
+            node_request_failures: load(&stats.failures),
+            node_request_seconds: load(&stats.micros) as f64 / 1e6,
+            node_failovers: load(&stats.failovers),
+            sessions: [Protocol::Tcp, Protocol::Ssl, Protocol::Ws, Protocol::Wss]
+                .iter()
+                .map(|p| (p.name(), sessions.iter().filter(|s| s.protocol == *p).count()))
+                .collect(),
+            sessions_accepted: self.server.accepted(),
+            sessions_refused: self.server.refused(),
+            requests_throttled,
+            sessions_cost_dropped,
+            cost_groups: self.server.ledger().groups().len(),
+            subscriptions: sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum(),
+            mempool_transactions: self.mempool.len(),
+            mempool_vsize_bytes: self.mempool.vsize(),
         }
-        metric("request_duration_seconds", "histogram", "Time to answer, by method.", &histogram);
-        let by_code: Vec<_> =
-            e.metrics.errors().into_iter().map(|(c, n)| (format!("{{code=\"{c}\"}}", c = c), n as f64)).collect();
-        metric("errors_total", "counter", "Error answers by JSON-RPC code (0: other codes).", &by_code);
-        metric(
-            "notifications_total",
-            "counter",
-            "Notifications sent to subscribers.",
-            &one(e.metrics.notifications() as f64),
-        );
-        metric("mempool_transactions", "gauge", "Transactions in the mempool.", &one(self.mempool.len() as f64));
-        metric("mempool_vsize_bytes", "gauge", "Virtual size of the mempool.", &one(self.mempool.vsize() as f64));
-        out
     }
 }
 

@@ -1,8 +1,16 @@
 //! A ZMQ subscriber for bitcoind's notifications (`-zmqpubhashblock`, `-zmqpubsequence`):
 //! ZMTP 3.0 over TCP with the NULL mechanism, which is what bitcoind's publishers speak.
 //! Only what a SUB socket needs: greeting, READY, subscriptions, and multipart messages.
+//!
+//! Written here rather than with the `zeromq` crate (which the tests use as an independent
+//! publisher) because that crate cannot bound what a peer sends: its decoder reserves whatever
+//! length a frame header claims, with no option to refuse it (0.4.1 to 0.7.0, the newest). A
+//! 9-byte header claiming 1 TiB aborts the whole process ("memory allocation of … bytes
+//! failed", SIGABRT, measured with the `SubSocket` of 0.6.0 and 0.7.0), and a 256 MiB frame
+//! is taken whole; it also buffers any number of parts. Here a frame over `MAX_FRAME` or
+//! a message over `MAX_PARTS` ends the connection, which [`listen`] opens again after its
+//! back-off.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::sync::Backoff;
@@ -12,6 +20,10 @@ use tokio::net::TcpStream;
 /// Largest frame accepted: notifications are a topic, a 32-byte hash or a transaction, and a
 /// sequence number; a raw transaction can reach 4 MB.
 const MAX_FRAME: u64 = 8 << 20;
+
+/// A message still going on after this many parts ends the connection: bitcoind's have three
+/// (topic, body, sequence number).
+const MAX_PARTS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ZmqError {
@@ -128,7 +140,7 @@ impl Subscriber {
             if flags & 0x01 == 0 {
                 return Ok(parts);
             }
-            if parts.len() > 16 {
+            if parts.len() > MAX_PARTS {
                 return Err(ZmqError::Protocol("message of too many parts".into()));
             }
         }
@@ -138,12 +150,13 @@ impl Subscriber {
 /// Keeps a subscription to `topic` at `addr` and calls `on_message` with each message's body
 /// (the part after the topic). Reconnects with capped backoff; logs loss and recovery once.
 pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMut(&[u8]) + Send) {
-    let failing = AtomicBool::new(false);
+    // Whether the last attempt failed: loss and recovery are logged once each.
+    let mut failing = false;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         match Subscriber::connect(&addr, &[topic]).await {
             Ok(mut sub) => {
-                if failing.swap(false, Ordering::Relaxed) {
+                if std::mem::replace(&mut failing, false) {
                     tracing::info!(%addr, topic, "ZMQ subscription restored");
                 } else {
                     tracing::debug!(%addr, topic, "ZMQ subscription up");
@@ -157,7 +170,7 @@ pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMu
                             }
                         }
                         Err(e) => {
-                            if !failing.swap(true, Ordering::Relaxed) {
+                            if !std::mem::replace(&mut failing, true) {
                                 tracing::warn!(%addr, topic, "ZMQ subscription lost ({e}); polling until it is back");
                             }
                             break;
@@ -166,7 +179,7 @@ pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMu
                 }
             }
             Err(e) => {
-                if !failing.swap(true, Ordering::Relaxed) {
+                if !std::mem::replace(&mut failing, true) {
                     tracing::warn!(%addr, topic, "cannot subscribe to ZMQ ({e}); polling until it works");
                 }
             }
@@ -196,5 +209,56 @@ mod tests {
         let ready = command("READY", &[("Socket-Type", b"SUB")]);
         assert_eq!(ready[0], 0x04);
         assert_eq!(&ready[3..8], b"READY");
+    }
+
+    /// A publisher that greets, answers READY, writes `then` and keeps the connection open, so
+    /// that a refusal comes from the subscriber's own bounds, not from the end of the stream.
+    async fn publisher_sending(then: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(&greeting()).await.unwrap();
+            let mut peer = [0u8; 64];
+            s.read_exact(&mut peer).await.unwrap();
+            s.write_all(&command("READY", &[("Socket-Type", b"PUB")])).await.unwrap();
+            s.write_all(&then).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        addr
+    }
+
+    async fn first_message(then: Vec<u8>) -> Result<Vec<Vec<u8>>, ZmqError> {
+        let addr = publisher_sending(then).await;
+        let mut sub = Subscriber::connect(&addr, &["hashblock"]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), sub.recv()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_bound_is_refused_from_its_header() {
+        // The header alone claims 1 TiB; nothing of it is read, nor reserved.
+        let mut header = vec![0x02];
+        header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+        let e = first_message(header).await.unwrap_err();
+        assert!(e.to_string().contains("frame of 1099511627776 bytes"), "{e}");
+
+        let largest = usize::try_from(MAX_FRAME).unwrap();
+        let mut message = frame(0x01, b"rawtx");
+        message.extend(frame(0, &vec![7; largest]));
+        let parts = first_message(message).await.unwrap();
+        assert_eq!((parts[0].as_slice(), parts[1].len()), (b"rawtx".as_slice(), largest), "the bound itself is taken");
+    }
+
+    #[tokio::test]
+    async fn a_message_going_on_past_the_most_parts_is_refused() {
+        let endless: Vec<u8> = (0..=MAX_PARTS).flat_map(|_| frame(0x01, b"x")).collect();
+        let e = first_message(endless).await.unwrap_err();
+        assert!(e.to_string().contains("too many parts"), "{e}");
+
+        let mut notification = frame(0x01, b"hashblock");
+        notification.extend(frame(0x01, &[0xab; 32]));
+        notification.extend(frame(0, &7u32.to_le_bytes()));
+        let parts = first_message(notification).await.unwrap();
+        assert_eq!(parts, [b"hashblock".to_vec(), vec![0xab; 32], 7u32.to_le_bytes().to_vec()]);
     }
 }

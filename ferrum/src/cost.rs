@@ -21,7 +21,7 @@ pub const REQUEST: f64 = 0.1;
 pub const NODE_CALL: f64 = 1.0;
 /// Rows of the index read per unit of cost.
 pub const ROWS_PER_UNIT: f64 = 1000.0;
-/// ResultJson bytes per unit of cost.
+/// Answer bytes per unit of cost.
 pub const BYTES_PER_UNIT: f64 = 100_000.0;
 /// The longest pause before a request of a group past its soft limit (ElectrumX's
 /// `REQUEST_SLEEP`).

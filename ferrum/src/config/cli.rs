@@ -356,3 +356,42 @@ mod prevout_request_serde {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{env, parse};
+    use crate::config::Config;
+
+    #[test]
+    fn prevout_mode_names_are_the_modes_names() {
+        for name in PREVOUT_NAMES {
+            let request = prevout_request(name).unwrap();
+            assert_eq!(request.map_or("auto", PrevoutMode::name), name);
+        }
+        assert_eq!(prevout_request("Utxo"), None);
+    }
+
+    #[test]
+    fn prevout_mode_from_every_source() {
+        let mode =
+            |args: &[&str], vars: &[(&str, &str)]| Config::load(&parse(args), &env(vars)).unwrap().index.prevout_mode;
+        assert_eq!(mode(&[], &[]), None);
+        assert_eq!(mode(&["--prevout-mode", "utxo"], &[]), Some(PrevoutMode::Utxo));
+        assert_eq!(mode(&["--prevout-mode", "spenttxouts"], &[]), Some(PrevoutMode::Spenttxouts));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "prevout_mode = \"utxo\"\n").unwrap();
+        let f = file.to_str().unwrap();
+        assert_eq!(mode(&["--config", f], &[]), Some(PrevoutMode::Utxo));
+        // `auto` given is given: the file does not fill it.
+        assert_eq!(mode(&["--config", f, "--prevout-mode", "auto"], &[]), None);
+        std::fs::write(&file, "prevout_mode = \"auto\"\n").unwrap();
+        assert_eq!(mode(&["--config", f], &[]), None);
+        std::fs::write(&file, "prevout_mode = \"bogus\"\n").unwrap();
+        let e = Config::load(&parse(&["--config", f]), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("unknown variant `bogus`, expected one of `auto`, `spenttxouts`, `utxo`"), "{e}");
+        let e = Cli::try_parse_from(["ferrum", "--prevout-mode", "Auto"]).unwrap_err().to_string();
+        assert!(e.contains("[possible values: auto, spenttxouts, utxo]"), "{e}");
+    }
+}

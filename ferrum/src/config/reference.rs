@@ -126,4 +126,49 @@ mod tests {
         }
         assert!(current.contains("### `--request-timeout"));
     }
+
+    /// The help states each default in words (clap's `default_value` would make every option look
+    /// given, and the sources could not be layered): they must say what the `Default`s hold.
+    #[test]
+    fn the_stated_defaults_are_the_defaults() {
+        use clap::CommandFactory;
+
+        use crate::config::{IndexSettings, DEFAULT_LOG};
+        use crate::electrum::ElectrumConfig;
+        use crate::server::Limits;
+
+        let (index, electrum, limits) = (IndexSettings::default(), ElectrumConfig::default(), Limits::default());
+        let expected = [
+            ("prevout-mode", if index.prevout_mode.is_none() { "auto".to_string() } else { String::new() }),
+            ("cache-mb", index.cache_mb.to_string()),
+            ("reindex-on-format-change", index.reindex_on_format_change.to_string()),
+            ("poll-interval-ms", index.poll_interval.as_millis().to_string()),
+            ("max-send", electrum.max_send.to_string()),
+            ("max-recv", limits.max_recv.to_string()),
+            ("max-sessions", limits.max_sessions.to_string()),
+            ("max-sessions-per-ip", limits.max_sessions_per_ip.to_string()),
+            ("max-subs-per-session", limits.max_subs_per_session.to_string()),
+            ("max-subs-per-ip", limits.max_subs_per_ip.to_string()),
+            ("max-subs", limits.max_subs_total.to_string()),
+            ("cost-soft-limit", limits.cost.soft.to_string()),
+            ("cost-hard-limit", limits.cost.hard.to_string()),
+            ("max-batch", limits.max_batch.to_string()),
+            ("session-timeout", limits.idle_timeout.as_secs().to_string()),
+            ("request-timeout", limits.request_timeout.as_secs().to_string()),
+            ("log", DEFAULT_LOG.to_string()),
+        ];
+        let cmd = Cli::command();
+        for (long, value) in expected {
+            let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long)).unwrap();
+            let help = arg.get_long_help().or(arg.get_help()).unwrap().to_string();
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(help.contains(&format!("[default: {value}]")), "--{long} says {help:?}, the default is {value}");
+        }
+        // The subnets, as `--session-limit-exempt` reads them.
+        let arg = cmd.get_arguments().find(|a| a.get_long() == Some("session-limit-exempt")).unwrap();
+        let help = arg.get_help().unwrap().to_string();
+        let stated = help.split("[default: ").nth(1).unwrap().trim_end_matches(']');
+        let stated: Vec<String> = stated.split(',').map(str::to_string).collect();
+        assert_eq!(format!("{:?}", crate::config::parse::subnets(&stated).unwrap()), format!("{:?}", limits.exempt));
+    }
 }

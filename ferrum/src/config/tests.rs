@@ -201,3 +201,42 @@ fn config_file_in_the_data_directory_is_found() {
     assert_eq!(c.monitor.http[0].to_string(), "127.0.0.1:7");
     assert!(c.notices.iter().any(|n| n.contains("ferrum.toml")));
 }
+
+#[test]
+fn printed_as_one_flat_list() {
+    let c = Config::load(&parse(&["--ssl-certfile", "/c", "--ssl-keyfile", "/k"]), &env(&[])).unwrap();
+    let shown = format!("{c:?}");
+    let fields: Vec<&str> = shown
+        .split(['{', ','])
+        .filter_map(|part| part.trim().split_once(": "))
+        .map(|(name, _)| name)
+        .filter(|name| !name.contains(' '))
+        .collect();
+    let top = [
+        "network",
+        "db_dir",
+        "daemon",
+        "p2p_addr",
+        "prevout_mode",
+        "cache_mb",
+        "reindex",
+        "reindex_on_format_change",
+        "poll_interval",
+        "services",
+        "admin_rpc",
+        "http",
+        "report_services",
+        "ssl_files",
+        "banner_file",
+        "donation_address",
+        "max_send",
+        "limits",
+        "log",
+    ];
+    let mut rest = fields.iter();
+    for name in top {
+        assert!(rest.any(|f| *f == name), "{name} missing or out of order in {shown}");
+    }
+    assert!(shown.contains("prevout_mode: Auto, cache_mb: 1024,"), "{shown}");
+    assert!(shown.contains("ssl_files: Some((\"/c\", \"/k\"))"), "{shown}");
+}

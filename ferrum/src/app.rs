@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::{Config, ModeArg};
+use crate::config::Config;
 use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
-use crate::electrum::{events, Electrum, ElectrumConfig};
-use crate::index::{DaemonSource, Index, IndexConfig, Indexer};
+use crate::electrum::{events, Electrum};
+use crate::index::{DaemonSource, Index, Indexer};
 use crate::mempool::Mempool;
 use crate::monitor::{LogControl, Monitor};
 use crate::server::tls::{CertSource, Tls};
 use crate::server::{self, Protocol, Server};
 use crate::shutdown::StopSignal;
-use crate::store::{PrevoutMode, Store, StoreConfig, StoreError};
+use crate::store::{PrevoutMode, Store, StoreError};
 use crate::sync::Backoff;
 
 /// Waits until the node answers and is one Ferrum can use. Transient failures (down, warming
@@ -61,16 +61,16 @@ pub async fn wait_for_node(daemon: &Daemon, stop: &StopSignal) -> Result<Option<
 /// `reindex_on_format_change` is set.
 pub fn open_store(config: &Config) -> Result<Store> {
     let dir = config.index_dir();
-    let store_config = StoreConfig { cache_mb: config.cache_mb / 2 };
-    if config.reindex {
+    let settings = &config.index;
+    if settings.reindex {
         tracing::info!(dir = %dir.display(), "--reindex: deleting the index");
         Store::destroy(&dir).with_context(|| format!("deleting {}", dir.display()))?;
     }
-    match Store::open(&dir, config.network, &store_config) {
-        Err(StoreError::Format { found, expected, .. }) if config.reindex_on_format_change => {
+    match Store::open(&dir, config.network, &settings.store) {
+        Err(StoreError::Format { found, expected, .. }) if settings.reindex_on_format_change => {
             tracing::warn!(found, expected, "index format changed; rebuilding the index");
             Store::destroy(&dir).with_context(|| format!("deleting {}", dir.display()))?;
-            Ok(Store::open(&dir, config.network, &store_config)?)
+            Ok(Store::open(&dir, config.network, &settings.store)?)
         }
         Err(e) => {
             let e = anyhow::Error::from(e);
@@ -98,9 +98,9 @@ fn electrumx_index_in(dir: &std::path::Path) -> Option<String> {
 /// The prevout mode: the stored one for an existing index, else chosen from the node. An index
 /// built in `utxo` mode (Core 29 and older) moves to `spenttxouts` mode, without a reindex, once
 /// the node serves spent outputs (Core 30+ with REST) and `--prevout-mode` is `auto` or
-/// `spenttxouts`.
-pub fn choose_mode(store: &Store, info: &NodeInfo, requested: ModeArg) -> Result<PrevoutMode> {
-    let upgrade = store.mode() == Some(PrevoutMode::Utxo) && info.spenttxouts && requested != ModeArg::Utxo;
+/// `spenttxouts`. `requested` is `--prevout-mode`, `None` for `auto`.
+pub fn choose_mode(store: &Store, info: &NodeInfo, requested: Option<PrevoutMode>) -> Result<PrevoutMode> {
+    let upgrade = store.mode() == Some(PrevoutMode::Utxo) && info.spenttxouts && requested != Some(PrevoutMode::Utxo);
     if upgrade {
         tracing::info!(
             "bitcoind now serves /rest/spenttxouts: moving the index from utxo to spenttxouts mode, without a \
@@ -122,12 +122,7 @@ pub fn choose_mode(store: &Store, info: &NodeInfo, requested: ModeArg) -> Result
                 store.dir().display()
             );
         }
-        let wanted = match requested {
-            ModeArg::Auto => None,
-            ModeArg::Spenttxouts => Some(PrevoutMode::Spenttxouts),
-            ModeArg::Utxo => Some(PrevoutMode::Utxo),
-        };
-        if wanted.is_some_and(|w| w != mode) {
+        if requested.is_some_and(|r| r != mode) {
             tracing::warn!(
                 "the index was built in {} mode; --prevout-mode is ignored (rebuild with --reindex)",
                 mode.name()
@@ -136,10 +131,10 @@ pub fn choose_mode(store: &Store, info: &NodeInfo, requested: ModeArg) -> Result
         return Ok(mode);
     }
     let mode = match requested {
-        ModeArg::Auto if info.spenttxouts => PrevoutMode::Spenttxouts,
-        ModeArg::Auto | ModeArg::Utxo => PrevoutMode::Utxo,
-        ModeArg::Spenttxouts if info.spenttxouts => PrevoutMode::Spenttxouts,
-        ModeArg::Spenttxouts => {
+        None if info.spenttxouts => PrevoutMode::Spenttxouts,
+        None | Some(PrevoutMode::Utxo) => PrevoutMode::Utxo,
+        Some(PrevoutMode::Spenttxouts) if info.spenttxouts => PrevoutMode::Spenttxouts,
+        Some(PrevoutMode::Spenttxouts) => {
             bail!("--prevout-mode spenttxouts needs bitcoind to serve /rest/spenttxouts (Bitcoin Core 30+ with rest=1)")
         }
     };
@@ -147,27 +142,12 @@ pub fn choose_mode(store: &Store, info: &NodeInfo, requested: ModeArg) -> Result
     Ok(mode)
 }
 
-pub fn index_config(config: &Config) -> IndexConfig {
-    let mut c = IndexConfig { utxo_cache_bytes: (config.cache_mb / 2) << 20, ..IndexConfig::default() };
-    if let Some(n) = config.index_chunk_blocks {
-        c.chunk_blocks = n;
-    }
-    c
-}
-
 /// The TLS certificate for the TLS services: the operator's, or the kept self-signed one.
 fn tls_for(config: &Config) -> Result<Option<Tls>> {
-    if !config.services.iter().any(|s| s.protocol.needs_tls()) {
+    if !config.server.services.iter().any(|s| s.protocol.needs_tls()) {
         return Ok(None);
     }
-    let source = match &config.ssl_files {
-        Some((cert, key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
-        None => CertSource::SelfSigned {
-            dir: config.db_dir.clone(),
-            hostnames: config.report_services.iter().map(|r| r.host.clone()).collect(),
-        },
-    };
-    Ok(Some(Tls::new(&source).context("TLS certificate")?))
+    Ok(Some(Tls::new(&config.server.tls).context("TLS certificate")?))
 }
 
 /// Everything that runs: the index, the mempool, the Electrum server. Returns after `stop`.
@@ -193,13 +173,13 @@ pub async fn run_with(
     log: Option<LogControl>,
     started: impl FnOnce(&Running),
 ) -> Result<()> {
-    let daemon = Arc::new(Daemon::new(&config.daemon));
+    let daemon = Arc::new(Daemon::new(&config.daemon.rpc));
     let Some(info) = wait_for_node(&daemon, &stop).await? else { return Ok(()) };
     tracing::info!(
         "bitcoind {} on {} at {}: height {}{}, REST {}, spenttxouts {}, blockpart {}, txindex {}",
         info.version_string(),
         info.network,
-        config.daemon.rpc_addr,
+        config.daemon.rpc.rpc_addr,
         info.blocks,
         if info.initial_block_download { " (in initial block download)" } else { "" },
         info.rest,
@@ -212,12 +192,12 @@ pub async fn run_with(
         // What a user compares with the certificate their wallet pinned.
         tracing::info!(cert = %tls.cert_path.display(), "TLS certificate SHA-256 fingerprint {}", tls.fingerprint());
     }
-    let listeners = server::bind(config.services.iter().map(|s| (s.addr, s.protocol.name()))).await?;
-    let bound: Vec<_> = config.services.iter().cloned().zip(listeners).collect();
-    let admin_listeners = server::bind(config.admin_rpc.iter().map(|a| (*a, "admin RPC"))).await?;
-    let http_listeners = server::bind(config.http.iter().map(|a| (*a, "HTTP"))).await?;
+    let listeners = server::bind(config.server.services.iter().map(|s| (s.addr, s.protocol.name()))).await?;
+    let bound: Vec<_> = config.server.services.iter().cloned().zip(listeners).collect();
+    let admin_listeners = server::bind(config.monitor.admin_rpc.iter().map(|a| (*a, "admin RPC"))).await?;
+    let http_listeners = server::bind(config.monitor.http.iter().map(|a| (*a, "HTTP"))).await?;
     let store = open_store(&config)?;
-    let mode = choose_mode(&store, &info, config.prevout_mode)?;
+    let mode = choose_mode(&store, &info, config.index.prevout_mode)?;
     let index = Arc::new(Index::new(store).context("loading the index")?);
     tracing::info!(
         dir = %config.index_dir().display(),
@@ -227,17 +207,9 @@ pub async fn run_with(
         mode.name()
     );
     let mempool = Arc::new(Mempool::new(daemon.clone()));
-    let electrum_config = ElectrumConfig {
-        network: config.network,
-        banner_file: config.banner_file.clone(),
-        donation_address: config.donation_address.clone(),
-        report_services: config.report_services.clone(),
-        max_send: config.max_send,
-        query_threads: std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
-    };
     let electrum =
-        Arc::new(Electrum::new(electrum_config, index.clone(), mempool.clone(), daemon.clone(), info.clone()));
-    let server = Server::new(electrum.clone(), tls.clone(), config.limits.clone());
+        Arc::new(Electrum::new(config.electrum.clone(), index.clone(), mempool.clone(), daemon.clone(), info.clone()));
+    let server = Server::new(electrum.clone(), tls.clone(), config.server.limits.clone());
     let monitor = Monitor::new(
         electrum.clone(),
         server.clone(),
@@ -268,24 +240,24 @@ pub async fn run_with(
     for listener in http_listeners {
         tasks.push(tokio::spawn(crate::web::serve(listener, monitor.clone())));
     }
-    if let (Some(tls), Some(_)) = (tls, &config.ssl_files) {
+    if let (Some(tls), CertSource::Files { .. }) = (tls, &config.server.tls) {
         tasks.push(tokio::spawn(tls.watch(Duration::from_secs(10))));
     }
     let source =
         Arc::new(DaemonSource { daemon: daemon.clone(), rest_blocks: info.rest, rest_spent: info.spenttxouts });
-    let indexer = Indexer::new(index.clone(), source, mode, index_config(&config), stop.clone());
+    let indexer = Indexer::new(index.clone(), source, mode, config.index.indexer.clone(), stop.clone());
     let trigger = Arc::new(p2p::Announcements::default());
-    if let Some(addr) = config.p2p_addr.clone() {
+    if let Some(addr) = config.daemon.p2p_addr.clone() {
         let triggers = p2p::Triggers { blocks: trigger.clone(), txs: Some(electrum.mempool_trigger.clone()) };
         tasks.push(tokio::spawn(p2p::listen(addr, config.network, triggers)));
     }
-    let node_host = config.daemon.rpc_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
+    let node_host = config.daemon.rpc.rpc_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
     if let Some(addr) = info.zmq_address("pubhashblock").and_then(|a| zmq::endpoint(a, &node_host)) {
         tracing::info!(%addr, "bitcoind publishes hashblock over ZMQ; subscribing");
         let trigger = trigger.clone();
         tasks.push(tokio::spawn(zmq::listen(addr, "hashblock", move |_| trigger.block(None))));
     }
-    let result = indexer.run(trigger, config.poll_interval).await;
+    let result = indexer.run(trigger, config.index.poll_interval).await;
     for task in &tasks {
         task.abort();
     }

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
 /// Logs to stderr with `filter`; returns what changes the filter while running.
 fn init_logging(filter: &str) -> LogControl {
     use tracing_subscriber::{prelude::*, reload, EnvFilter};
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(ferrum::config::DEFAULT_LOG));
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
@@ -85,10 +85,10 @@ async fn serve(config: Config, log: LogControl) -> anyhow::Result<()> {
     }
     let files = raise_open_file_limit();
     // Each session is a socket; RocksDB and the node connections need some too.
-    if files < config.limits.max_sessions as u64 + 256 {
+    if files < config.server.limits.max_sessions as u64 + 256 {
         tracing::warn!(
             "the open-file limit ({files}) is too low for --max-sessions {}; raise it (ulimit -n, LimitNOFILE=)",
-            config.limits.max_sessions
+            config.server.limits.max_sessions
         );
     }
     let stop = StopSignal::default();
@@ -116,7 +116,7 @@ fn raise_open_file_limit() -> u64 {
 
 /// `ferrum rpc`: one admin command against a running server.
 fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[String]) -> ExitCode {
-    let addr = match (port, config.admin_rpc) {
+    let addr = match (port, config.monitor.admin_rpc) {
         (Some(port), _) => SocketAddr::from(([127, 0, 0, 1], port)),
         // A wildcard listener is reached over loopback.
         (None, Some(addr)) if addr.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
@@ -168,7 +168,7 @@ async fn stop_on_signals(stop: StopSignal) {
 }
 
 async fn node_info(config: &Config, json: bool) -> anyhow::Result<()> {
-    let daemon = Daemon::new(&config.daemon);
+    let daemon = Daemon::new(&config.daemon.rpc);
     if let Err(mismatch) = daemon.check_usable().await.map_err(explain)? {
         anyhow::bail!(mismatch);
     }
@@ -176,7 +176,7 @@ async fn node_info(config: &Config, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
-        print!("{}", report(&info, &config.daemon.rpc_addr));
+        print!("{}", report(&info, &config.daemon.rpc.rpc_addr));
     }
     Ok(())
 }

@@ -70,7 +70,7 @@ impl InProcess {
         let daemon = Arc::new(Daemon::new(&daemon_config(node)));
         let info = runtime.block_on(daemon.probe()).unwrap();
         let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 64 }).unwrap();
-        let mode = ferrum::app::choose_mode(&store, &info, ferrum::config::ModeArg::Auto).unwrap();
+        let mode = ferrum::app::choose_mode(&store, &info, None).unwrap();
         let index = Arc::new(Index::new(store).unwrap());
         let source = Arc::new(DaemonSource { daemon, rest_blocks: info.rest, rest_spent: info.spenttxouts });
         let indexer = Indexer::new(index.clone(), source, mode, config, StopSignal::default());

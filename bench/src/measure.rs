@@ -351,7 +351,7 @@ pub fn notification_latency(addr: &str, node: &Node, rounds: usize, first_script
     for i in 0..rounds {
         // Blocks come one at a time, not back to back.
         std::thread::sleep(Duration::from_millis(500));
-        let script = testkit::wallet::burn_address_n(first_script + i as u32).script_pubkey();
+        let script = testkit::keys::burn_address_n(first_script + i as u32).script_pubkey();
         let mut client = Client::connect_with(addr, json!(VERSIONS))?;
         client.call("blockchain.scripthash.subscribe", json!([testkit::scripthash(&script)]))?;
         let block = testkit::chaingen::block_on_tip(node, script)?;

@@ -21,7 +21,7 @@ fn a_heavy_session_does_not_delay_another_sessions_ping() {
     let mut wallet = Wallet::new(11);
     wallet.fund(&node, 10).unwrap();
     // Not one of the wallet's scripts: the wallet does not track these outputs.
-    let heavy = testkit::wallet::burn_address_n(7).script_pubkey();
+    let heavy = testkit::keys::burn_address_n(7).script_pubkey();
     let light = wallet.receiver(Kind::P2tr);
     wallet.pay(&node, &light.script_pubkey, Amount::from_sat(70_000)).unwrap();
     for _ in 0..TXS {
@@ -85,8 +85,8 @@ fn a_history_over_the_answer_limit_is_refused_as_electrumx_does() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = Wallet::new(12);
     wallet.fund(&node, 3).unwrap();
-    let big = testkit::wallet::burn_address_n(8).script_pubkey();
-    let small = testkit::wallet::burn_address_n(9).script_pubkey();
+    let big = testkit::keys::burn_address_n(8).script_pubkey();
+    let small = testkit::keys::burn_address_n(9).script_pubkey();
     testkit::scenario::histories(&node, &mut wallet, &[big.clone(), small.clone()], &[LIMIT, LIMIT - 1]).unwrap();
     let s = Served::start(&node, &["--max-send", "350000"]);
     let mut c = s.client();

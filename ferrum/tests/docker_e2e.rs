@@ -52,7 +52,7 @@ fn mine(n: u32, to: &str) -> Vec<String> {
 
 /// Where the blocks and payments for nobody in particular go.
 fn nobody() -> String {
-    testkit::wallet::burn_address().to_string()
+    testkit::keys::burn_address().to_string()
 }
 
 /// `ferrum rpc getinfo` in Ferrum's container, as the README tells the operator to run it.

@@ -255,7 +255,7 @@ fn electrum_over_plain_tcp() {
     node.mine(100).unwrap();
     until("the mined coins confirmed", || (balance(&w) == (reward, 0)).then_some(()));
 
-    let payee = testkit::wallet::burn_address().to_string();
+    let payee = testkit::keys::burn_address().to_string();
     let tx = w.run(&["payto", &payee, "2"]).unwrap();
     let txid = w.run(&["broadcast", tx.as_str().unwrap()]).unwrap().as_str().unwrap().to_string();
     let fee = fee_of(&node, &txid);

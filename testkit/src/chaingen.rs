@@ -30,8 +30,8 @@ use bitcoin::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::keys::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
 use crate::node::{Node, NodeOptions};
-use crate::wallet::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
 
 /// Bumped whenever the generator's output changes, so a cached chain of an older generator is
 /// never mistaken for the current one.

@@ -12,6 +12,7 @@ pub mod electrum;
 pub mod electrum_wallet;
 pub mod electrumx;
 pub mod ferrum;
+pub mod keys;
 pub mod node;
 pub mod rpc;
 pub mod scenario;
@@ -20,23 +21,9 @@ pub mod wallet;
 
 pub use electrumx::ElectrumX;
 pub use ferrum::Ferrum;
+pub use keys::{scripthash, scripthash_hex, Kind, Receiver, Utxo};
 pub use node::{bitcoin_cli_exe, bitcoind_exe, free_port, Node, NodeOptions};
-pub use wallet::{Inputs, Kind, Receiver, TxSpec, Utxo, Wallet};
-
-use bitcoin::hashes::{sha256, Hash};
-
-/// The Electrum script hash of an output script: SHA-256, byte-reversed, hex.
-pub fn scripthash(script: &bitcoin::Script) -> String {
-    let mut h = sha256::Hash::hash(script.as_bytes()).to_byte_array();
-    h.reverse();
-    hex::encode(h)
-}
-
-/// [`scripthash`] of a script given in hex.
-pub fn scripthash_hex(script_hex: &str) -> anyhow::Result<String> {
-    let bytes = hex::decode(script_hex)?;
-    Ok(scripthash(bitcoin::Script::from_bytes(&bytes)))
-}
+pub use wallet::{Inputs, TxSpec, Wallet};
 
 /// Polls `f` until it returns `Some`, at most `timeout`; the error names what was awaited.
 pub fn wait_for<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
@@ -60,17 +47,4 @@ pub fn rpcauth(user: &str, salt: &str, password: &str) -> String {
     engine.input(password.as_bytes());
     let mac = hmac::Hmac::<sha256::Hash>::from_engine(engine);
     format!("{user}:{salt}${}", hex::encode(mac.to_byte_array()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn scripthash_matches_the_protocol_example() {
-        // P2PKH example from the Electrum protocol documentation.
-        let script = hex::decode("76a91462e907b15cbf27d5425399ebf6f0fb50ebb88f1888ac").unwrap();
-        assert_eq!(
-            super::scripthash(bitcoin::Script::from_bytes(&script)),
-            "8b01df4e368ea28f8dc0423bcf7a4923e3a12d307c875e47a0cfbf90b5c39161"
-        );
-    }
 }

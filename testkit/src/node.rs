@@ -163,7 +163,7 @@ impl Node {
             p2p_port: 0,
             proxy: None,
             rpc: Rpc::new(String::new(), cookie.clone()),
-            mining_address: crate::wallet::burn_address(),
+            mining_address: crate::keys::burn_address(),
             branch: std::sync::atomic::AtomicU32::new(0),
         };
         let mut attempt = 0;
@@ -452,7 +452,7 @@ impl Node {
     /// with the same transactions and the same second would otherwise be the invalidated block.
     fn branch_address(&self) -> Address {
         let n = self.branch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::wallet::burn_address_n(n + 1)
+        crate::keys::burn_address_n(n + 1)
     }
 
     /// Replaces the top `depth` blocks by one block per entry of `blocks`, each holding exactly

@@ -114,7 +114,7 @@ fn kind_of(name: &str) -> Result<Kind> {
         // What BTCPay users get: the mode Ferrum chooses behind Core 29.
         "ferrum-core29" => Kind::Ferrum { exe: ferrum()?, mode: "auto".into(), core29: true },
         "electrumx" => {
-            testkit::electrumx::electrumx_exe()?;
+            testkit::process::electrumx::electrumx_exe()?;
             Kind::ElectrumX
         }
         other => {

@@ -9,8 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 use testkit::chaingen::Probe;
-use testkit::electrum::Client;
-use testkit::rpc::Rpc;
+use testkit::client::electrum::Client;
+use testkit::client::rpc::Rpc;
 use testkit::Node;
 
 /// The protocol versions the benchmark's clients offer, as Electrum 4.7 does: electrs speaks

@@ -58,7 +58,7 @@ pub struct Server {
     process: Process,
     db: PathBuf,
     /// In front of the node for a server that must see Core 29.
-    _proxy: Option<testkit::core29::Core29Proxy>,
+    _proxy: Option<testkit::process::core29::Core29Proxy>,
     _dir: tempfile::TempDir,
 }
 
@@ -74,9 +74,9 @@ impl Server {
         let (process, db) = match kind {
             Kind::Ferrum { exe, mode, core29 } => {
                 let db = dir.path().join("db");
-                let mut args = testkit::ferrum::node_args(node, &db);
+                let mut args = testkit::process::ferrum::node_args(node, &db);
                 if *core29 {
-                    let front = testkit::core29::Core29Proxy::start(node.bitcoind_rpc_addr().parse()?)?;
+                    let front = testkit::process::core29::Core29Proxy::start(node.bitcoind_rpc_addr().parse()?)?;
                     for a in &mut args {
                         if *a == node.rpc_addr() {
                             *a = front.addr().to_string();
@@ -122,7 +122,7 @@ impl Server {
                     .stdin(Stdio::null())
                     .stdout(Stdio::from(file.try_clone()?))
                     .stderr(Stdio::from(file));
-                testkit::node::die_with_parent(&mut cmd);
+                testkit::process::die_with_parent(&mut cmd);
                 let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
                 (Process::Electrs { child, log }, db)
             }
@@ -154,11 +154,13 @@ impl Server {
     pub fn wait_height(&mut self, height: u32, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let reached =
-                testkit::electrum::Client::connect_with(&self.addr, serde_json::json!(crate::measure::VERSIONS))
-                    .and_then(|mut c| c.call("blockchain.headers.subscribe", serde_json::json!([])))
-                    .map(|tip| tip["height"].as_u64() == Some(u64::from(height)))
-                    .unwrap_or(false);
+            let reached = testkit::client::electrum::Client::connect_with(
+                &self.addr,
+                serde_json::json!(crate::measure::VERSIONS),
+            )
+            .and_then(|mut c| c.call("blockchain.headers.subscribe", serde_json::json!([])))
+            .map(|tip| tip["height"].as_u64() == Some(u64::from(height)))
+            .unwrap_or(false);
             if reached {
                 return Ok(());
             }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::electrum::Client;
+use testkit::client::electrum::Client;
 use testkit::{Node, NodeOptions};
 
 use common::Served;

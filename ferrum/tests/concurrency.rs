@@ -87,14 +87,15 @@ fn a_history_over_the_answer_limit_is_refused_as_electrumx_does() {
     wallet.fund(&node, 3).unwrap();
     let big = testkit::keys::burn_address_n(8).script_pubkey();
     let small = testkit::keys::burn_address_n(9).script_pubkey();
-    testkit::scenario::histories(&node, &mut wallet, &[big.clone(), small.clone()], &[LIMIT, LIMIT - 1]).unwrap();
+    testkit::chain::scenario::histories(&node, &mut wallet, &[big.clone(), small.clone()], &[LIMIT, LIMIT - 1])
+        .unwrap();
     let s = Served::start(&node, &["--max-send", "350000"]);
     let mut c = s.client();
     let big_sh = testkit::scripthash(&big);
 
     for method in ["blockchain.scripthash.get_history", "blockchain.scripthash.subscribe"] {
         let err = c.call(method, json!([big_sh])).unwrap_err();
-        let se = testkit::electrum::server_error(&err).unwrap_or_else(|| panic!("{method}: {err:#}"));
+        let se = testkit::client::electrum::server_error(&err).unwrap_or_else(|| panic!("{method}: {err:#}"));
         assert_eq!((se.code(), se.message()), (Some(10_001), "history too large"), "{method}");
     }
     assert_eq!(
@@ -103,7 +104,7 @@ fn a_history_over_the_answer_limit_is_refused_as_electrumx_does() {
     );
     // 3,534 unspent outputs take more than 350,000 bytes.
     let err = c.call("blockchain.scripthash.listunspent", json!([big_sh])).unwrap_err();
-    let se = testkit::electrum::server_error(&err).unwrap();
+    let se = testkit::client::electrum::server_error(&err).unwrap();
     assert_eq!(se.code(), Some(-32600), "{se}");
     assert!(se.message().starts_with("response too large"), "{se}");
 

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::docker::{docker, exec, Compose};
-use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
+use testkit::process::docker::{docker, exec, Compose};
+use testkit::process::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
 
 const FERRUM: &str = "generated_electrumx_1";
 const NODE: &str = "btcpayserver_bitcoind";
@@ -65,7 +65,7 @@ fn serving_at(h: u64) -> bool {
 }
 
 fn logs() -> String {
-    let out = testkit::docker::run(std::process::Command::new("docker").args(["logs", FERRUM]), WAIT).unwrap();
+    let out = testkit::process::run(std::process::Command::new("docker").args(["logs", FERRUM]), WAIT).unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
@@ -326,7 +326,7 @@ fn btcpay_deployment_with_real_wallets() {
     // The image on its own, as docs/install.md runs it next to a node reachable at an address
     // (here bitcoind's container on the compose network), with the image's defaults otherwise.
     let daemon_url = "http://ferrum:G1qIpwsO5kevHkXPmCc_SCfIahjUkg8y3meAn7d2cgs@bitcoind:43782";
-    let standalone = testkit::docker::Container::run(
+    let standalone = testkit::process::docker::Container::run(
         "ferrum-standalone",
         &[
             "--restart",

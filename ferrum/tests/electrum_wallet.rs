@@ -13,7 +13,7 @@ use std::time::Duration;
 use bitcoin::{Address, Amount, Transaction};
 use common::{openssl_sha256, rpc, Served};
 use serde_json::{json, Value};
-use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
+use testkit::process::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
 use testkit::{Kind, Node, NodeOptions, Wallet};
 
 /// An Electrum (segwit) seed: the same wallet every run.

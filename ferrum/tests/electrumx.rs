@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::Served;
 use serde_json::{json, Value};
-use testkit::electrum::Client;
-use testkit::truth::Truth;
+use testkit::chain::truth::Truth;
+use testkit::client::electrum::Client;
 use testkit::{ElectrumX, Node, NodeOptions};
 
 /// Either the `result` or the `error` of each reply.

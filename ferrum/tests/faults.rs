@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::{Amount, ScriptBuf, TxOut, WPubkeyHash};
 use serde_json::{json, Value};
-use testkit::electrum::Client;
-use testkit::scenario::{self, ScenarioOptions};
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::client::electrum::Client;
 use testkit::{Node, NodeOptions, TxSpec, Wallet};
 
 use common::{assert_same_rows, clean_index, dump_all, status_of_history, Served};
@@ -22,7 +22,7 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 }
 
 fn error_code(e: &anyhow::Error) -> Option<i64> {
-    testkit::electrum::server_error(e).and_then(|s| s.code())
+    testkit::client::electrum::server_error(e).and_then(|s| s.code())
 }
 
 #[test]

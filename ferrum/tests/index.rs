@@ -9,8 +9,8 @@ use bitcoin::{Amount, TxOut};
 use common::{assert_same_rows, check_truth, dump_rows, InProcess};
 use ferrum::index::IndexConfig;
 use ferrum::store::PrevoutMode;
-use testkit::scenario::{self, ScenarioOptions};
-use testkit::truth::Truth;
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::chain::truth::Truth;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 fn small_chunks() -> IndexConfig {

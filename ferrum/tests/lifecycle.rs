@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{assert_same_rows, check_truth, clean_index, dump_all, ferrum_args, stored_height, Ferrum};
 use ferrum::store::PrevoutMode;
-use testkit::scenario::{self, Rng, ScenarioOptions};
-use testkit::truth::Truth;
+use testkit::chain::scenario::{self, Rng, ScenarioOptions};
+use testkit::chain::truth::Truth;
 use testkit::{Node, NodeOptions};
 
 /// Waits until ferrum's log says it indexed the node's tip: at start ("index at the node's

@@ -24,7 +24,7 @@ fn in_ibd(node: &Node) -> bool {
 
 /// One request on a fresh connection: the whole reply, and whether the server then closed.
 fn refused_reply(addr: &str) -> (Value, bool) {
-    let mut c = testkit::electrum::Client::connect_raw(addr).unwrap();
+    let mut c = testkit::client::electrum::Client::connect_raw(addr).unwrap();
     c.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"server.version\",\"params\":[\"test\",\"1.4\"]}\n")
         .unwrap();
     let reply = c.read(Duration::from_secs(30)).unwrap().expect("a reply");

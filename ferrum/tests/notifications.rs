@@ -9,7 +9,7 @@ use std::time::Duration;
 use bitcoin::{Amount, TxOut};
 use common::{status_of_history, Served};
 use serde_json::{json, Value};
-use testkit::electrum::Client;
+use testkit::client::electrum::Client;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::scenario::{self, ScenarioOptions};
+use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::{Ferrum, Node, NodeOptions};
 
 use common::{chromium, ferrum_exe, http, openssl_sha256, rpc, Served};
@@ -53,7 +53,7 @@ fn admin_rpc_answers_every_command() {
 
     // Two sessions from loopback, one subscribed.
     let named = |name: &str, version: &str| {
-        let mut c = testkit::electrum::Client::connect_raw(&served.tcp).unwrap();
+        let mut c = testkit::client::electrum::Client::connect_raw(&served.tcp).unwrap();
         c.call("server.version", json!([name, version])).unwrap();
         c
     };
@@ -276,9 +276,9 @@ fn starts_from_electrumx_environment_alone() {
         ("PEER_DISCOVERY", "off"),
     ];
     let ferrum = Ferrum::start_with_env(ferrum_exe(), &[], &env, db.path()).unwrap();
-    testkit::electrum::wait_for_height(&tcp, 12, Duration::from_secs(60))
+    testkit::client::electrum::wait_for_height(&tcp, 12, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}\n{}", ferrum.log_text()));
-    let mut client = testkit::electrum::Client::connect(&tcp).unwrap();
+    let mut client = testkit::client::electrum::Client::connect(&tcp).unwrap();
     let header = client.call("blockchain.block.header", json!([12])).unwrap();
     let block = node.block_bytes(&node.block_hash(12).unwrap()).unwrap();
     assert_eq!(header, json!(hex::encode(&block[..80])));

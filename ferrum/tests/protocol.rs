@@ -9,8 +9,8 @@ use std::time::Duration;
 use bitcoin::{Amount, TxOut};
 use common::{status_of_history, Served};
 use serde_json::{json, Value};
-use testkit::electrum::{server_error, Client};
-use testkit::truth::Truth;
+use testkit::chain::truth::Truth;
+use testkit::client::electrum::{server_error, Client};
 use testkit::{Kind, Node, NodeOptions, TxSpec};
 
 fn error_of(r: anyhow::Result<Value>) -> (i64, String) {

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::keys::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
-use crate::node::{Node, NodeOptions};
+use crate::process::node::{Node, NodeOptions};
 
 /// Bumped whenever the generator's output changes, so a cached chain of an older generator is
 /// never mistaken for the current one.

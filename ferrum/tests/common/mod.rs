@@ -18,8 +18,8 @@ use ferrum::query::Query;
 use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, ALL_CFS, CF_META, CF_UNDO, CF_UTXO};
 use ferrum::types::{ScriptHash, Txid};
 use serde_json::Value;
-use testkit::scenario::{self, ScenarioOptions};
-use testkit::truth::Truth;
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::chain::truth::Truth;
 pub use testkit::Ferrum;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
@@ -231,7 +231,7 @@ pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
 
 /// Arguments for a ferrum on `node` with its index in `db_dir`, without any service.
 pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
-    let mut args = testkit::ferrum::node_args(node, db_dir);
+    let mut args = testkit::process::ferrum::node_args(node, db_dir);
     args.extend(["--cache-mb".into(), "64".into()]);
     args
 }
@@ -347,16 +347,16 @@ impl Served {
 
     /// Waits until the server answers with the node's tip height.
     pub fn wait_synced(&self, node: &Node) {
-        testkit::electrum::wait_for_height(&self.tcp, node.height().unwrap(), Duration::from_secs(60))
+        testkit::client::electrum::wait_for_height(&self.tcp, node.height().unwrap(), Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{e}\n{}", self.ferrum.log_text()));
     }
 
-    pub fn client(&self) -> testkit::electrum::Client {
-        testkit::electrum::Client::connect(&self.tcp).unwrap()
+    pub fn client(&self) -> testkit::client::electrum::Client {
+        testkit::client::electrum::Client::connect(&self.tcp).unwrap()
     }
 
-    pub fn client_with(&self, version: &str) -> testkit::electrum::Client {
-        testkit::electrum::Client::connect_with(&self.tcp, serde_json::json!(version)).unwrap()
+    pub fn client_with(&self, version: &str) -> testkit::client::electrum::Client {
+        testkit::client::electrum::Client::connect_with(&self.tcp, serde_json::json!(version)).unwrap()
     }
 }
 
@@ -389,9 +389,9 @@ pub fn more_files() -> u64 {
 
 /// A session on `addr` negotiated with `version`, once the server accepts one (after a
 /// limit was reached and freed).
-pub fn connect_when_served(addr: &str, version: &str) -> testkit::electrum::Client {
+pub fn connect_when_served(addr: &str, version: &str) -> testkit::client::electrum::Client {
     testkit::wait_for("the server to take a session again", Duration::from_secs(10), || {
-        testkit::electrum::Client::connect_with(addr, serde_json::json!(version)).ok()
+        testkit::client::electrum::Client::connect_with(addr, serde_json::json!(version)).ok()
     })
     .unwrap()
 }

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::electrum::Client;
-use crate::node::{free_port, Node};
+use crate::client::electrum::Client;
+use crate::process::node::Node;
+use crate::process::spawn::{die_with_parent, free_port, locate_exe};
+use crate::wait::wait_for;
 
 /// The `electrumx_server` executable: `$ELECTRUMX_EXE`, or the one `scripts/electrumx.sh`
 /// installs and caches (installing it on first use). Fails loudly: nothing is skipped.
@@ -28,7 +30,7 @@ pub fn electrumx_exe() -> Result<PathBuf> {
 }
 
 fn locate_electrumx() -> Result<PathBuf> {
-    crate::node::locate_exe("ELECTRUMX_EXE", "electrumx.sh", |exe| exe)
+    locate_exe("ELECTRUMX_EXE", "electrumx.sh", |exe| exe)
 }
 
 /// A running ElectrumX indexing one [`Node`]. Dropping it kills the process and removes its
@@ -99,7 +101,7 @@ impl ElectrumX {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
-        crate::node::die_with_parent(&mut cmd);
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(ElectrumX { child: Mutex::new(Some(child)), dir, tcp_port, ssl_port, secret: password })
     }
@@ -192,7 +194,7 @@ impl ElectrumX {
     }
 
     /// One call on a fresh session: `server.version`, then `method`; returns the `result`, or an
-    /// error holding the server's JSON-RPC error object ([`crate::electrum::ServerError`]).
+    /// error holding the server's JSON-RPC error object ([`ServerError`](crate::client::electrum::ServerError)).
     pub fn call(&self, method: &str, params: Value) -> Result<Value> {
         self.connect()?.call(method, params)
     }
@@ -225,7 +227,7 @@ fn check_indexes(node: &Node) -> Result<()> {
             missing.join(" and ")
         );
     }
-    crate::wait_for("the node's txindex and txospenderindex to sync", Duration::from_secs(60), || {
+    wait_for("the node's txindex and txospenderindex to sync", Duration::from_secs(60), || {
         let info = node.call("getindexinfo", json!([])).ok()?;
         let synced = |i: &str| info.get(i).and_then(|v| v.get("synced")).and_then(Value::as_bool) == Some(true);
         (synced("txindex") && synced("txospenderindex")).then_some(())

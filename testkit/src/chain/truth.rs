@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use bitcoin::{BlockHash, Txid};
 use serde_json::{json, Value};
 
-use crate::node::Node;
+use crate::process::node::Node;
 
 /// One confirmed transaction in a script's history.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
+use crate::wait::wait_for;
+
 /// The protocol version asked for by [`Client::connect`]. ElectrumX 2.0 speaks up to 1.7,
 /// which drops `blockchain.scripthash.*`.
 pub const PROTOCOL_VERSION: &str = "1.6";
@@ -229,7 +231,7 @@ impl Client {
 /// Waits until the Electrum server at `addr` answers `blockchain.headers.subscribe` with
 /// `height` (it may not listen or not serve yet).
 pub fn wait_for_height(addr: &str, height: u32, timeout: Duration) -> Result<()> {
-    crate::wait_for(&format!("the server at {addr} serving height {height}"), timeout, || {
+    wait_for(&format!("the server at {addr} serving height {height}"), timeout, || {
         let mut c = Client::connect(addr).ok()?;
         let tip = c.call("blockchain.headers.subscribe", json!([])).ok()?;
         (tip["height"].as_u64() == Some(u64::from(height))).then_some(())

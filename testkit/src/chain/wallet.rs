@@ -10,7 +10,7 @@ use bitcoin::{Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxOut
 use serde_json::{json, Value};
 
 use crate::keys::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
-use crate::node::Node;
+use crate::process::node::Node;
 
 /// Coinbase outputs can be spent after this many confirmations.
 pub const COINBASE_MATURITY: u32 = 100;

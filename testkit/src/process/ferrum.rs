@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::node::Node;
+use crate::process::node::Node;
+use crate::process::spawn::die_with_parent;
 
 /// The arguments that point a `ferrum` at `node` (regtest, RPC, cookie, P2P) with its data in
 /// `db_dir`.
@@ -52,7 +53,7 @@ impl Ferrum {
             cmd.env("FERRUM_LOG", "info,ferrum=debug");
         }
         cmd.envs(env.iter().copied());
-        crate::node::die_with_parent(&mut cmd);
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log })
     }

@@ -5,9 +5,9 @@
 use anyhow::{bail, Result};
 use bitcoin::{Amount, ScriptBuf, TxOut, Txid};
 
+use crate::chain::wallet::{Inputs, TxSpec, Wallet};
 use crate::keys::Kind;
-use crate::node::Node;
-use crate::wallet::{Inputs, TxSpec, Wallet};
+use crate::process::node::Node;
 
 /// A small deterministic generator (SplitMix64), so scenarios do not depend on `rand` versions.
 pub struct Rng(u64);

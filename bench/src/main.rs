@@ -6,7 +6,7 @@
 //!       [--rounds N] [--results DIR] [--markdown FILE] [--no-chart] [--chain-only] [--report-only]
 //! ```
 //!
-//! - The chain (`testkit::chaingen`) is built on the first run of a preset and seed, and cached.
+//! - The chain (`chaingen`) is built on the first run of a preset and seed, and cached.
 //! - Each run works on a copy of the cached node, with `-rest`, `-txindex` and
 //!   `-txospenderindex` (the last two for ElectrumX).
 //! - It measures the node's own block-serving ceiling, then for each server in turn, alone on
@@ -21,6 +21,7 @@
 //!   and `BENCHMARKS.md` (or `--markdown`) is written from every preset's JSON in the results
 //!   directory.
 
+mod chaingen;
 mod measure;
 mod report;
 mod servers;
@@ -30,9 +31,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use chaingen::{Manifest, Preset};
 use serde::Serialize;
 use serde_json::json;
-use testkit::chaingen::{self, Manifest, Preset};
 use testkit::Node;
 
 use measure::{Ceiling, Latency, Percentiles, WalletSync};

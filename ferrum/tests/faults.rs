@@ -120,7 +120,7 @@ fn kill9_while_serving_and_indexing_new_blocks() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut built = scenario::build(&node, &ScenarioOptions { seed: 72, height: 30 }).unwrap();
     let mut served = Served::start(&node, &["--index-chunk-blocks", "1"]);
-    let mut rng = scenario::Rng::new(5);
+    let mut rng = testkit::chain::rng::Rng::new(5);
     let target = built.wallet.receiver(testkit::Kind::P2tr);
     for round in 0..6 {
         let mut clients: Vec<Client> = (0..10).map(|_| served.client()).collect();

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{assert_same_rows, check_truth, clean_index, dump_all, ferrum_args, stored_height, Ferrum};
 use ferrum::store::PrevoutMode;
-use testkit::chain::scenario::{self, Rng, ScenarioOptions};
+use testkit::chain::rng::Rng;
+use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::chain::truth::Truth;
 use testkit::{Node, NodeOptions};
 

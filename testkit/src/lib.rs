@@ -14,7 +14,6 @@
 
 pub mod btcpay;
 pub mod chain;
-pub mod chaingen;
 pub mod client;
 pub mod keys;
 pub mod process;

@@ -5,35 +5,10 @@
 use anyhow::{bail, Result};
 use bitcoin::{Amount, ScriptBuf, TxOut, Txid};
 
+use crate::chain::rng::Rng;
 use crate::chain::wallet::{Inputs, TxSpec, Wallet};
 use crate::keys::Kind;
 use crate::process::node::Node;
-
-/// A small deterministic generator (SplitMix64), so scenarios do not depend on `rand` versions.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// What a transaction of the demonstration exercises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

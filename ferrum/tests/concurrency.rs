@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
-use common::Served;
+use common::ferrum_exe;
 use serde_json::{json, Value};
+use testkit::process::served::Served;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 const TXS: usize = 40;
@@ -36,16 +37,16 @@ fn a_heavy_session_does_not_delay_another_sessions_ping() {
         // within the mempool's cluster limit.
         node.mine(1).unwrap();
     }
-    let s = Served::start(&node, &[]);
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
     let heavy_sh = testkit::scripthash(&heavy);
     let total = (TXS * OUTPUTS) as u64 * VALUE;
 
-    let mut busy = s.client();
+    let mut busy = s.client().unwrap();
     assert_eq!(
         busy.call("blockchain.scripthash.get_balance", json!([heavy_sh])).unwrap(),
         json!({"confirmed": total, "unconfirmed": 0})
     );
-    let mut other = s.client();
+    let mut other = s.client().unwrap();
 
     // More heavy requests than the index has reading threads, in one batch.
     let batch: Vec<Value> = (0..24)
@@ -89,8 +90,8 @@ fn a_history_over_the_answer_limit_is_refused_as_electrumx_does() {
     let small = testkit::keys::burn_address_n(9).script_pubkey();
     testkit::chain::scenario::histories(&node, &mut wallet, &[big.clone(), small.clone()], &[LIMIT, LIMIT - 1])
         .unwrap();
-    let s = Served::start(&node, &["--max-send", "350000"]);
-    let mut c = s.client();
+    let s = Served::start(ferrum_exe(), &node, &["--max-send", "350000"]).unwrap();
+    let mut c = s.client().unwrap();
     let big_sh = testkit::scripthash(&big);
 
     for method in ["blockchain.scripthash.get_history", "blockchain.scripthash.subscribe"] {

@@ -8,7 +8,7 @@ use bitcoin::{Amount, ScriptBuf, TxOut, Txid};
 use crate::chain::rng::Rng;
 use crate::chain::wallet::{Inputs, TxSpec, Wallet};
 use crate::keys::Kind;
-use crate::process::node::Node;
+use crate::process::node::{Node, NodeOptions};
 
 /// What a transaction of the demonstration exercises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +301,28 @@ pub fn build(node: &Node, options: &ScenarioOptions) -> Result<Scenario> {
         }
     }
     Ok(Scenario { wallet, sent })
+}
+
+/// A seeded chain of `height` blocks on a new node with `options`, whose mempool holds, besides
+/// the scenario's unconfirmed transactions, a payment and a replaceable child of it (height -1
+/// for its scripts).
+pub fn busy_chain(options: NodeOptions, seed: u64, height: u32) -> Result<(Node, Wallet)> {
+    let node = Node::start(options)?;
+    let mut wallet = build(&node, &ScenarioOptions { seed, height })?.wallet;
+    let a = wallet.receiver(Kind::P2wpkh);
+    let parent = wallet.pay(&node, &a.script_pubkey, Amount::from_sat(5_000_000))?;
+    let b = wallet.receiver(Kind::P2tr);
+    wallet.send_spec(
+        &node,
+        &TxSpec {
+            inputs: Inputs::Exactly(vec![bitcoin::OutPoint::new(parent.compute_txid(), 0)]),
+            outputs: vec![TxOut { value: Amount::from_sat(1_000_000), script_pubkey: b.script_pubkey.clone() }],
+            change: Kind::P2wpkh,
+            fee_rate: 3.0,
+            rbf: true,
+        },
+    )?;
+    Ok((node, wallet))
 }
 
 /// Gives each of `scripts` a history of `sizes[i]` confirmed transactions, each spending one

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::client::electrum::Client;
 use crate::process::node::Node;
+use crate::process::openssl;
 use crate::process::spawn::{die_with_parent, free_port, locate_exe};
 use crate::wait::wait_for;
 
@@ -60,7 +61,7 @@ impl ElectrumX {
         let dir = tempfile::Builder::new().prefix("ferrum-electrumx-").tempdir()?;
         let db = dir.path().join("db");
         std::fs::create_dir(&db)?;
-        let (cert, key) = make_certificate(dir.path())?;
+        let (cert, key) = openssl::self_signed(dir.path()).context("making ElectrumX's certificate")?;
         let tcp_port = free_port();
         let ssl_port = free_port();
         let log_path = dir.path().join("electrumx.log");
@@ -253,27 +254,6 @@ fn userinfo_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, made with the `openssl` command
-/// (scripts/electrumx.sh installs it when missing).
-fn make_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-batch"])
-        .args(["-days", "3650", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .output()
-        .context("running openssl to make ElectrumX's certificate (scripts/electrumx.sh installs it)")?;
-    if !out.status.success() {
-        bail!("openssl req failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok((cert, key))
 }
 
 #[cfg(test)]

@@ -13,11 +13,13 @@ use testkit::{ElectrumX, Ferrum, Node};
 pub enum Kind {
     /// Ferrum in a prevout mode (`spenttxouts`, `utxo` or `auto`), on the node itself or
     /// behind a front that answers as Bitcoin Core 29 does (BTCPay's version: REST blocks, no
-    /// spent outputs, no block parts).
+    /// spent outputs, no block parts). `baseline`: the binary is the one compared against
+    /// (`FERRUM_BASELINE_EXE`), run exactly as this build's.
     Ferrum {
         exe: PathBuf,
         mode: String,
         core29: bool,
+        baseline: bool,
     },
     ElectrumX,
     Electrs {
@@ -29,11 +31,24 @@ pub enum Kind {
 impl Kind {
     pub fn label(&self) -> String {
         match self {
-            Kind::Ferrum { core29: true, .. } => "Ferrum (utxo, behind Core 29)".into(),
-            Kind::Ferrum { mode, .. } => format!("Ferrum ({mode})"),
+            Kind::Ferrum { mode, core29, baseline, .. } => {
+                let name = if *baseline { "Ferrum baseline" } else { "Ferrum" };
+                if *core29 {
+                    format!("{name} (utxo, behind Core 29)")
+                } else {
+                    format!("{name} ({mode})")
+                }
+            }
             Kind::ElectrumX => "ElectrumX 2.0.0".into(),
             Kind::Electrs { version, .. } => format!("electrs {version}"),
         }
+    }
+
+    /// Whether only the initial sync is measured: Ferrum's utxo mode on the node itself writes
+    /// the same rows as spenttxouts and answers from them alike. Behind Core 29 single
+    /// transactions are read differently (no blockpart): everything is measured there.
+    pub fn sync_only(&self) -> bool {
+        matches!(self, Kind::Ferrum { mode, core29: false, .. } if mode == "utxo")
     }
 
     /// The node-side indexes the server needs, which count in its footprint.
@@ -72,7 +87,7 @@ impl Server {
         let addr = format!("127.0.0.1:{port}");
         let mut proxy = None;
         let (process, db) = match kind {
-            Kind::Ferrum { exe, mode, core29 } => {
+            Kind::Ferrum { exe, mode, core29, .. } => {
                 let db = dir.path().join("db");
                 let mut args = testkit::process::ferrum::node_args(node, &db);
                 if *core29 {

@@ -14,7 +14,8 @@ def main(results, out):
         run = json.load(f)
     servers = run["servers"]
     names = [s["server"] for s in servers]
-    colors = {n: c for n, c in zip(names, ["#b7410e", "#e08a5a", "#4c72b0", "#55a868", "#8c8c8c"])}
+    palette = ["#b7410e", "#e08a5a", "#4c72b0", "#55a868", "#8c8c8c", "#8172b2", "#ccb974", "#64b5cd", "#c44e52"]
+    colors = {n: palette[i % len(palette)] for i, n in enumerate(names)}
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     chain = run["chain"]
     fig.suptitle(

@@ -6,7 +6,7 @@
 //!       [--rounds N] [--results DIR] [--markdown FILE] [--no-chart] [--chain-only] [--report-only]
 //! ```
 //!
-//! - The chain (`testkit::chaingen`) is built on the first run of a preset and seed, and cached.
+//! - The chain ([`chaingen`]) is built on the first run of a preset and seed, and cached.
 //! - Each run works on a copy of the cached node, with `-rest`, `-txindex` and
 //!   `-txospenderindex` (the last two for ElectrumX).
 //! - It measures the node's own block-serving ceiling, then for each server in turn, alone on
@@ -14,13 +14,16 @@
 //!   chain's probe addresses, wallet-sync throughput, and new-block notification latency.
 //! - `--servers` is a comma-separated list of `ferrum`, `ferrum-utxo`, `ferrum-core29` (Ferrum
 //!   behind a front that answers as Bitcoin Core 29 does, BTCPay's version), `electrumx`,
-//!   `electrs-0.12.0`, `electrs-0.11.1` (default: all). Executables come from
-//!   `target/release/ferrum`, `$ELECTRUMX_EXE` or `scripts/electrumx.sh`, and `$ELECTRS_EXE_0_12_0`
-//!   or `scripts/electrs.sh 0.12.0` (likewise for 0.11.1).
+//!   `electrs-0.12.0`, `electrs-0.11.1` (default: all), and `baseline`, `baseline-utxo`,
+//!   `baseline-core29`: the Ferrum kinds run with another build, `$FERRUM_BASELINE_EXE`, to
+//!   compare two builds in one run. Executables come from `$FERRUM_EXE` or
+//!   `target/release/ferrum`, `$ELECTRUMX_EXE` or `scripts/electrumx.sh`, and
+//!   `$ELECTRS_EXE_0_12_0` or `scripts/electrs.sh 0.12.0` (likewise for 0.11.1).
 //! - Results go to `<results>/<preset>.json` and `<results>/<preset>.png` (unless `--no-chart`),
 //!   and `BENCHMARKS.md` (or `--markdown`) is written from every preset's JSON in the results
 //!   directory.
 
+mod chaingen;
 mod measure;
 mod report;
 mod servers;
@@ -30,9 +33,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use chaingen::{Manifest, Preset};
 use serde::Serialize;
 use serde_json::json;
-use testkit::chaingen::{self, Manifest, Preset};
 use testkit::Node;
 
 use measure::{Ceiling, Latency, Percentiles, WalletSync};
@@ -58,6 +61,10 @@ fn root() -> PathBuf {
 
 const ALL_SERVERS: [&str; 6] =
     ["ferrum", "ferrum-utxo", "ferrum-core29", "electrumx", "electrs-0.12.0", "electrs-0.11.1"];
+
+/// The Ferrum kinds again with the binary of `$FERRUM_BASELINE_EXE`, to compare two builds in
+/// one run; never in the default list.
+const BASELINE_SERVERS: [&str; 3] = ["baseline", "baseline-utxo", "baseline-core29"];
 
 fn parse_options() -> Result<Options> {
     let mut o = Options {
@@ -91,8 +98,9 @@ fn parse_options() -> Result<Options> {
             other => bail!("unknown argument {other}; see bench/README.md"),
         }
     }
-    if let Some(bad) = o.servers.iter().find(|s| !ALL_SERVERS.contains(&s.as_str())) {
-        bail!("unknown server {bad:?}: one of {}", ALL_SERVERS.join(", "));
+    let known = |s: &str| ALL_SERVERS.contains(&s) || BASELINE_SERVERS.contains(&s);
+    if let Some(bad) = o.servers.iter().find(|s| !known(s)) {
+        bail!("unknown server {bad:?}: one of {}, {}", ALL_SERVERS.join(", "), BASELINE_SERVERS.join(", "));
     }
     if o.samples == 0 || o.clients == 0 || o.rounds == 0 {
         bail!("--samples, --clients and --rounds must be positive");
@@ -100,21 +108,40 @@ fn parse_options() -> Result<Options> {
     Ok(o)
 }
 
-fn kind_of(name: &str) -> Result<Kind> {
-    let ferrum = || -> Result<PathBuf> {
-        let exe = std::env::var_os("FERRUM_EXE").map_or_else(|| root().join("target/release/ferrum"), PathBuf::from);
-        if !exe.is_file() {
-            bail!("{} does not exist: run `cargo build --release -p ferrum` or set FERRUM_EXE", exe.display());
-        }
-        Ok(exe)
+/// This build's Ferrum (`$FERRUM_EXE`, else `target/release/ferrum`), or the baseline's
+/// (`$FERRUM_BASELINE_EXE`).
+fn ferrum_exe(baseline: bool) -> Result<PathBuf> {
+    let exe = if baseline {
+        std::env::var_os("FERRUM_BASELINE_EXE")
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("the baseline servers run $FERRUM_BASELINE_EXE, which is not set"))?
+    } else {
+        std::env::var_os("FERRUM_EXE").map_or_else(|| root().join("target/release/ferrum"), PathBuf::from)
     };
+    if !exe.is_file() {
+        let var = if baseline { "FERRUM_BASELINE_EXE" } else { "FERRUM_EXE" };
+        bail!("{} does not exist: run `cargo build --release -p ferrum` or set {var}", exe.display());
+    }
+    Ok(exe)
+}
+
+fn kind_of(name: &str) -> Result<Kind> {
+    // `baseline-X` is `ferrum-X` with the baseline's binary.
+    let ferrum =
+        name.strip_prefix("ferrum").map(|v| (v, false)).or_else(|| name.strip_prefix("baseline").map(|v| (v, true)));
+    if let Some((variant, baseline)) = ferrum {
+        let (mode, core29) = match variant {
+            "" => ("spenttxouts", false),
+            "-utxo" => ("utxo", false),
+            // What BTCPay users get: the mode Ferrum chooses behind Core 29.
+            "-core29" => ("auto", true),
+            other => bail!("unknown Ferrum variant {other:?} in {name:?}"),
+        };
+        return Ok(Kind::Ferrum { exe: ferrum_exe(baseline)?, mode: mode.into(), core29, baseline });
+    }
     Ok(match name {
-        "ferrum" => Kind::Ferrum { exe: ferrum()?, mode: "spenttxouts".into(), core29: false },
-        "ferrum-utxo" => Kind::Ferrum { exe: ferrum()?, mode: "utxo".into(), core29: false },
-        // What BTCPay users get: the mode Ferrum chooses behind Core 29.
-        "ferrum-core29" => Kind::Ferrum { exe: ferrum()?, mode: "auto".into(), core29: true },
         "electrumx" => {
-            testkit::electrumx::electrumx_exe()?;
+            testkit::process::electrumx::electrumx_exe()?;
             Kind::ElectrumX
         }
         other => {
@@ -180,7 +207,7 @@ fn main() -> Result<()> {
         return report::write_markdown(&o.results, &o.markdown);
     }
     let started = Instant::now();
-    let kinds: Vec<(String, Kind)> = o.servers.iter().map(|s| Ok((s.clone(), kind_of(s)?))).collect::<Result<_>>()?;
+    let kinds: Vec<Kind> = o.servers.iter().map(|s| kind_of(s)).collect::<Result<_>>()?;
     eprintln!("bench: chain {} seed {}", o.preset.name, o.seed);
     let chain = chaingen::cached(&o.preset, o.seed)?;
     let m = &chain.manifest;
@@ -228,7 +255,7 @@ fn main() -> Result<()> {
     }
 
     let mut runs = Vec::new();
-    for (i, (name, kind)) in kinds.iter().enumerate() {
+    for (i, kind) in kinds.iter().enumerate() {
         eprintln!("bench: {}: initial sync", kind.label());
         let t0 = Instant::now();
         let mut server = Server::start(kind, &node)?;
@@ -236,9 +263,7 @@ fn main() -> Result<()> {
         let sync = t0.elapsed().as_secs_f64();
         let (cpu, rss) = servers::process_usage(server.pid()?)?;
         eprintln!("bench:   {sync:.2} s, {cpu:.2} s CPU, {:.0} MB peak RSS", rss as f64 / 1e6);
-        // The utxo mode writes the same rows as spenttxouts: only its sync is measured. Behind
-        // Core 29 single transactions are read differently (no blockpart): everything is.
-        let full = name != "ferrum-utxo";
+        let full = !kind.sync_only();
         let latency = if full {
             eprintln!("bench: {}: query latency", kind.label());
             measure::latencies(&server.addr, &m.probes, o.samples)?
@@ -309,6 +334,10 @@ fn main() -> Result<()> {
 
 fn version_of(kind: &Kind) -> String {
     match kind {
+        // The baseline's path tells the two builds apart when their versions are the same.
+        Kind::Ferrum { exe, baseline: true, .. } => {
+            format!("{} ({})", command_line(&exe.display().to_string(), &["--version"]), exe.display())
+        }
         Kind::Ferrum { exe, .. } => command_line(&exe.display().to_string(), &["--version"]),
         Kind::ElectrumX => "ElectrumX 2.0.0 (PyPI e-x, LevelDB)".into(),
         Kind::Electrs { exe, version } => {

@@ -5,12 +5,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::chaingen::Probe;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
-use testkit::chaingen::Probe;
-use testkit::electrum::Client;
-use testkit::rpc::Rpc;
+use testkit::client::electrum::Client;
+use testkit::client::rpc::Rpc;
 use testkit::Node;
 
 /// The protocol versions the benchmark's clients offer, as Electrum 4.7 does: electrs speaks
@@ -351,12 +351,12 @@ pub fn notification_latency(addr: &str, node: &Node, rounds: usize, first_script
     for i in 0..rounds {
         // Blocks come one at a time, not back to back.
         std::thread::sleep(Duration::from_millis(500));
-        let script = testkit::wallet::burn_address_n(first_script + i as u32).script_pubkey();
+        let script = testkit::keys::burn_address_n(first_script + i as u32).script_pubkey();
         let mut client = Client::connect_with(addr, json!(VERSIONS))?;
         client.call("blockchain.scripthash.subscribe", json!([testkit::scripthash(&script)]))?;
-        let block = testkit::chaingen::block_on_tip(node, script)?;
+        let block = crate::chaingen::block_on_tip(node, script)?;
         let started = Instant::now();
-        testkit::chaingen::submit(node, &block)?;
+        crate::chaingen::submit(node, &block)?;
         client.notification("blockchain.scripthash.subscribe", Duration::from_secs(60))?;
         times.push(started.elapsed());
     }

@@ -13,11 +13,13 @@ use testkit::{ElectrumX, Ferrum, Node};
 pub enum Kind {
     /// Ferrum in a prevout mode (`spenttxouts`, `utxo` or `auto`), on the node itself or
     /// behind a front that answers as Bitcoin Core 29 does (BTCPay's version: REST blocks, no
-    /// spent outputs, no block parts).
+    /// spent outputs, no block parts). `baseline`: the binary is the one compared against
+    /// (`FERRUM_BASELINE_EXE`), run exactly as this build's.
     Ferrum {
         exe: PathBuf,
         mode: String,
         core29: bool,
+        baseline: bool,
     },
     ElectrumX,
     Electrs {
@@ -29,11 +31,24 @@ pub enum Kind {
 impl Kind {
     pub fn label(&self) -> String {
         match self {
-            Kind::Ferrum { core29: true, .. } => "Ferrum (utxo, behind Core 29)".into(),
-            Kind::Ferrum { mode, .. } => format!("Ferrum ({mode})"),
+            Kind::Ferrum { mode, core29, baseline, .. } => {
+                let name = if *baseline { "Ferrum baseline" } else { "Ferrum" };
+                if *core29 {
+                    format!("{name} (utxo, behind Core 29)")
+                } else {
+                    format!("{name} ({mode})")
+                }
+            }
             Kind::ElectrumX => "ElectrumX 2.0.0".into(),
             Kind::Electrs { version, .. } => format!("electrs {version}"),
         }
+    }
+
+    /// Whether only the initial sync is measured: Ferrum's utxo mode on the node itself writes
+    /// the same rows as spenttxouts and answers from them alike. Behind Core 29 single
+    /// transactions are read differently (no blockpart): everything is measured there.
+    pub fn sync_only(&self) -> bool {
+        matches!(self, Kind::Ferrum { mode, core29: false, .. } if mode == "utxo")
     }
 
     /// The node-side indexes the server needs, which count in its footprint.
@@ -58,7 +73,7 @@ pub struct Server {
     process: Process,
     db: PathBuf,
     /// In front of the node for a server that must see Core 29.
-    _proxy: Option<testkit::core29::Core29Proxy>,
+    _proxy: Option<testkit::process::core29::Core29Proxy>,
     _dir: tempfile::TempDir,
 }
 
@@ -72,11 +87,11 @@ impl Server {
         let addr = format!("127.0.0.1:{port}");
         let mut proxy = None;
         let (process, db) = match kind {
-            Kind::Ferrum { exe, mode, core29 } => {
+            Kind::Ferrum { exe, mode, core29, .. } => {
                 let db = dir.path().join("db");
-                let mut args = testkit::ferrum::node_args(node, &db);
+                let mut args = testkit::process::ferrum::node_args(node, &db);
                 if *core29 {
-                    let front = testkit::core29::Core29Proxy::start(node.bitcoind_rpc_addr().parse()?)?;
+                    let front = testkit::process::core29::Core29Proxy::start(node.bitcoind_rpc_addr().parse()?)?;
                     for a in &mut args {
                         if *a == node.rpc_addr() {
                             *a = front.addr().to_string();
@@ -122,7 +137,7 @@ impl Server {
                     .stdin(Stdio::null())
                     .stdout(Stdio::from(file.try_clone()?))
                     .stderr(Stdio::from(file));
-                testkit::node::die_with_parent(&mut cmd);
+                testkit::process::die_with_parent(&mut cmd);
                 let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
                 (Process::Electrs { child, log }, db)
             }
@@ -154,11 +169,13 @@ impl Server {
     pub fn wait_height(&mut self, height: u32, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let reached =
-                testkit::electrum::Client::connect_with(&self.addr, serde_json::json!(crate::measure::VERSIONS))
-                    .and_then(|mut c| c.call("blockchain.headers.subscribe", serde_json::json!([])))
-                    .map(|tip| tip["height"].as_u64() == Some(u64::from(height)))
-                    .unwrap_or(false);
+            let reached = testkit::client::electrum::Client::connect_with(
+                &self.addr,
+                serde_json::json!(crate::measure::VERSIONS),
+            )
+            .and_then(|mut c| c.call("blockchain.headers.subscribe", serde_json::json!([])))
+            .map(|tip| tip["height"].as_u64() == Some(u64::from(height)))
+            .unwrap_or(false);
             if reached {
                 return Ok(());
             }

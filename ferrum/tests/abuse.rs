@@ -9,10 +9,12 @@ use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::electrum::Client;
+use testkit::client::electrum::{connect_when_served, more_files, Client};
+use testkit::client::http;
+use testkit::process::served::Served;
 use testkit::{Node, NodeOptions};
 
-use common::Served;
+use common::ferrum_exe;
 
 /// The well-behaved client's address: another address, and another /24 (cost group).
 const GOOD: [u8; 4] = [127, 0, 1, 2];
@@ -23,7 +25,7 @@ fn setup(extra: &[&str]) -> (Node, Served) {
     node.mine(110).unwrap();
     let mut args = vec!["--session-limit-exempt", "none"];
     args.extend_from_slice(extra);
-    let served = Served::start(&node, &args);
+    let served = Served::start(ferrum_exe(), &node, &args).unwrap();
     (node, served)
 }
 
@@ -203,7 +205,7 @@ fn a_client_that_never_reads_is_dropped() {
 
 #[test]
 fn a_thousand_connections_from_one_address() {
-    common::more_files();
+    more_files();
     let (node, served) = setup(&["--max-sessions-per-ip", "20"]);
     let mut good = good_client(&served);
     // The sessions that waited for the sync are gone: only the good client is left.
@@ -236,13 +238,13 @@ fn a_thousand_connections_from_one_address() {
     assert!(info.contains("ferrum_sessions_refused_total 980"), "{info}");
     // Below the limit again, the address is served.
     drop(open);
-    let mut again = common::connect_when_served(&served.tcp, "1.4");
+    let mut again = connect_when_served(&served.tcp, "1.4").unwrap();
     assert_eq!(again.call("server.ping", json!([])).unwrap(), Value::Null);
 }
 
 /// The Prometheus text of the server's metrics.
 fn ferrum_status(served: &Served) -> String {
-    common::http(served.http.as_deref().expect("started with --http"), "GET", "/metrics").2
+    http::request(served.http.as_deref().expect("started with --http"), "GET", "/metrics").unwrap().2
 }
 
 #[test]
@@ -339,6 +341,6 @@ fn the_session_cap_refuses_then_resumes() {
         assert_eq!(c.call("server.ping", json!([])).unwrap(), Value::Null);
     }
     drop(kept.pop());
-    let mut served_again = common::connect_when_served(&served.tcp, "1.4");
+    let mut served_again = connect_when_served(&served.tcp, "1.4").unwrap();
     assert_eq!(served_again.call("server.ping", json!([])).unwrap(), Value::Null);
 }

@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
-use common::Served;
+use common::ferrum_exe;
 use serde_json::{json, Value};
+use testkit::process::served::Served;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 const TXS: usize = 40;
@@ -21,7 +22,7 @@ fn a_heavy_session_does_not_delay_another_sessions_ping() {
     let mut wallet = Wallet::new(11);
     wallet.fund(&node, 10).unwrap();
     // Not one of the wallet's scripts: the wallet does not track these outputs.
-    let heavy = testkit::wallet::burn_address_n(7).script_pubkey();
+    let heavy = testkit::keys::burn_address_n(7).script_pubkey();
     let light = wallet.receiver(Kind::P2tr);
     wallet.pay(&node, &light.script_pubkey, Amount::from_sat(70_000)).unwrap();
     for _ in 0..TXS {
@@ -36,16 +37,16 @@ fn a_heavy_session_does_not_delay_another_sessions_ping() {
         // within the mempool's cluster limit.
         node.mine(1).unwrap();
     }
-    let s = Served::start(&node, &[]);
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
     let heavy_sh = testkit::scripthash(&heavy);
     let total = (TXS * OUTPUTS) as u64 * VALUE;
 
-    let mut busy = s.client();
+    let mut busy = s.client().unwrap();
     assert_eq!(
         busy.call("blockchain.scripthash.get_balance", json!([heavy_sh])).unwrap(),
         json!({"confirmed": total, "unconfirmed": 0})
     );
-    let mut other = s.client();
+    let mut other = s.client().unwrap();
 
     // More heavy requests than the index has reading threads, in one batch.
     let batch: Vec<Value> = (0..24)
@@ -85,16 +86,17 @@ fn a_history_over_the_answer_limit_is_refused_as_electrumx_does() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = Wallet::new(12);
     wallet.fund(&node, 3).unwrap();
-    let big = testkit::wallet::burn_address_n(8).script_pubkey();
-    let small = testkit::wallet::burn_address_n(9).script_pubkey();
-    testkit::scenario::histories(&node, &mut wallet, &[big.clone(), small.clone()], &[LIMIT, LIMIT - 1]).unwrap();
-    let s = Served::start(&node, &["--max-send", "350000"]);
-    let mut c = s.client();
+    let big = testkit::keys::burn_address_n(8).script_pubkey();
+    let small = testkit::keys::burn_address_n(9).script_pubkey();
+    testkit::chain::scenario::histories(&node, &mut wallet, &[big.clone(), small.clone()], &[LIMIT, LIMIT - 1])
+        .unwrap();
+    let s = Served::start(ferrum_exe(), &node, &["--max-send", "350000"]).unwrap();
+    let mut c = s.client().unwrap();
     let big_sh = testkit::scripthash(&big);
 
     for method in ["blockchain.scripthash.get_history", "blockchain.scripthash.subscribe"] {
         let err = c.call(method, json!([big_sh])).unwrap_err();
-        let se = testkit::electrum::server_error(&err).unwrap_or_else(|| panic!("{method}: {err:#}"));
+        let se = testkit::client::electrum::server_error(&err).unwrap_or_else(|| panic!("{method}: {err:#}"));
         assert_eq!((se.code(), se.message()), (Some(10_001), "history too large"), "{method}");
     }
     assert_eq!(
@@ -103,7 +105,7 @@ fn a_history_over_the_answer_limit_is_refused_as_electrumx_does() {
     );
     // 3,534 unspent outputs take more than 350,000 bytes.
     let err = c.call("blockchain.scripthash.listunspent", json!([big_sh])).unwrap_err();
-    let se = testkit::electrum::server_error(&err).unwrap();
+    let se = testkit::client::electrum::server_error(&err).unwrap();
     assert_eq!(se.code(), Some(-32600), "{se}");
     assert!(se.message().starts_with("response too large"), "{se}");
 

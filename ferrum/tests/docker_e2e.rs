@@ -10,14 +10,14 @@
 //! Run by scripts/docker-e2e.sh, which builds the images named in FERRUM_IMAGE and
 //! BITCOIND_IMAGE; the compose project is taken down with its volumes when the test ends.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::docker::{docker, exec, Compose};
-use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
+use testkit::client::http;
+use testkit::process::docker::{docker, exec, Compose};
+use testkit::process::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
+use testkit::process::openssl::sha256_fingerprint;
 
 const FERRUM: &str = "generated_electrumx_1";
 const NODE: &str = "btcpayserver_bitcoind";
@@ -52,7 +52,7 @@ fn mine(n: u32, to: &str) -> Vec<String> {
 
 /// Where the blocks and payments for nobody in particular go.
 fn nobody() -> String {
-    testkit::wallet::burn_address().to_string()
+    testkit::keys::burn_address().to_string()
 }
 
 /// `ferrum rpc getinfo` in Ferrum's container, as the README tells the operator to run it.
@@ -65,7 +65,7 @@ fn serving_at(h: u64) -> bool {
 }
 
 fn logs() -> String {
-    let out = testkit::docker::run(std::process::Command::new("docker").args(["logs", FERRUM]), WAIT).unwrap();
+    let out = testkit::process::run(std::process::Command::new("docker").args(["logs", FERRUM]), WAIT).unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
@@ -222,7 +222,7 @@ fn btcpay_deployment_with_real_wallets() {
     let copied = dir.path().join("ferrum.crt");
     docker(&["cp", &format!("{FERRUM}:/data/ferrum.crt"), copied.to_str().unwrap()]).unwrap();
     assert_eq!(std::fs::read_to_string(&copied).unwrap(), cert);
-    assert_eq!(common::openssl_sha256(&copied), fingerprint);
+    assert_eq!(sha256_fingerprint(&copied).unwrap(), fingerprint);
 
     // Both wallets, on one seed, from this machine over TLS, set up as docs/wallets.md says:
     // 4.3 with `--oneserver --server HOST:50002:s`, 4.8 with its config file and the
@@ -239,7 +239,7 @@ fn btcpay_deployment_with_real_wallets() {
         until("the wallet connected at the node's height", || synced(w).then_some(()));
         let pinned = std::fs::read_to_string(w.pinned_cert_path("127.0.0.1")).unwrap();
         assert_eq!(pinned.trim(), cert.trim(), "{:?} pinned Ferrum's certificate", w.release());
-        assert_eq!(common::openssl_sha256(&w.pinned_cert_path("127.0.0.1")), fingerprint);
+        assert_eq!(sha256_fingerprint(&w.pinned_cert_path("127.0.0.1")).unwrap(), fingerprint);
     }
     let sessions = exec(FERRUM, &["ferrum", "rpc", "--json", "sessions"]).unwrap();
     for (client, version) in [("electrum/4.3.4", "1.4"), ("electrum/4.8.1", "1.6")] {
@@ -326,7 +326,7 @@ fn btcpay_deployment_with_real_wallets() {
     // The image on its own, as docs/install.md runs it next to a node reachable at an address
     // (here bitcoind's container on the compose network), with the image's defaults otherwise.
     let daemon_url = "http://ferrum:G1qIpwsO5kevHkXPmCc_SCfIahjUkg8y3meAn7d2cgs@bitcoind:43782";
-    let standalone = testkit::docker::Container::run(
+    let standalone = testkit::process::docker::Container::run(
         "ferrum-standalone",
         &[
             "--restart",
@@ -358,7 +358,7 @@ fn btcpay_deployment_with_real_wallets() {
             serde_json::from_str(&exec(&standalone.name, &["ferrum", "rpc", "--json", "getinfo"]).ok()?).ok()?;
         (info["index"]["serving"] == json!(true) && info["index"]["height"] == json!(tip)).then_some(())
     });
-    assert_eq!(common::http("127.0.0.1:58080", "GET", "/health").0, 200);
+    assert_eq!(http::request("127.0.0.1:58080", "GET", "/health").unwrap().0, 200);
     // Its TLS port, published on the host, with the certificate it made in its own volume.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = electrum_client::Client::from_config(

@@ -11,9 +11,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::{Address, Amount, Transaction};
-use common::{openssl_sha256, rpc, Served};
+use common::ferrum_exe;
 use serde_json::{json, Value};
-use testkit::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
+use testkit::process::electrum_wallet::{btc_to_sat, ElectrumWallet, Release};
+use testkit::process::ferrum::admin_rpc;
+use testkit::process::openssl::sha256_fingerprint;
+use testkit::process::served::Served;
 use testkit::{Kind, Node, NodeOptions, Wallet};
 
 /// An Electrum (segwit) seed: the same wallet every run.
@@ -93,12 +96,13 @@ fn wallet_flow(release: Release, options: NodeOptions) {
     let mut harness = Wallet::new(31);
     harness.fund(&node, 2).unwrap();
     let rpc_port = testkit::free_port();
-    let mut served = Served::start(&node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]);
+    let mut served = Served::start(ferrum_exe(), &node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]).unwrap();
     let cert_file = served.db.path().join("ferrum.crt");
     let ferrum_cert = std::fs::read_to_string(&cert_file).unwrap();
     // The fingerprint ferrum shows is that of the certificate it serves.
-    let fingerprint = rpc(rpc_port, "getinfo", &[]).unwrap()["tls"]["sha256"].as_str().unwrap().to_string();
-    assert_eq!(fingerprint, openssl_sha256(&cert_file));
+    let fingerprint =
+        admin_rpc(ferrum_exe(), rpc_port, "getinfo", &[]).unwrap()["tls"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(fingerprint, sha256_fingerprint(&cert_file).unwrap());
     assert!(served.ferrum.log_text().contains(&format!("TLS certificate SHA-256 fingerprint {fingerprint}")));
 
     // 1–2. Configured before first start; connected to ferrum at the node's height, with
@@ -120,9 +124,9 @@ fn wallet_flow(release: Release, options: NodeOptions) {
         ferrum_cert.trim(),
         "the pinned certificate is ferrum's"
     );
-    assert_eq!(openssl_sha256(&pinned), fingerprint);
+    assert_eq!(sha256_fingerprint(&pinned).unwrap(), fingerprint);
     // The protocol version negotiated, as ferrum's admin sees the session.
-    let sessions = rpc(rpc_port, "sessions", &[]).unwrap();
+    let sessions = admin_rpc(ferrum_exe(), rpc_port, "sessions", &[]).unwrap();
     let session = sessions
         .as_array()
         .unwrap()
@@ -221,7 +225,7 @@ fn wallet_flow(release: Release, options: NodeOptions) {
     });
 
     // 7. ferrum killed and restarted: the wallet reconnects by itself, same certificate.
-    served.restart(&node);
+    served.restart(&node).unwrap();
     node.mine(1).unwrap();
     until("the wallet back after ferrum's restart", || synced(&w, &node).then_some(()));
     assert_eq!(std::fs::read_to_string(&pinned).unwrap().trim(), ferrum_cert.trim());
@@ -243,7 +247,7 @@ fn wallet_flow(release: Release, options: NodeOptions) {
 fn electrum_over_plain_tcp() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(10).unwrap();
-    let served = Served::start(&node, &[]);
+    let served = Served::start(ferrum_exe(), &node, &[]).unwrap();
     let w = ElectrumWallet::start(Release::Debian, &format!("{}:t", served.tcp), &[]).unwrap();
     w.restore_and_load(SEED).unwrap();
     until("the wallet connected at the node's height", || synced(&w, &node).then_some(()));
@@ -255,7 +259,7 @@ fn electrum_over_plain_tcp() {
     node.mine(100).unwrap();
     until("the mined coins confirmed", || (balance(&w) == (reward, 0)).then_some(()));
 
-    let payee = testkit::wallet::burn_address().to_string();
+    let payee = testkit::keys::burn_address().to_string();
     let tx = w.run(&["payto", &payee, "2"]).unwrap();
     let txid = w.run(&["broadcast", tx.as_str().unwrap()]).unwrap().as_str().unwrap().to_string();
     let fee = fee_of(&node, &txid);

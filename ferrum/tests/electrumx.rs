@@ -9,10 +9,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::Served;
+use common::ferrum_exe;
 use serde_json::{json, Value};
-use testkit::electrum::Client;
-use testkit::truth::Truth;
+use testkit::chain::scenario;
+use testkit::chain::truth::Truth;
+use testkit::client::electrum::Client;
+use testkit::process::ferrum::admin_rpc;
+use testkit::process::served::Served;
 use testkit::{ElectrumX, Node, NodeOptions};
 
 /// Either the `result` or the `error` of each reply.
@@ -165,12 +168,12 @@ fn every_answer_matches_electrumx_behind_core_29() {
 
 fn compare_with_electrumx(core29: bool) {
     let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()], core29 };
-    let (node, _wallet) = common::busy_chain(options, 77, 180);
+    let (node, _wallet) = scenario::busy_chain(options, 77, 180).unwrap();
     let truth = Truth::from_node(&node).unwrap();
     let electrumx = ElectrumX::start(&node).unwrap();
     let rpc_port = testkit::free_port();
-    let served = Served::start(&node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]);
-    let info = common::rpc(rpc_port, "getinfo", &[]).unwrap();
+    let served = Served::start(ferrum_exe(), &node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]).unwrap();
+    let info = admin_rpc(ferrum_exe(), rpc_port, "getinfo", &[]).unwrap();
     let (mode, version) = if core29 { ("utxo", "29.2.0") } else { ("spenttxouts", "31.99.0") };
     assert_eq!((info["index"]["prevout_mode"].as_str(), info["node"]["version"].as_str()), (Some(mode), Some(version)));
     electrumx.wait_synced(&node, Duration::from_secs(180)).unwrap_or_else(|e| panic!("{e:#}"));

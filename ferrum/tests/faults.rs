@@ -9,30 +9,32 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::{Amount, ScriptBuf, TxOut, WPubkeyHash};
 use serde_json::{json, Value};
-use testkit::electrum::Client;
-use testkit::scenario::{self, ScenarioOptions};
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::client::electrum::{more_files, status_of_history, Client};
+use testkit::client::http;
+use testkit::process::served::Served;
 use testkit::{Node, NodeOptions, TxSpec, Wallet};
 
-use common::{assert_same_rows, clean_index, dump_all, status_of_history, Served};
+use common::{assert_same_rows, clean_index, dump_all, ferrum_exe};
 
 /// A GET: status and body.
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let (status, _, body) = common::http(addr, "GET", path);
+    let (status, _, body) = http::request(addr, "GET", path).unwrap();
     (status, body)
 }
 
 fn error_code(e: &anyhow::Error) -> Option<i64> {
-    testkit::electrum::server_error(e).and_then(|s| s.code())
+    testkit::client::electrum::server_error(e).and_then(|s| s.code())
 }
 
 #[test]
 fn bitcoind_killed_and_restarted_under_100_sessions() {
     let mut node = Node::start(NodeOptions::rest()).unwrap();
     let mut built = scenario::build(&node, &ScenarioOptions { seed: 71, height: 40 }).unwrap();
-    let served = Served::start(&node, &["--poll-interval-ms", "200"]);
+    let served = Served::start(ferrum_exe(), &node, &["--poll-interval-ms", "200"]).unwrap();
     let http = served.http.clone().unwrap();
     let scripthashes: Vec<String> = built.wallet.receivers().map(|r| r.scripthash()).collect();
-    let mut probe = served.client();
+    let mut probe = served.client().unwrap();
     // Session 0 watches a script with a confirmed transaction (the receivers come in no order).
     let (sh0, history, confirmed) = scripthashes
         .iter()
@@ -91,7 +93,7 @@ fn bitcoind_killed_and_restarted_under_100_sessions() {
     let paid = built.wallet.pay(&node, &script, Amount::from_sat(70_000)).unwrap();
     let expected = testkit::wait_for("the payment in the history", Duration::from_secs(60), || {
         let h = probe.call("blockchain.scripthash.get_history", json!([sh0])).unwrap();
-        h.to_string().contains(&paid.compute_txid().to_string()).then(|| status_of_history(&h))
+        h.to_string().contains(&paid.compute_txid().to_string()).then(|| status_of_history(&h).unwrap())
     })
     .unwrap();
     let (first, _) = &mut sessions[0];
@@ -119,11 +121,11 @@ fn bitcoind_killed_and_restarted_under_100_sessions() {
 fn kill9_while_serving_and_indexing_new_blocks() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut built = scenario::build(&node, &ScenarioOptions { seed: 72, height: 30 }).unwrap();
-    let mut served = Served::start(&node, &["--index-chunk-blocks", "1"]);
-    let mut rng = scenario::Rng::new(5);
+    let mut served = Served::start(ferrum_exe(), &node, &["--index-chunk-blocks", "1"]).unwrap();
+    let mut rng = testkit::chain::rng::Rng::new(5);
     let target = built.wallet.receiver(testkit::Kind::P2tr);
     for round in 0..6 {
-        let mut clients: Vec<Client> = (0..10).map(|_| served.client()).collect();
+        let mut clients: Vec<Client> = (0..10).map(|_| served.client().unwrap()).collect();
         for c in &mut clients {
             c.call("blockchain.headers.subscribe", json!([])).unwrap();
         }
@@ -132,12 +134,12 @@ fn kill9_while_serving_and_indexing_new_blocks() {
         built.wallet.scan_blocks(&node, &hashes).unwrap();
         std::thread::sleep(Duration::from_millis(rng.below(150)));
         // Killed while serving these clients, maybe while indexing the new blocks.
-        served.restart(&node);
+        served.restart(&node).unwrap();
         for c in &mut clients {
             assert!(c.closes_within(Duration::from_secs(30)), "a session outlived its server");
         }
         // Clients reconnect and see the tip.
-        let mut c = served.client();
+        let mut c = served.client().unwrap();
         let tip = c.call("blockchain.headers.subscribe", json!([])).unwrap();
         assert_eq!(tip["height"], json!(node.height().unwrap()));
     }
@@ -158,12 +160,12 @@ fn script(session: usize, slot: usize) -> ScriptBuf {
 fn ten_thousand_sessions_and_one_block_touching_a_thousand() {
     const SESSIONS: usize = 10_000;
     const SUBS: usize = 10;
-    let files = common::more_files();
+    let files = more_files();
     assert!(files >= SESSIONS as u64 + 1000, "the open-file limit ({files}) is too low for this test");
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = Wallet::new(73);
     wallet.fund(&node, 3).unwrap();
-    let served = Served::start(&node, &["--max-sessions", "11000"]);
+    let served = Served::start(ferrum_exe(), &node, &["--max-sessions", "11000"]).unwrap();
 
     let began = Instant::now();
     let mut sessions = Vec::with_capacity(SESSIONS);

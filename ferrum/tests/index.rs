@@ -6,12 +6,13 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
-use common::{assert_same_rows, check_truth, dump_rows, InProcess};
+use common::{assert_same_rows, check_truth, dump_rows, ferrum_exe, InProcess};
 use ferrum::index::IndexConfig;
 use ferrum::store::PrevoutMode;
-use testkit::scenario::{self, ScenarioOptions};
-use testkit::truth::Truth;
-use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::chain::truth::Truth;
+use testkit::process::ferrum::test_args;
+use testkit::{Ferrum, Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 fn small_chunks() -> IndexConfig {
     // Many commits, so a sync crosses chunk boundaries and bulk mode is exercised.
@@ -187,10 +188,10 @@ fn new_blocks_arrive_by_p2p_announcement() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(10).unwrap();
     let db = tempfile::tempdir().unwrap();
-    let mut args = common::ferrum_args(&node, db.path());
+    let mut args = test_args(&node, db.path());
     // Polling once a minute: only the P2P announcement can bring the block within the wait.
     args.extend(["--poll-interval-ms".into(), "60000".into()]);
-    let ferrum = common::start_ferrum(&args, db.path());
+    let ferrum = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
     testkit::wait_for("initial sync", Duration::from_secs(30), || {
         ferrum.log_text().contains("index at the node's tip").then_some(())
     })

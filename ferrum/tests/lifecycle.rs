@@ -5,11 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_same_rows, check_truth, clean_index, dump_all, ferrum_args, stored_height, Ferrum};
+use common::{assert_same_rows, check_truth, clean_index, dump_all, ferrum_exe, stored_height};
 use ferrum::store::PrevoutMode;
-use testkit::scenario::{self, Rng, ScenarioOptions};
-use testkit::truth::Truth;
-use testkit::{Node, NodeOptions};
+use testkit::chain::rng::Rng;
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::chain::truth::Truth;
+use testkit::process::ferrum::test_args;
+use testkit::{Ferrum, Node, NodeOptions};
 
 /// Waits until ferrum's log says it indexed the node's tip: at start ("index at the node's
 /// tip height=H") or while following ("indexed height=H", "indexed height H/H").
@@ -27,7 +29,7 @@ fn wait_synced(ferrum: &Ferrum, node: &Node) {
 fn sync_with_kills(node: &Node, args: &[String], db: &std::path::Path, rng: &mut Rng, kills: u32) -> u32 {
     let mut done = 0;
     loop {
-        let mut f = common::start_ferrum(args, db);
+        let mut f = Ferrum::start(ferrum_exe(), args, db).unwrap();
         if done >= kills {
             wait_synced(&f, node);
             f.interrupt().unwrap();
@@ -48,16 +50,16 @@ fn kill9_during_sync_and_reorg(options: NodeOptions, modes: &[(PrevoutMode, &str
     let mut rng = Rng::new(99);
     for (mode, name) in modes {
         let db = tempfile::tempdir().unwrap();
-        let mut args = ferrum_args(&node, db.path());
+        let mut args = test_args(&node, db.path());
         args.extend(["--prevout-mode".into(), (*name).into(), "--index-chunk-blocks".into(), "3".into()]);
         let done = sync_with_kills(&node, &args, db.path(), &mut rng, kills);
         // Then reorgs, killed while undoing and re-applying.
         for depth in [5u32, 40] {
             node.reorg(depth).unwrap();
-            let mut f = common::start_ferrum(&args, db.path());
+            let mut f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
             std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
             f.kill9();
-            let mut f = common::start_ferrum(&args, db.path());
+            let mut f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
             wait_synced(&f, &node);
             assert!(f.interrupt().unwrap().success());
         }
@@ -99,8 +101,8 @@ fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
     let node = Node::start(NodeOptions::core29()).unwrap();
     drop(scenario::build(&node, &ScenarioOptions { seed: 23, height: 150 }).unwrap());
     let db = tempfile::tempdir().unwrap();
-    let behind_29 = ferrum_args(&node, db.path());
-    let mut f = common::start_ferrum(&behind_29, db.path());
+    let behind_29 = test_args(&node, db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &behind_29, db.path()).unwrap();
     wait_synced(&f, &node);
     assert!(f.interrupt().unwrap().success());
     let open = || {
@@ -120,7 +122,7 @@ fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
     let upgraded: Vec<String> =
         behind_29.iter().map(|a| if *a == node.rpc_addr() { node.bitcoind_rpc_addr() } else { a.clone() }).collect();
     node.mine(5).unwrap();
-    let mut f = common::start_ferrum(&upgraded, db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &upgraded, db.path()).unwrap();
     wait_synced(&f, &node);
     node.reorg(3).unwrap();
     wait_synced(&f, &node);
@@ -144,16 +146,16 @@ fn sigint_finishes_the_chunk_and_exits_zero() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(400).unwrap();
     let db = tempfile::tempdir().unwrap();
-    let mut args = ferrum_args(&node, db.path());
+    let mut args = test_args(&node, db.path());
     args.extend(["--index-chunk-blocks".into(), "1".into()]);
-    let mut f = common::start_ferrum(&args, db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
     testkit::wait_for("some blocks indexed", Duration::from_secs(60), || stored_height(db.path()).filter(|h| *h >= 5))
         .unwrap();
     let status = f.interrupt().unwrap();
     assert!(status.success(), "exit status {status}: {}", f.log_text());
     assert!(f.log_text().contains("stopping: finishing the current chunk"));
     // It resumes where it stopped.
-    let f = common::start_ferrum(&args, db.path());
+    let f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
     wait_synced(&f, &node);
 }
 
@@ -163,9 +165,9 @@ fn node_stopped_mid_sync_then_back() {
     let s = scenario::build(&node, &ScenarioOptions { seed: 31, height: 400 }).unwrap();
     drop(s);
     let db = tempfile::tempdir().unwrap();
-    let mut args = ferrum_args(&node, db.path());
+    let mut args = test_args(&node, db.path());
     args.extend(["--index-chunk-blocks".into(), "1".into(), "--poll-interval-ms".into(), "200".into()]);
-    let mut f = common::start_ferrum(&args, db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
     testkit::wait_for("indexing under way", Duration::from_secs(60), || stored_height(db.path()).filter(|h| *h >= 20))
         .unwrap();
     node.stop().unwrap();
@@ -195,7 +197,7 @@ fn node_stopped_mid_sync_then_back() {
 
 /// Starts ferrum, expects it to exit non-zero with `needle` in its log, and nothing written.
 fn refused(args: &[String], db: &std::path::Path, needle: &str) {
-    let mut f = common::start_ferrum(args, db);
+    let mut f = Ferrum::start(ferrum_exe(), args, db).unwrap();
     let status = f.wait_exit(Duration::from_secs(30)).unwrap();
     let log = f.log_text();
     assert!(!status.success(), "{log}");
@@ -207,24 +209,24 @@ fn refused(args: &[String], db: &std::path::Path, needle: &str) {
 fn unusable_nodes_are_refused_before_anything_is_written() {
     let node = Node::start(NodeOptions::default()).unwrap();
     let db = tempfile::tempdir().unwrap();
-    let mut args = ferrum_args(&node, db.path());
+    let mut args = test_args(&node, db.path());
     args[1] = "testnet".into();
     // The index directory is per network: keep the db dir identical.
     refused(&args, db.path(), "is on regtest, but Ferrum is configured for testnet");
 
-    let args: Vec<String> = ferrum_args(&node, db.path())
+    let args: Vec<String> = test_args(&node, db.path())
         .into_iter()
         .filter(|a| !a.contains(".cookie") && a != "--cookie-file")
         .chain(["--daemon-user".to_string(), "nobody".to_string()])
         .collect();
-    let mut f = common::start_ferrum(&args, db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
     let status = f.wait_exit(Duration::from_secs(30)).unwrap();
     assert!(!status.success());
     assert!(f.log_text().contains("FERRUM_DAEMON_PASSWORD"), "{}", f.log_text());
 
     let pruned = Node::start(NodeOptions { extra_args: vec!["-prune=550".into()], ..Default::default() }).unwrap();
     let db2 = tempfile::tempdir().unwrap();
-    refused(&ferrum_args(&pruned, db2.path()), db2.path(), "is pruned");
+    refused(&test_args(&pruned, db2.path()), db2.path(), "is pruned");
 }
 
 #[test]
@@ -250,7 +252,7 @@ fn damaged_index_directories_give_clear_errors() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(30).unwrap();
     let run_until_exit = |db: &std::path::Path| {
-        let mut f = common::start_ferrum(&ferrum_args(&node, db), db);
+        let mut f = Ferrum::start(ferrum_exe(), &test_args(&node, db), db).unwrap();
         let status = f.wait_exit(Duration::from_secs(30)).unwrap();
         (status, f.log_text())
     };
@@ -265,7 +267,7 @@ fn damaged_index_directories_give_clear_errors() {
 
     // A good index, then damaged in two ways.
     let db = tempfile::tempdir().unwrap();
-    let mut f = common::start_ferrum(&ferrum_args(&node, db.path()), db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &test_args(&node, db.path()), db.path()).unwrap();
     wait_synced(&f, &node);
     assert!(f.interrupt().unwrap().success());
     let txids = db.path().join("index/txids.dat");
@@ -283,9 +285,9 @@ fn damaged_index_directories_give_clear_errors() {
     assert!(log.contains("index at") && log.contains("CURRENT"), "{log}");
 
     // --reindex rebuilds it.
-    let mut args = ferrum_args(&node, db.path());
+    let mut args = test_args(&node, db.path());
     args.push("--reindex".into());
-    let mut f = common::start_ferrum(&args, db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &args, db.path()).unwrap();
     wait_synced(&f, &node);
     assert!(f.interrupt().unwrap().success());
 }
@@ -295,7 +297,7 @@ fn utxo_mode_is_chosen_without_rest_and_kept() {
     let node = Node::start(NodeOptions::default()).unwrap();
     node.mine(20).unwrap();
     let db = tempfile::tempdir().unwrap();
-    let mut f = common::start_ferrum(&ferrum_args(&node, db.path()), db.path());
+    let mut f = Ferrum::start(ferrum_exe(), &test_args(&node, db.path()), db.path()).unwrap();
     wait_synced(&f, &node);
     assert!(f.interrupt().unwrap().success());
     assert!(f.log_text().contains("prevout mode utxo"), "{}", f.log_text());

@@ -11,8 +11,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chromium, http, rpc, Served};
+use common::ferrum_exe;
 use serde_json::{json, Value};
+use testkit::client::http;
+use testkit::process::chromium::chromium;
+use testkit::process::ferrum::admin_rpc;
+use testkit::process::served::Served;
 use testkit::{Node, NodeOptions};
 
 /// The node leaves initial block download at this height.
@@ -24,7 +28,7 @@ fn in_ibd(node: &Node) -> bool {
 
 /// One request on a fresh connection: the whole reply, and whether the server then closed.
 fn refused_reply(addr: &str) -> (Value, bool) {
-    let mut c = testkit::electrum::Client::connect_raw(addr).unwrap();
+    let mut c = testkit::client::electrum::Client::connect_raw(addr).unwrap();
     c.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"server.version\",\"params\":[\"test\",\"1.4\"]}\n")
         .unwrap();
     let reply = c.read(Duration::from_secs(30)).unwrap().expect("a reply");
@@ -41,9 +45,11 @@ fn a_node_in_initial_block_download_is_indexed_but_not_served_until_it_is_done()
     assert!(in_ibd(&node), "the node is in initial block download");
 
     let rpc_port = testkit::free_port();
-    let served = Served::launch(&node, tempfile::tempdir().unwrap(), &["--rpc", &format!("127.0.0.1:{rpc_port}")]);
+    let served =
+        Served::launch(ferrum_exe(), &node, tempfile::tempdir().unwrap(), &["--rpc", &format!("127.0.0.1:{rpc_port}")])
+            .unwrap();
     let info = testkit::wait_for("the index at the syncing node's tip", Duration::from_secs(60), || {
-        let info = rpc(rpc_port, "getinfo", &[]).ok()?;
+        let info = admin_rpc(ferrum_exe(), rpc_port, "getinfo", &[]).ok()?;
         (info["index"]["height"] == json!(250)).then_some(info)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", served.ferrum.log_text()));
@@ -68,15 +74,15 @@ fn a_node_in_initial_block_download_is_indexed_but_not_served_until_it_is_done()
 
     // The health check, the status page and the log.
     let http_addr = served.http.clone().unwrap();
-    let (status, _, body) = http(&http_addr, "GET", "/health");
+    let (status, _, body) = http::request(&http_addr, "GET", "/health").unwrap();
     assert_eq!(status, 503);
     assert!(body.starts_with(expected), "{body}");
-    let (_, _, metrics) = http(&http_addr, "GET", "/metrics");
+    let (_, _, metrics) = http::request(&http_addr, "GET", "/metrics").unwrap();
     assert!(metrics.contains("\nferrum_serving 0\n"), "{metrics}");
-    let (_, _, api) = http(&http_addr, "GET", "/api/status");
+    let (_, _, api) = http::request(&http_addr, "GET", "/api/status").unwrap();
     let api: Value = serde_json::from_str(&api).unwrap();
     assert_eq!(api["index"]["unavailable"], info["index"]["unavailable"]);
-    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &format!("http://{http_addr}/")]);
+    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &format!("http://{http_addr}/")]).unwrap();
     let page = String::from_utf8_lossy(&dom.stdout).into_owned();
     assert!(page.contains(">bitcoind is syncing<"), "sync state not rendered:\n{page}");
     assert!(page.contains(expected), "the reason is not on the page:\n{page}");
@@ -94,14 +100,14 @@ fn a_node_in_initial_block_download_is_indexed_but_not_served_until_it_is_done()
     // Past the minimum chain work: out of initial block download, and served at once.
     node.mine(RELEASE_HEIGHT + 10 - node.height().unwrap()).unwrap();
     assert!(!in_ibd(&node), "the node left initial block download");
-    served.wait_synced(&node);
-    let mut client = served.client();
+    served.wait_synced(&node).unwrap();
+    let mut client = served.client().unwrap();
     let tip = client.call("blockchain.headers.subscribe", json!([])).unwrap();
     assert_eq!(tip["height"], json!(RELEASE_HEIGHT + 10));
-    let info = rpc(rpc_port, "getinfo", &[]).unwrap();
+    let info = admin_rpc(ferrum_exe(), rpc_port, "getinfo", &[]).unwrap();
     assert_eq!(info["index"]["serving"], json!(true), "{info}");
     assert_eq!(info["index"]["unavailable"], Value::Null, "{info}");
-    assert_eq!(http(&http_addr, "GET", "/health").0, 200);
+    assert_eq!(http::request(&http_addr, "GET", "/health").unwrap().0, 200);
     // Logged as the index gets there, which may be a moment after the first answer.
     let log = testkit::wait_for("the log of the end of the sync", Duration::from_secs(30), || {
         let log = served.ferrum.log_text();

@@ -7,9 +7,10 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
-use common::{status_of_history, Served};
+use common::ferrum_exe;
 use serde_json::{json, Value};
-use testkit::electrum::Client;
+use testkit::client::electrum::{status_of_history, Client};
+use testkit::process::served::Served;
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -19,7 +20,7 @@ fn expect_status(c: &mut Client, probe: &mut Client, sh: &str) -> Value {
     let params = c.notification("blockchain.scripthash.subscribe", WAIT).unwrap_or_else(|e| panic!("{sh}: {e:#}"));
     assert_eq!(params[0], json!(sh));
     let history = probe.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
-    assert_eq!(params[1], status_of_history(&history), "notified status of {sh} is the history's");
+    assert_eq!(params[1], status_of_history(&history).unwrap(), "notified status of {sh} is the history's");
     history
 }
 
@@ -28,9 +29,9 @@ fn headers_and_scripthash_notifications() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = Wallet::new(5);
     wallet.fund(&node, 4).unwrap();
-    let s = Served::start(&node, &[]);
-    let mut c = s.client_with("1.6");
-    let mut probe = s.client_with("1.6");
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
+    let mut c = s.client_with("1.6").unwrap();
+    let mut probe = s.client_with("1.6").unwrap();
 
     // New blocks.
     let tip = c.call("blockchain.headers.subscribe", json!([])).unwrap();
@@ -70,7 +71,7 @@ fn headers_and_scripthash_notifications() {
         let params = c.notification("blockchain.scripthash.subscribe", WAIT).unwrap();
         let sh = params[0].as_str().unwrap().to_string();
         let history = probe.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
-        assert_eq!(params[1], status_of_history(&history));
+        assert_eq!(params[1], status_of_history(&history).unwrap());
         pending.retain(|p| *p != sh);
     }
     let hb = probe.call("blockchain.scripthash.get_history", json!([sh_b])).unwrap();
@@ -99,7 +100,7 @@ fn headers_and_scripthash_notifications() {
     assert_eq!(seen[&sh_b], Value::Null, "the replaced transaction is gone from b's history");
     let hc = probe.call("blockchain.scripthash.get_history", json!([sh_c])).unwrap();
     assert_eq!(hc[0]["tx_hash"], json!(replacement.compute_txid().to_string()));
-    assert_eq!(seen[&sh_c], status_of_history(&hc));
+    assert_eq!(seen[&sh_c], status_of_history(&hc).unwrap());
 
     // Confirmation: a's payment gets a height.
     c.drain_notifications(Duration::from_millis(500));
@@ -112,7 +113,7 @@ fn headers_and_scripthash_notifications() {
             .unwrap_or_else(|e| panic!("{e}\n{}", s.ferrum.log_text()));
         if params[0] == json!(sh_a) {
             let h = probe.call("blockchain.scripthash.get_history", json!([sh_a])).unwrap();
-            assert_eq!(params[1], status_of_history(&h));
+            assert_eq!(params[1], status_of_history(&h).unwrap());
             assert_eq!(h[0], json!({"tx_hash": pay.compute_txid().to_string(), "height": height}));
             confirmed = true;
         }
@@ -137,7 +138,7 @@ fn headers_and_scripthash_notifications() {
         let params = c.notification("blockchain.scripthash.subscribe", WAIT).unwrap();
         if params[0] == json!(sh_a) {
             let h = probe.call("blockchain.scripthash.get_history", json!([sh_a])).unwrap();
-            assert_eq!(params[1], status_of_history(&h));
+            assert_eq!(params[1], status_of_history(&h).unwrap());
             break h;
         }
     };
@@ -157,9 +158,9 @@ fn only_changed_statuses_are_sent_once() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = Wallet::new(6);
     wallet.fund(&node, 2).unwrap();
-    let s = Served::start(&node, &[]);
-    let mut c = s.client_with("1.4");
-    let mut probe = s.client_with("1.4");
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
+    let mut c = s.client_with("1.4").unwrap();
+    let mut probe = s.client_with("1.4").unwrap();
     let a = wallet.receiver(Kind::P2wpkh);
     let quiet = wallet.receiver(Kind::P2wpkh);
     c.call("blockchain.scripthash.subscribe", json!([a.scripthash()])).unwrap();

@@ -7,10 +7,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::scenario::{self, ScenarioOptions};
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::client::http;
+use testkit::process::chromium::chromium;
+use testkit::process::ferrum::admin_rpc;
+use testkit::process::openssl::sha256_fingerprint;
+use testkit::process::served::Served;
 use testkit::{Ferrum, Node, NodeOptions};
 
-use common::{chromium, ferrum_exe, http, openssl_sha256, rpc, Served};
+use common::ferrum_exe;
 
 /// Prometheus text: (name with labels, value) for every sample; panics on a malformed line.
 fn samples(text: &str) -> Vec<(String, f64)> {
@@ -31,7 +36,7 @@ fn sample(all: &[(String, f64)], name: &str) -> f64 {
 fn served_with_admin(node: &Node) -> (Served, u16, String) {
     let rpc_port = testkit::free_port();
     let rpc_addr = format!("127.0.0.1:{rpc_port}");
-    let served = Served::start(node, &["--rpc", &rpc_addr]);
+    let served = Served::start(ferrum_exe(), node, &["--rpc", &rpc_addr]).unwrap();
     let http = served.http.clone().expect("Served listens on HTTP");
     (served, rpc_port, http)
 }
@@ -43,7 +48,7 @@ fn admin_rpc_answers_every_command() {
     let (mut served, port, _) = served_with_admin(&node);
     let height = node.height().unwrap();
 
-    let info = rpc(port, "getinfo", &[]).unwrap();
+    let info = admin_rpc(ferrum_exe(), port, "getinfo", &[]).unwrap();
     assert_eq!(info["index"]["height"], json!(height));
     assert_eq!(info["index"]["caught_up"], json!(true));
     assert_eq!(info["server"]["network"], json!("regtest"));
@@ -53,7 +58,7 @@ fn admin_rpc_answers_every_command() {
 
     // Two sessions from loopback, one subscribed.
     let named = |name: &str, version: &str| {
-        let mut c = testkit::electrum::Client::connect_raw(&served.tcp).unwrap();
+        let mut c = testkit::client::electrum::Client::connect_raw(&served.tcp).unwrap();
         c.call("server.version", json!([name, version])).unwrap();
         c
     };
@@ -62,7 +67,7 @@ fn admin_rpc_answers_every_command() {
     let receiver = built.wallet.receivers().find(|r| r.address(bitcoin::Network::Regtest).is_some()).unwrap();
     a.call("blockchain.scripthash.subscribe", json!([receiver.scripthash()])).unwrap();
     b.call("server.ping", json!([])).unwrap();
-    let sessions = rpc(port, "sessions", &[]).unwrap();
+    let sessions = admin_rpc(ferrum_exe(), port, "sessions", &[]).unwrap();
     let list = sessions.as_array().unwrap();
     assert_eq!(list.len(), 2, "{sessions}");
     let session_a = list.iter().find(|s| s["client"] == json!("wallet-a")).unwrap();
@@ -72,7 +77,7 @@ fn admin_rpc_answers_every_command() {
     let session_b = list.iter().find(|s| s["client"] == json!("wallet-b")).unwrap();
     assert!(session_b["requests"].as_u64().unwrap() >= 2, "{session_b}");
 
-    let groups = rpc(port, "groups", &[]).unwrap();
+    let groups = admin_rpc(ferrum_exe(), port, "groups", &[]).unwrap();
     assert_eq!(
         groups,
         json!([{
@@ -80,55 +85,58 @@ fn admin_rpc_answers_every_command() {
             "requests": groups[0]["requests"], "subscriptions": 1,
         }])
     );
-    assert_eq!(rpc(port, "peers", &[]).unwrap(), json!([]));
+    assert_eq!(admin_rpc(ferrum_exe(), port, "peers", &[]).unwrap(), json!([]));
 
     // query agrees with what a wallet is told.
     let address = receiver.address(bitcoin::Network::Regtest).unwrap().to_string();
-    let q = rpc(port, "query", &[&address]).unwrap();
+    let q = admin_rpc(ferrum_exe(), port, "query", &[&address]).unwrap();
     let history = b.call("blockchain.scripthash.get_history", json!([receiver.scripthash()])).unwrap();
     let balance = b.call("blockchain.scripthash.get_balance", json!([receiver.scripthash()])).unwrap();
     let confirmed = history.as_array().unwrap().iter().filter(|h| h["height"].as_i64().unwrap() > 0).count();
     assert_eq!(q["scripthash"], json!(receiver.scripthash()));
     assert_eq!(q["transactions"], json!(confirmed));
     assert_eq!(q["balance"], balance);
-    let limited = rpc(port, "query", &[&receiver.scripthash(), "1"]).unwrap();
+    let limited = admin_rpc(ferrum_exe(), port, "query", &[&receiver.scripthash(), "1"]).unwrap();
     assert_eq!(limited["history"].as_array().unwrap().len(), 1.min(confirmed));
-    let e = rpc(port, "query", &["not-an-address"]).unwrap_err();
+    let e = admin_rpc(ferrum_exe(), port, "query", &["not-an-address"]).unwrap_err();
     assert!(e.contains("neither a script hash nor an address"), "{e}");
 
-    let check = rpc(port, "reorg-check", &["10"]).unwrap();
+    let check = admin_rpc(ferrum_exe(), port, "reorg-check", &["10"]).unwrap();
     assert_eq!(check["consistent"], json!(true), "{check}");
     assert_eq!(check["checked"], json!(10));
     assert_eq!(check["height"], json!(height));
-    assert!(rpc(port, "reorg-check", &["0"]).unwrap_err().contains("bad depth"));
+    assert!(admin_rpc(ferrum_exe(), port, "reorg-check", &["0"]).unwrap_err().contains("bad depth"));
 
-    assert_eq!(rpc(port, "log", &["ferrum=trace,info"]).unwrap(), json!({"log": "ferrum=trace,info"}));
-    let e = rpc(port, "log", &["chatty"]).unwrap_err();
+    assert_eq!(
+        admin_rpc(ferrum_exe(), port, "log", &["ferrum=trace,info"]).unwrap(),
+        json!({"log": "ferrum=trace,info"})
+    );
+    let e = admin_rpc(ferrum_exe(), port, "log", &["chatty"]).unwrap_err();
     assert!(e.contains("bad log filter"), "{e}");
     // The new filter is in effect: trace lines appear.
     b.call("server.ping", json!([])).unwrap();
     assert!(served.ferrum.log_text().contains("TRACE"), "no trace output after `log`");
-    rpc(port, "log", &["info"]).unwrap();
+    admin_rpc(ferrum_exe(), port, "log", &["info"]).unwrap();
 
-    let e = rpc(port, "frobnicate", &[]).unwrap_err();
+    let e = admin_rpc(ferrum_exe(), port, "frobnicate", &[]).unwrap_err();
     assert!(e.contains("unknown command") && e.contains("getinfo"), "{e}");
-    let e = rpc(port, "disconnect", &["somebody"]).unwrap_err();
+    let e = admin_rpc(ferrum_exe(), port, "disconnect", &["somebody"]).unwrap_err();
     assert!(e.contains("neither a session id nor an IP"), "{e}");
 
     // Disconnect by id closes that session only; by IP, every session from there.
-    let gone = rpc(port, "disconnect", &[&session_a["id"].to_string()]).unwrap();
+    let gone = admin_rpc(ferrum_exe(), port, "disconnect", &[&session_a["id"].to_string()]).unwrap();
     assert_eq!(gone.as_array().unwrap().len(), 1, "{gone}");
     assert!(a.closes_within(Duration::from_secs(10)), "session a still open");
     b.call("server.ping", json!([])).unwrap();
-    let gone = rpc(port, "disconnect", &["127.0.0.1"]).unwrap();
+    let gone = admin_rpc(ferrum_exe(), port, "disconnect", &["127.0.0.1"]).unwrap();
     assert!(gone.to_string().contains(&format!("disconnected session {}", session_b["id"])), "{gone}");
     assert!(b.closes_within(Duration::from_secs(10)), "session b still open");
-    assert_eq!(rpc(port, "disconnect", &["99999"]).unwrap(), json!(["no session matches 99999"]));
+    assert_eq!(admin_rpc(ferrum_exe(), port, "disconnect", &["99999"]).unwrap(), json!(["no session matches 99999"]));
 
-    assert_eq!(rpc(port, "stop", &[]).unwrap(), json!("stopping"));
+    assert_eq!(admin_rpc(ferrum_exe(), port, "stop", &[]).unwrap(), json!("stopping"));
     let status = served.ferrum.wait_exit(Duration::from_secs(60)).unwrap();
     assert!(status.success(), "{status}");
-    let e = rpc(port, "getinfo", &[]).unwrap_err();
+    let e = admin_rpc(ferrum_exe(), port, "getinfo", &[]).unwrap_err();
     assert!(e.contains("connecting to the admin RPC"), "{e}");
 }
 
@@ -138,7 +146,7 @@ fn metrics_health_and_status_page() {
     let built = scenario::build(&node, &ScenarioOptions { seed: 62, height: 20 }).unwrap();
     let (served, _, http_addr) = served_with_admin(&node);
     let height = node.height().unwrap();
-    let mut client = served.client();
+    let mut client = served.client().unwrap();
     let scripthashes: Vec<String> = built.wallet.receivers().take(5).map(|r| r.scripthash()).collect();
     for sh in &scripthashes {
         client.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
@@ -148,7 +156,7 @@ fn metrics_health_and_status_page() {
     assert!(client.call("blockchain.scripthash.get_history", json!(["zz"])).is_err());
     assert!(client.call("no.such.method", json!([])).is_err());
 
-    let (status, head, text) = http(&http_addr, "GET", "/metrics");
+    let (status, head, text) = http::request(&http_addr, "GET", "/metrics").unwrap();
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     let all = samples(&text);
@@ -184,9 +192,9 @@ fn metrics_health_and_status_page() {
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert_eq!(*buckets.last().unwrap(), 6.0);
 
-    let (status, _, body) = http(&http_addr, "GET", "/health");
+    let (status, _, body) = http::request(&http_addr, "GET", "/health").unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    let (status, _, body) = http(&http_addr, "GET", "/api/status");
+    let (status, _, body) = http::request(&http_addr, "GET", "/api/status").unwrap();
     assert_eq!(status, 200);
     let api: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(api["index"]["height"], json!(height));
@@ -194,11 +202,11 @@ fn metrics_health_and_status_page() {
     assert_eq!(api["sessions"]["by_protocol"]["tcp"], json!(1));
     // The certificate's fingerprint, for a user to compare with the one their wallet pinned.
     let fingerprint = api["tls"]["sha256"].as_str().unwrap().to_string();
-    assert_eq!(fingerprint, openssl_sha256(&served.db.path().join("ferrum.crt")));
-    assert_eq!(http(&http_addr, "GET", "/nope").0, 404);
-    let (status, head, _) = http(&http_addr, "POST", "/metrics");
+    assert_eq!(fingerprint, sha256_fingerprint(&served.db.path().join("ferrum.crt")).unwrap());
+    assert_eq!(http::request(&http_addr, "GET", "/nope").unwrap().0, 404);
+    let (status, head, _) = http::request(&http_addr, "POST", "/metrics").unwrap();
     assert_eq!(status, 405, "{head}");
-    let (status, head, body) = http(&http_addr, "HEAD", "/");
+    let (status, head, body) = http::request(&http_addr, "HEAD", "/").unwrap();
     assert_eq!(status, 200);
     // Header names are case-insensitive (hyper writes them in lower case).
     let csp = head.lines().any(|l| l.to_ascii_lowercase().starts_with("content-security-policy: default-src 'none'"));
@@ -215,16 +223,16 @@ fn metrics_health_and_status_page() {
         let answer = String::from_utf8_lossy(&raw);
         assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
     }
-    assert_eq!(http(&http_addr, "GET", "/health").0, 200);
+    assert_eq!(http::request(&http_addr, "GET", "/health").unwrap().0, 200);
     // HEAD announces the length GET sends.
-    let (_, _, page) = http(&http_addr, "GET", "/");
+    let (_, _, page) = http::request(&http_addr, "GET", "/").unwrap();
     let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string));
     assert_eq!(length, Some(page.len().to_string()), "{head}");
 
     // The page as a browser renders it.
     let shot = served.db.path().join("status.png");
     let url = format!("http://{http_addr}/");
-    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &url]);
+    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &url]).unwrap();
     let text = String::from_utf8_lossy(&dom.stdout).into_owned();
     assert!(text.contains(">Synced<"), "sync state not rendered:\n{text}");
     assert!(
@@ -241,7 +249,8 @@ fn metrics_health_and_status_page() {
         "--virtual-time-budget=5000",
         &format!("--screenshot={}", shot.display()),
         &url,
-    ]);
+    ])
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "screenshot of {} bytes", png.len());
@@ -276,13 +285,13 @@ fn starts_from_electrumx_environment_alone() {
         ("PEER_DISCOVERY", "off"),
     ];
     let ferrum = Ferrum::start_with_env(ferrum_exe(), &[], &env, db.path()).unwrap();
-    testkit::electrum::wait_for_height(&tcp, 12, Duration::from_secs(60))
+    testkit::client::electrum::wait_for_height(&tcp, 12, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}\n{}", ferrum.log_text()));
-    let mut client = testkit::electrum::Client::connect(&tcp).unwrap();
+    let mut client = testkit::client::electrum::Client::connect(&tcp).unwrap();
     let header = client.call("blockchain.block.header", json!([12])).unwrap();
     let block = node.block_bytes(&node.block_hash(12).unwrap()).unwrap();
     assert_eq!(header, json!(hex::encode(&block[..80])));
-    let info = rpc(rpc_port, "getinfo", &[]).unwrap();
+    let info = admin_rpc(ferrum_exe(), rpc_port, "getinfo", &[]).unwrap();
     assert_eq!(info["index"]["height"], json!(12));
     assert_eq!(info["node"]["address"], json!(node.rpc_addr()));
     let log = ferrum.log_text();

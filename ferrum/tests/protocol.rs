@@ -7,10 +7,12 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
-use common::{status_of_history, Served};
+use common::ferrum_exe;
 use serde_json::{json, Value};
-use testkit::electrum::{server_error, Client};
-use testkit::truth::Truth;
+use testkit::chain::scenario;
+use testkit::chain::truth::Truth;
+use testkit::client::electrum::{server_error, status_of_history, Client};
+use testkit::process::served::Served;
 use testkit::{Kind, Node, NodeOptions, TxSpec};
 
 fn error_of(r: anyhow::Result<Value>) -> (i64, String) {
@@ -23,7 +25,7 @@ fn error_of(r: anyhow::Result<Value>) -> (i64, String) {
 fn version_negotiation() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(3).unwrap();
-    let s = Served::start(&node, &[]);
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
 
     // Anything before server.version: an error, then the connection closes.
     let mut c = Client::connect_raw(&s.tcp).unwrap();
@@ -73,12 +75,12 @@ fn wait_mempool(c: &mut Client, sh: &str, n: usize) {
 
 #[test]
 fn every_method_matches_the_node() {
-    let (node, wallet) = common::busy_chain(NodeOptions::rest(), 41, 260);
-    let s = Served::start(&node, &[]);
+    let (node, wallet) = scenario::busy_chain(NodeOptions::rest(), 41, 260).unwrap();
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
     let truth = Truth::from_node(&node).unwrap();
     let tip = node.height().unwrap();
-    let mut c16 = s.client_with("1.6");
-    let mut c14 = s.client_with("1.4");
+    let mut c16 = s.client_with("1.6").unwrap();
+    let mut c14 = s.client_with("1.4").unwrap();
 
     // Headers.
     let sub = c16.call("blockchain.headers.subscribe", json!([])).unwrap();
@@ -121,7 +123,7 @@ fn every_method_matches_the_node() {
         let balance = c16.call("blockchain.scripthash.get_balance", json!([sh])).unwrap();
         assert_eq!(balance["confirmed"], t.balance, "balance of {sh}");
         let status = c16.call("blockchain.scripthash.subscribe", json!([sh])).unwrap();
-        assert_eq!(status, status_of_history(&history), "status of {sh}");
+        assert_eq!(status, status_of_history(&history).unwrap(), "status of {sh}");
         let unspent = c14.call("blockchain.scripthash.listunspent", json!([sh])).unwrap();
         for u in &t.unspent {
             let spent_in_mempool = node.call("gettxout", json!([u.txid.to_string(), u.vout, true])).unwrap().is_null();
@@ -223,8 +225,8 @@ impl ConcatStrings for Vec<Value> {
 fn error_paths() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(30).unwrap();
-    let s = Served::start(&node, &[]);
-    let mut c = s.client_with("1.6");
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
+    let mut c = s.client_with("1.6").unwrap();
     let sh = "f04bf26fc16a27abaa2f10540da7a24e369e6ec408f2d901202a7c0cd4a6112d";
     let coinbase = node.block(&node.block_hash(5).unwrap()).unwrap().txdata[0].compute_txid().to_string();
     let cases: Vec<(&str, Value, i64, String)> = vec![
@@ -264,17 +266,17 @@ fn error_paths() {
     );
 
     // Version-dependent method sets.
-    let mut c14 = s.client_with("1.4");
+    let mut c14 = s.client_with("1.4").unwrap();
     assert_eq!(error_of(c14.call("blockchain.scripthash.unsubscribe", json!([sh]))).0, -32601);
     assert_eq!(error_of(c14.call("mempool.get_info", json!([]))).0, -32601);
     assert_eq!(error_of(c14.call("blockchain.transaction.broadcast_package", json!([[]]))).0, -32601);
-    let mut c142 = s.client_with("1.4.2");
+    let mut c142 = s.client_with("1.4.2").unwrap();
     assert_eq!(c142.call("blockchain.scripthash.unsubscribe", json!([sh])).unwrap(), json!(false));
     c142.call("blockchain.scripthash.subscribe", json!([sh])).unwrap();
     assert_eq!(c142.call("blockchain.scripthash.unsubscribe", json!([sh])).unwrap(), json!(true));
 
     // Malformed input: an error answer, and the session goes on.
-    let mut raw = s.client_with("1.6");
+    let mut raw = s.client_with("1.6").unwrap();
     raw.send_raw(b"{this is not json\n").unwrap();
     let reply = raw.read(Duration::from_secs(10)).unwrap().unwrap();
     assert_eq!(reply["error"]["code"], -32700);
@@ -315,8 +317,8 @@ fn broadcasts_relay_and_packages_submit() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut wallet = testkit::Wallet::new(77);
     wallet.fund(&node, 3).unwrap();
-    let s = Served::start(&node, &[]);
-    let mut c = s.client_with("1.6");
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
+    let mut c = s.client_with("1.6").unwrap();
     let r = wallet.receiver(Kind::P2wpkh);
     let tx = wallet
         .build(

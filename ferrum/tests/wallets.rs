@@ -12,8 +12,9 @@ use bdk_electrum::BdkElectrumClient;
 use bdk_wallet::{KeychainKind, Wallet as BdkWallet};
 use bitcoin::bip32::Xpriv;
 use bitcoin::{Amount, Network};
-use common::Served;
+use common::ferrum_exe;
 use futures::{SinkExt, StreamExt};
+use testkit::process::served::Served;
 use testkit::{Kind, Node, NodeOptions, Wallet};
 
 fn descriptors() -> (String, String) {
@@ -32,7 +33,7 @@ fn bdk_wallet_full_scan_and_sync_over_tcp_and_tls() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut funder = Wallet::new(91);
     funder.fund(&node, 3).unwrap();
-    let s = Served::start(&node, &[]);
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
 
     let (ext, int) = descriptors();
     let mut bdk =
@@ -48,7 +49,7 @@ fn bdk_wallet_full_scan_and_sync_over_tcp_and_tls() {
     let mut pending = 444_000u64;
     funder.pay(&node, &addrs[1].script_pubkey(), Amount::from_sat(pending)).unwrap();
     let mut tx_count = 5;
-    s.wait_synced(&node);
+    s.wait_synced(&node).unwrap();
 
     for url in [format!("tcp://{}", s.tcp), format!("ssl://{}", s.ssl)] {
         let mut fresh =
@@ -70,7 +71,7 @@ fn bdk_wallet_full_scan_and_sync_over_tcp_and_tls() {
         node.mine(1).unwrap();
         confirmed += 123_456 + pending;
         tx_count += 1;
-        s.wait_synced(&node);
+        s.wait_synced(&node).unwrap();
         let request = fresh.start_sync_with_revealed_spks().build();
         let update = client.sync(request, 5, true).unwrap();
         fresh.apply_update(update).unwrap();
@@ -94,7 +95,7 @@ fn electrum_client_crate_headers_proofs_and_subscriptions() {
     node.mine(1).unwrap();
     let height = node.height().unwrap() as usize;
     let block_of_tx = node.block(&node.tip().unwrap()).unwrap();
-    let s = Served::start(&node, &[]);
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
     for url in [format!("tcp://{}", s.tcp), format!("ssl://{}", s.ssl)] {
         let c = electrum(&url);
         let tip = c.block_headers_subscribe().unwrap();
@@ -143,7 +144,7 @@ fn electrum_client_crate_headers_proofs_and_subscriptions() {
         let err = c.transaction_broadcast_raw(&[1, 0, 0, 0, 0]).unwrap_err();
         assert!(err.to_string().contains("rejected by network rules"), "{err}");
         node.mine(1).unwrap();
-        s.wait_synced(&node);
+        s.wait_synced(&node).unwrap();
     }
 }
 
@@ -190,7 +191,7 @@ where
 async fn websocket_and_secure_websocket() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(7).unwrap();
-    let s = tokio::task::block_in_place(|| Served::start(&node, &[]));
+    let s = tokio::task::block_in_place(|| Served::start(ferrum_exe(), &node, &[]).unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}", s.ws)).await.unwrap();
     assert_eq!(ws_roundtrip(&mut ws).await["height"], 7);
 
@@ -208,7 +209,7 @@ async fn websocket_and_secure_websocket() {
 fn self_signed_certificate_is_kept_across_restarts() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     node.mine(2).unwrap();
-    let mut s = Served::start(&node, &[]);
+    let mut s = Served::start(ferrum_exe(), &node, &[]).unwrap();
     let cert_path = s.db.path().join("ferrum.crt");
     let first = std::fs::read(&cert_path).unwrap();
     let peer_cert = |addr: &str| {
@@ -225,7 +226,7 @@ fn self_signed_certificate_is_kept_across_restarts() {
     let served_before = peer_cert(&s.ssl);
     assert!(s.ferrum.interrupt().unwrap().success());
     let db = std::mem::replace(&mut s.db, tempfile::tempdir().unwrap());
-    let s2 = Served::start_in(&node, db, &[]);
+    let s2 = Served::start_in(ferrum_exe(), &node, db, &[]).unwrap();
     assert_eq!(std::fs::read(s2.db.path().join("ferrum.crt")).unwrap(), first, "the file is unchanged");
     assert_eq!(peer_cert(&s2.ssl), served_before, "the same certificate is served");
     // A true self-signed leaf: issuer and subject are the same name.

@@ -1,76 +1,28 @@
-//! The regtest harness shared by Ferrum's tests and benchmarks: a real `bitcoind` per test
-//! ([`Node`]), keys and transactions of every common kind without the node's wallet
-//! ([`Wallet`]), chain surgery (mining, reorgs, restarts), seeded scenarios ([`scenario`]) and the
-//! expected index contents computed from the node's own data ([`truth`]), and the reference
-//! server ElectrumX run against a node ([`electrumx`]).
+//! The regtest harness shared by Ferrum's tests and benchmarks.
+//!
+//! - [`keys`]: output scripts of every common kind, the signer, seeded keys and burn addresses;
+//!   it imports nothing else from the harness.
+//! - [`client`]: the Electrum protocol client and bitcoind's JSON-RPC and REST client.
+//! - [`process`]: what runs as a child process, each stopped on drop: a real `bitcoind` per test
+//!   ([`Node`]), the Bitcoin Core 29 front, Ferrum, ElectrumX, the Electrum wallets, Docker.
+//! - [`chain`]: chains built on a node and what is expected of them: mining and reorgs, the
+//!   harness's coins and transactions ([`Wallet`]), seeded scenarios, the truth of an index.
+//! - [`btcpay`]: the rules of BTCPay Server's docker-compose generator.
+//!
+//! Modules depend in that order (`keys` and [`wait`] on nothing, `client` on `wait`, `process`
+//! on both and on `keys`, `chain` on all of them), never back.
 
 pub mod btcpay;
-pub mod chaingen;
-pub mod core29;
-pub mod docker;
-pub mod electrum;
-pub mod electrum_wallet;
-pub mod electrumx;
-pub mod ferrum;
-pub mod node;
-pub mod rpc;
-pub mod scenario;
-pub mod truth;
-pub mod wallet;
+pub mod chain;
+pub mod client;
+pub mod keys;
+pub mod process;
+pub mod wait;
 
-pub use electrumx::ElectrumX;
-pub use ferrum::Ferrum;
-pub use node::{bitcoin_cli_exe, bitcoind_exe, free_port, Node, NodeOptions};
-pub use wallet::{Inputs, Kind, Receiver, TxSpec, Utxo, Wallet};
-
-use bitcoin::hashes::{sha256, Hash};
-
-/// The Electrum script hash of an output script: SHA-256, byte-reversed, hex.
-pub fn scripthash(script: &bitcoin::Script) -> String {
-    let mut h = sha256::Hash::hash(script.as_bytes()).to_byte_array();
-    h.reverse();
-    hex::encode(h)
-}
-
-/// [`scripthash`] of a script given in hex.
-pub fn scripthash_hex(script_hex: &str) -> anyhow::Result<String> {
-    let bytes = hex::decode(script_hex)?;
-    Ok(scripthash(bitcoin::Script::from_bytes(&bytes)))
-}
-
-/// Polls `f` until it returns `Some`, at most `timeout`; the error names what was awaited.
-pub fn wait_for<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-/// An `rpcauth` value (`user:salt$hmac`) for `password`, as Bitcoin Core's
-/// share/rpcauth/rpcauth.py writes it: HMAC-SHA256 keyed by the salt's text.
-pub fn rpcauth(user: &str, salt: &str, password: &str) -> String {
-    use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
-    let mut engine = hmac::HmacEngine::<sha256::Hash>::new(salt.as_bytes());
-    engine.input(password.as_bytes());
-    let mac = hmac::Hmac::<sha256::Hash>::from_engine(engine);
-    format!("{user}:{salt}${}", hex::encode(mac.to_byte_array()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn scripthash_matches_the_protocol_example() {
-        // P2PKH example from the Electrum protocol documentation.
-        let script = hex::decode("76a91462e907b15cbf27d5425399ebf6f0fb50ebb88f1888ac").unwrap();
-        assert_eq!(
-            super::scripthash(bitcoin::Script::from_bytes(&script)),
-            "8b01df4e368ea28f8dc0423bcf7a4923e3a12d307c875e47a0cfbf90b5c39161"
-        );
-    }
-}
+pub use chain::wallet::{Inputs, TxSpec, Wallet};
+pub use keys::{scripthash, scripthash_hex, Kind, Receiver, Utxo};
+pub use process::electrumx::ElectrumX;
+pub use process::ferrum::Ferrum;
+pub use process::node::{bitcoin_cli_exe, bitcoind_exe, rpcauth, Node, NodeOptions};
+pub use process::spawn::free_port;
+pub use wait::wait_for;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::electrum::ServerError;
-use testkit::scenario::{self, ScenarioOptions};
-use testkit::truth::{ScriptTruth, Truth};
+use testkit::chain::scenario::{self, ScenarioOptions};
+use testkit::chain::truth::{ScriptTruth, Truth};
+use testkit::client::electrum::ServerError;
 use testkit::{ElectrumX, Node, NodeOptions};
 
 fn indexed_node() -> Node {

@@ -3,7 +3,7 @@
 
 use bitcoin::{Amount, OutPoint, TxOut};
 use serde_json::{json, Value};
-use testkit::scenario::{self, Feature};
+use testkit::chain::scenario::{self, Feature};
 use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
 
 fn block_of(node: &Node, txid: &bitcoin::Txid) -> Option<bitcoin::BlockHash> {

@@ -1,15 +1,14 @@
-//! Shared by the integration tests: Ferrum as a real process (killed on drop), Ferrum's indexer
-//! in-process against a real node, and the truth check of an index against the node's data.
+//! What only Ferrum's own integration tests can do, next to testkit's harness: name this build's
+//! `ferrum` binary, run Ferrum's indexer in-process against a real node, check an index's
+//! answers against the node's data (the truth), and compare indexes table by table.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bitcoin::{Amount, TxOut};
 use ferrum::daemon::{Auth, Daemon, DaemonConfig};
 use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer};
 use ferrum::merkle;
@@ -18,11 +17,8 @@ use ferrum::query::Query;
 use ferrum::shutdown::StopSignal;
 use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, Table};
 use ferrum::types::{ScriptHash, Txid};
-use serde_json::Value;
-use testkit::scenario::{self, ScenarioOptions};
-use testkit::truth::Truth;
-pub use testkit::Ferrum;
-use testkit::{Inputs, Kind, Node, NodeOptions, TxSpec, Wallet};
+use testkit::chain::truth::Truth;
+use testkit::Node;
 
 /// How a ferrum reaches `node` (through its Core 29 front when it has one).
 pub fn daemon_config(node: &Node) -> DaemonConfig {
@@ -219,226 +215,13 @@ pub fn assert_same_rows(a: &[(&'static str, Vec<RawRow>)], b: &[(&'static str, V
     }
 }
 
-/// Arguments for a ferrum on `node` with its index in `db_dir`, serving on one ephemeral port
-/// (the default ports would collide between tests running at once).
-pub fn ferrum_args(node: &Node, db_dir: &Path) -> Vec<String> {
-    let mut args = node_args(node, db_dir);
-    args.extend(["--tcp".into(), "127.0.0.1:0".into()]);
-    args
-}
-
-/// Arguments for a ferrum on `node` with its index in `db_dir`, without any service.
-pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
-    let mut args = testkit::ferrum::node_args(node, db_dir);
-    args.extend(["--cache-mb".into(), "64".into()]);
-    args
-}
-
 /// This build's `ferrum`.
 pub fn ferrum_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferrum"))
-}
-
-/// Starts this build's `ferrum` with `args`, its log in `db_dir`.
-pub fn start_ferrum(args: &[String], db_dir: &Path) -> Ferrum {
-    Ferrum::start(ferrum_exe(), args, db_dir).unwrap()
-}
-
-/// `ferrum rpc -p PORT --json COMMAND ARGS...`: the parsed answer, or the error text.
-pub fn rpc(port: u16, command: &str, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(ferrum_exe())
-        .args(["rpc", "-p", &port.to_string(), "--json", command])
-        .args(args)
-        .output()
-        .expect("running ferrum rpc");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("ferrum rpc {command}: not JSON: {e}")))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// Headless Chromium (Debian's `chromium`, installed by scripts/deps.sh), with a deadline.
-pub fn chromium(args: &[&str]) -> std::process::Output {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("chromium");
-    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("chromium is not installed: run scripts/deps.sh");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// The index height as a read-only opener sees it now (`None`: empty or not there yet).
 pub fn stored_height(db_dir: &Path) -> Option<u32> {
     let store = Store::open_read_only(&db_dir.join("index"), Network::Regtest, &StoreConfig { cache_mb: 16 }).ok()?;
     store.tip().map(|t| t.height)
-}
-
-/// A serving ferrum on one node: every transport on its own free loopback port.
-pub struct Served {
-    pub ferrum: Ferrum,
-    pub tcp: String,
-    pub ssl: String,
-    pub ws: String,
-    pub wss: String,
-    /// Status page and metrics.
-    pub http: Option<String>,
-    pub db: tempfile::TempDir,
-    args: Vec<String>,
-}
-
-impl Served {
-    /// Starts ferrum and waits until it has indexed the node's chain and listens.
-    pub fn start(node: &Node, extra: &[&str]) -> Served {
-        let db = tempfile::tempdir().unwrap();
-        Served::start_in(node, db, extra)
-    }
-
-    /// Like [`Served::start`] with a given data directory (to restart on the same index).
-    pub fn start_in(node: &Node, db: tempfile::TempDir, extra: &[&str]) -> Served {
-        let served = Served::launch(node, db, extra);
-        served.wait_synced(node);
-        served
-    }
-
-    /// Starts ferrum without waiting for anything.
-    pub fn launch(node: &Node, db: tempfile::TempDir, extra: &[&str]) -> Served {
-        let ports: Vec<u16> = (0..5).map(|_| testkit::free_port()).collect();
-        let addr = |p: u16| format!("127.0.0.1:{p}");
-        let mut args = node_args(node, db.path());
-        for (flag, port) in ["--tcp", "--ssl", "--ws", "--wss", "--http"].iter().zip(&ports) {
-            args.push((*flag).to_string());
-            args.push(addr(*port));
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let ferrum = start_ferrum(&args, db.path());
-        Served {
-            ferrum,
-            tcp: addr(ports[0]),
-            ssl: addr(ports[1]),
-            ws: addr(ports[2]),
-            wss: addr(ports[3]),
-            http: Some(addr(ports[4])),
-            db,
-            args,
-        }
-    }
-
-    /// Kills ferrum (SIGKILL) and starts it again on the same index and ports.
-    pub fn restart(&mut self, node: &Node) {
-        self.ferrum.kill9();
-        self.ferrum = start_ferrum(&self.args, self.db.path());
-        self.wait_synced(node);
-    }
-
-    /// Waits until the server answers with the node's tip height.
-    pub fn wait_synced(&self, node: &Node) {
-        testkit::electrum::wait_for_height(&self.tcp, node.height().unwrap(), Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.ferrum.log_text()));
-    }
-
-    pub fn client(&self) -> testkit::electrum::Client {
-        testkit::electrum::Client::connect(&self.tcp).unwrap()
-    }
-
-    pub fn client_with(&self, version: &str) -> testkit::electrum::Client {
-        testkit::electrum::Client::connect_with(&self.tcp, serde_json::json!(version)).unwrap()
-    }
-}
-
-/// One HTTP request (GET, HEAD, POST...): status code, head and body.
-pub fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_string(), body.to_string())
-}
-
-/// Raises this process's open-file limit to its hard limit (tests that open thousands of
-/// sockets); returns the limit in effect.
-pub fn more_files() -> u64 {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-        limit.rlim_cur
-    }
-}
-
-/// A session on `addr` negotiated with `version`, once the server accepts one (after a
-/// limit was reached and freed).
-pub fn connect_when_served(addr: &str, version: &str) -> testkit::electrum::Client {
-    testkit::wait_for("the server to take a session again", Duration::from_secs(10), || {
-        testkit::electrum::Client::connect_with(addr, serde_json::json!(version)).ok()
-    })
-    .unwrap()
-}
-
-/// The Electrum status of a history as returned by `get_history` (what a client recomputes).
-pub fn status_of_history(history: &serde_json::Value) -> serde_json::Value {
-    use sha2::{Digest, Sha256};
-    let items = history.as_array().unwrap();
-    if items.is_empty() {
-        return serde_json::Value::Null;
-    }
-    let mut s = String::new();
-    for i in items {
-        s.push_str(&format!("{}:{}:", i["tx_hash"].as_str().unwrap(), i["height"].as_i64().unwrap()));
-    }
-    serde_json::json!(hex::encode(Sha256::digest(s.as_bytes())))
-}
-
-/// A seeded chain of `height` blocks whose mempool holds, besides the scenario's unconfirmed
-/// transactions, a payment and a replaceable child of it (height -1 for its scripts).
-pub fn busy_chain(options: NodeOptions, seed: u64, height: u32) -> (Node, Wallet) {
-    let node = Node::start(options).unwrap();
-    let mut wallet = scenario::build(&node, &ScenarioOptions { seed, height }).unwrap().wallet;
-    let a = wallet.receiver(Kind::P2wpkh);
-    let parent = wallet.pay(&node, &a.script_pubkey, Amount::from_sat(5_000_000)).unwrap();
-    let b = wallet.receiver(Kind::P2tr);
-    wallet
-        .send_spec(
-            &node,
-            &TxSpec {
-                inputs: Inputs::Exactly(vec![bitcoin::OutPoint::new(parent.compute_txid(), 0)]),
-                outputs: vec![TxOut { value: Amount::from_sat(1_000_000), script_pubkey: b.script_pubkey.clone() }],
-                change: Kind::P2wpkh,
-                fee_rate: 3.0,
-                rbf: true,
-            },
-        )
-        .unwrap();
-    (node, wallet)
-}
-
-/// The SHA-256 of a PEM certificate's DER bytes, by OpenSSL, as docs/wallets.md tells users to
-/// check the certificate their wallet pinned.
-pub fn openssl_sha256(pem: &std::path::Path) -> String {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("openssl x509 -in '{}' -outform DER | sha256sum", pem.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
 }

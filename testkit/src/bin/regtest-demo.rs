@@ -9,7 +9,7 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
-use testkit::scenario::{self, ScenarioOptions};
+use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::{Node, NodeOptions};
 
 fn main() -> ExitCode {

@@ -1,70 +1,14 @@
 //! Docker and Docker Compose from tests: a compose project that is taken down with its volumes
-//! when it is dropped (also when the test panics), and the few commands the deployment tests
-//! run, each with a deadline.
+//! when it is dropped (also when the test panics), a container removed likewise, and the few
+//! commands the deployment tests run, each with a deadline.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 
-/// Runs a command to completion within `timeout`; its output, or an error with its stderr.
-pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
-    // Drain the pipes while waiting, so a chatty command cannot block on a full pipe.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = std::io::Read::read_to_end(s, &mut b);
-        }
-        b
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = std::io::Read::read_to_end(s, &mut b);
-        }
-        b
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output =
-        Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() };
-    Ok(output)
-}
-
-/// Runs a command that must succeed; its standard output.
-pub fn checked(cmd: &mut Command, timeout: Duration) -> Result<String> {
-    let what = format!("{cmd:?}");
-    let out = run(cmd, timeout)?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use crate::process::spawn::{checked, run};
 
 /// `docker ARGS...`, which must succeed.
 pub fn docker(args: &[&str]) -> Result<String> {

@@ -1,13 +1,16 @@
 //! A `ferrum` process, for tests and benchmarks: its log in a file, killed on drop and by the
-//! kernel if the process running it dies.
+//! kernel if the process running it dies; the arguments that point it at a node, and its admin
+//! command line (`ferrum rpc`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
-use crate::node::Node;
+use crate::process::node::Node;
+use crate::process::spawn::die_with_parent;
 
 /// The arguments that point a `ferrum` at `node` (regtest, RPC, cookie, P2P) with its data in
 /// `db_dir`.
@@ -24,6 +27,37 @@ pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
         "--db-dir".into(),
         db_dir.display().to_string(),
     ]
+}
+
+/// [`node_args`] with the small cache tests run with (many run at once), without any service.
+pub fn test_node_args(node: &Node, db_dir: &Path) -> Vec<String> {
+    let mut args = node_args(node, db_dir);
+    args.extend(["--cache-mb".into(), "64".into()]);
+    args
+}
+
+/// [`test_node_args`] serving TCP on one ephemeral port (the default ports would collide
+/// between tests running at once).
+pub fn test_args(node: &Node, db_dir: &Path) -> Vec<String> {
+    let mut args = test_node_args(node, db_dir);
+    args.extend(["--tcp".into(), "127.0.0.1:0".into()]);
+    args
+}
+
+/// `EXE rpc -p PORT --json COMMAND ARGS...`, Ferrum's admin command line: the parsed answer, or
+/// the command's error output when it fails (and why, when it could not run or did not print
+/// JSON).
+pub fn admin_rpc(exe: &Path, port: u16, command: &str, args: &[&str]) -> std::result::Result<Value, String> {
+    let out = Command::new(exe)
+        .args(["rpc", "-p", &port.to_string(), "--json", command])
+        .args(args)
+        .output()
+        .map_err(|e| format!("running {} rpc: {e}", exe.display()))?;
+    if out.status.success() {
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("ferrum rpc {command}: not JSON: {e}"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// A running `ferrum`.
@@ -52,7 +86,7 @@ impl Ferrum {
             cmd.env("FERRUM_LOG", "info,ferrum=debug");
         }
         cmd.envs(env.iter().copied());
-        crate::node::die_with_parent(&mut cmd);
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(Ferrum { child: Some(child), db_dir: db_dir.to_path_buf(), log })
     }

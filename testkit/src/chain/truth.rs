@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use bitcoin::{BlockHash, Txid};
 use serde_json::{json, Value};
 
-use crate::node::Node;
+use crate::process::node::Node;
 
 /// One confirmed transaction in a script's history.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,7 +106,7 @@ impl Truth {
                     if is_op_return(script) {
                         continue;
                     }
-                    let sh = crate::scripthash_hex(script)?;
+                    let sh = crate::keys::scripthash_hex(script)?;
                     touched.entry(sh.clone()).or_default().insert(item.clone());
                     outputs.remove(&(prev, vout));
                 }
@@ -115,7 +115,7 @@ impl Truth {
                     if is_op_return(script) {
                         continue;
                     }
-                    let sh = crate::scripthash_hex(script)?;
+                    let sh = crate::keys::scripthash_hex(script)?;
                     truth.script_hex.insert(sh.clone(), script.to_string());
                     touched.entry(sh.clone()).or_default().insert(item.clone());
                     outputs.insert((txid, vout as u32), (sh, sats(&output["value"])?, height));

@@ -5,34 +5,10 @@
 use anyhow::{bail, Result};
 use bitcoin::{Amount, ScriptBuf, TxOut, Txid};
 
-use crate::node::Node;
-use crate::wallet::{Inputs, Kind, TxSpec, Wallet};
-
-/// A small deterministic generator (SplitMix64), so scenarios do not depend on `rand` versions.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+use crate::chain::rng::Rng;
+use crate::chain::wallet::{Inputs, TxSpec, Wallet};
+use crate::keys::Kind;
+use crate::process::node::{Node, NodeOptions};
 
 /// What a transaction of the demonstration exercises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,6 +301,28 @@ pub fn build(node: &Node, options: &ScenarioOptions) -> Result<Scenario> {
         }
     }
     Ok(Scenario { wallet, sent })
+}
+
+/// A seeded chain of `height` blocks on a new node with `options`, whose mempool holds, besides
+/// the scenario's unconfirmed transactions, a payment and a replaceable child of it (height -1
+/// for its scripts).
+pub fn busy_chain(options: NodeOptions, seed: u64, height: u32) -> Result<(Node, Wallet)> {
+    let node = Node::start(options)?;
+    let mut wallet = build(&node, &ScenarioOptions { seed, height })?.wallet;
+    let a = wallet.receiver(Kind::P2wpkh);
+    let parent = wallet.pay(&node, &a.script_pubkey, Amount::from_sat(5_000_000))?;
+    let b = wallet.receiver(Kind::P2tr);
+    wallet.send_spec(
+        &node,
+        &TxSpec {
+            inputs: Inputs::Exactly(vec![bitcoin::OutPoint::new(parent.compute_txid(), 0)]),
+            outputs: vec![TxOut { value: Amount::from_sat(1_000_000), script_pubkey: b.script_pubkey.clone() }],
+            change: Kind::P2wpkh,
+            fee_rate: 3.0,
+            rbf: true,
+        },
+    )?;
+    Ok((node, wallet))
 }
 
 /// Gives each of `scripts` a history of `sizes[i]` confirmed transactions, each spending one

@@ -1,18 +1,20 @@
-//! A real regtest `bitcoind` in a temporary directory, on free loopback ports, killed on drop.
+//! A real regtest `bitcoind` in a temporary directory, on free loopback ports, killed on drop:
+//! its process, its RPC and REST, and what it says of its chain. Mining and reorgs are in
+//! [`chain::surgery`](crate::chain::surgery).
 
-use std::collections::HashSet;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bitcoin::{Address, BlockHash, Network, Transaction, Txid};
+use bitcoin::{Address, BlockHash, Network, Txid};
 use serde_json::{json, Value};
 
-use crate::rpc::{Rpc, RpcError};
+use crate::client::rpc::{Rpc, RpcError};
+use crate::keys::burn_address;
+use crate::process::core29::Core29Proxy;
+use crate::process::spawn::{die_with_parent, free_port, locate_exe};
 
 /// The `bitcoind` binary: `$BITCOIND_EXE`, or the one `scripts/bitcoind.sh` builds and caches
 /// (building it on first use). Fails loudly: a test never runs without a node.
@@ -31,57 +33,6 @@ fn locate_bitcoind() -> Result<PathBuf> {
     locate_exe("BITCOIND_EXE", "bitcoind.sh", |dir| dir.join("bitcoind"))
 }
 
-/// An executable the project's scripts provide: `$var` when set (it must exist), else what
-/// `scripts/<script>` prints (installing or building it on first use), mapped by `from_script`.
-pub(crate) fn locate_exe(var: &str, script: &str, from_script: impl Fn(PathBuf) -> PathBuf) -> Result<PathBuf> {
-    if let Some(exe) = std::env::var_os(var) {
-        let exe = PathBuf::from(exe);
-        if !exe.is_file() {
-            bail!("{var}={} does not exist", exe.display());
-        }
-        return Ok(exe);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(script);
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({}); see its output above", script.display(), out.status);
-    }
-    let printed = PathBuf::from(String::from_utf8(out.stdout)?.trim());
-    let exe = from_script(printed.clone());
-    if !exe.is_file() {
-        bail!("{} printed {}, but {} is not a file", script.display(), printed.display(), exe.display());
-    }
-    Ok(exe)
-}
-
-/// Makes a child started with `cmd` get SIGKILL when the process that started it dies, so no
-/// node or server outlives a test that crashed or was killed.
-pub fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-/// A loopback port nobody in this process has been handed yet and that is free right now.
-pub fn free_port() -> u16 {
-    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
-        if port != 0 && given.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
-}
-
 /// How to start the node.
 #[derive(Clone, Debug, Default)]
 pub struct NodeOptions {
@@ -92,8 +43,8 @@ pub struct NodeOptions {
     /// Anything else, e.g. `-prune=550`.
     pub extra_args: Vec<String>,
     /// Answer RPC and REST as Bitcoin Core 29 does (BTCPay Server's version): behind a
-    /// [`Core29Proxy`](crate::core29::Core29Proxy), REST on but without `spenttxouts` and
-    /// `blockpart`. [`Node::rpc_addr`] is then the proxy's address.
+    /// [`Core29Proxy`], REST on but without `spenttxouts` and `blockpart`. [`Node::rpc_addr`]
+    /// is then the proxy's address.
     pub core29: bool,
 }
 
@@ -124,7 +75,8 @@ impl NodeDir {
 }
 
 /// A running regtest node. Dropping it kills the process and removes its directory; the process
-/// is also killed by the kernel if the test process dies (parent-death signal).
+/// is also killed by the kernel if the test process dies (parent-death signal). Its chain
+/// surgery (mining, reorgs, sending) is in [`chain::surgery`](crate::chain::surgery).
 pub struct Node {
     child: Option<Child>,
     dir: NodeDir,
@@ -132,12 +84,12 @@ pub struct Node {
     pub rpc_port: u16,
     pub p2p_port: u16,
     /// In front of the RPC port when the node plays Core 29.
-    proxy: Option<crate::core29::Core29Proxy>,
+    proxy: Option<Core29Proxy>,
     rpc: Rpc,
     /// Where `generatetoaddress` pays when a test does not say.
     pub mining_address: Address,
     /// Counter for coinbase addresses of re-mined heights (see [`Node::reorg`]).
-    branch: std::sync::atomic::AtomicU32,
+    pub(crate) branch: std::sync::atomic::AtomicU32,
 }
 
 impl Node {
@@ -163,7 +115,7 @@ impl Node {
             p2p_port: 0,
             proxy: None,
             rpc: Rpc::new(String::new(), cookie.clone()),
-            mining_address: crate::wallet::burn_address(),
+            mining_address: burn_address(),
             branch: std::sync::atomic::AtomicU32::new(0),
         };
         let mut attempt = 0;
@@ -172,7 +124,7 @@ impl Node {
             node.p2p_port = free_port();
             if node.options.core29 {
                 let upstream = node.bitcoind_rpc_addr().parse().context("the node's RPC address")?;
-                node.proxy = Some(crate::core29::Core29Proxy::start(upstream)?);
+                node.proxy = Some(Core29Proxy::start(upstream)?);
             }
             node.rpc = Rpc::new(node.rpc_addr(), cookie.clone());
             match node.launch() {
@@ -361,8 +313,6 @@ impl Node {
         self.child.is_some()
     }
 
-    // ---- chain queries ----
-
     pub fn height(&self) -> Result<u32> {
         Ok(serde_json::from_value(self.call("getblockcount", json!([]))?)?)
     }
@@ -410,83 +360,13 @@ impl Node {
         }
     }
 
-    // ---- chain surgery ----
-
-    /// Mines `n` blocks paying the coinbase to `mining_address`, with mempool transactions.
-    pub fn mine(&self, n: u32) -> Result<Vec<BlockHash>> {
-        self.mine_to(n, &self.mining_address)
-    }
-
-    pub fn mine_to(&self, n: u32, address: &Address) -> Result<Vec<BlockHash>> {
-        let v = self.call("generatetoaddress", json!([n, address.to_string()]))?;
-        v.as_array().ok_or_else(|| anyhow!("generatetoaddress: not an array"))?.iter().map(parse_hash).collect()
-    }
-
-    /// Mines one block holding exactly `txs` (none from the mempool), valid or rejected by
-    /// consensus only: mempool policy does not apply.
-    pub fn mine_block_with(&self, txs: &[Transaction]) -> Result<BlockHash> {
-        let raw: Vec<String> = txs.iter().map(bitcoin::consensus::encode::serialize_hex).collect();
-        let v = self.call("generateblock", json!([self.branch_address().to_string(), raw]))?;
-        parse_hash(v.get("hash").ok_or_else(|| anyhow!("generateblock: no hash"))?)
-    }
-
-    pub fn invalidate(&self, hash: &BlockHash) -> Result<()> {
-        self.call("invalidateblock", json!([hash.to_string()]))?;
-        Ok(())
-    }
-
-    pub fn reconsider(&self, hash: &BlockHash) -> Result<()> {
-        self.call("reconsiderblock", json!([hash.to_string()]))?;
-        Ok(())
-    }
-
-    /// Replaces the top `depth` blocks by `depth + 1` new ones. The transactions of the stale
-    /// blocks go back to the mempool and are mined again in the new branch.
-    pub fn reorg(&self, depth: u32) -> Result<Vec<BlockHash>> {
-        let first_stale = self.stale_from(depth)?;
-        self.invalidate(&first_stale)?;
-        self.mine_to(depth + 1, &self.branch_address())
-    }
-
-    /// A coinbase address not used before in this node's life: a block re-mined at a height
-    /// with the same transactions and the same second would otherwise be the invalidated block.
-    fn branch_address(&self) -> Address {
-        let n = self.branch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::wallet::burn_address_n(n + 1)
-    }
-
-    /// Replaces the top `depth` blocks by one block per entry of `blocks`, each holding exactly
-    /// those transactions (empty blocks drop the stale transactions back to the mempool, where
-    /// a conflicting transaction in the new branch evicts them).
-    pub fn reorg_with(&self, depth: u32, blocks: &[Vec<Transaction>]) -> Result<Vec<BlockHash>> {
-        if blocks.len() as u32 <= depth {
-            bail!("a reorg of depth {depth} needs more than {depth} new blocks");
-        }
-        let first_stale = self.stale_from(depth)?;
-        self.invalidate(&first_stale)?;
-        blocks.iter().map(|txs| self.mine_block_with(txs)).collect()
-    }
-
-    fn stale_from(&self, depth: u32) -> Result<BlockHash> {
-        let height = self.height()?;
-        if depth == 0 || depth > height {
-            bail!("cannot reorg {depth} blocks at height {height}");
-        }
-        self.block_hash(height - depth + 1)
-    }
-
-    pub fn send_raw(&self, tx: &Transaction) -> Result<Txid> {
-        let v = self.call("sendrawtransaction", json!([bitcoin::consensus::encode::serialize_hex(tx)]))?;
-        Ok(v.as_str().ok_or_else(|| anyhow!("sendrawtransaction: not a string"))?.parse()?)
-    }
-
     /// Network the node runs on, for address encoding.
     pub fn network(&self) -> Network {
         Network::Regtest
     }
 }
 
-fn parse_hash(v: &Value) -> Result<BlockHash> {
+pub(crate) fn parse_hash(v: &Value) -> Result<BlockHash> {
     Ok(v.as_str().ok_or_else(|| anyhow!("expected a hash, got {v}"))?.parse()?)
 }
 
@@ -494,4 +374,14 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// An `rpcauth` value (`user:salt$hmac`) for `password`, as Bitcoin Core's
+/// share/rpcauth/rpcauth.py writes it: HMAC-SHA256 keyed by the salt's text.
+pub fn rpcauth(user: &str, salt: &str, password: &str) -> String {
+    use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
+    let mut engine = hmac::HmacEngine::<sha256::Hash>::new(salt.as_bytes());
+    engine.input(password.as_bytes());
+    let mac = hmac::Hmac::<sha256::Hash>::from_engine(engine);
+    format!("{user}:{salt}${}", hex::encode(mac.to_byte_array()))
 }

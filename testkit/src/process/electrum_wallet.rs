@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
+use crate::process::spawn::{die_with_parent, locate_exe};
+use crate::wait::wait_for;
+
 /// Which Electrum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Release {
@@ -34,11 +37,9 @@ impl Release {
             }
             Release::V4_8_1 => {
                 static EXE: std::sync::OnceLock<std::result::Result<PathBuf, String>> = std::sync::OnceLock::new();
-                EXE.get_or_init(|| {
-                    crate::node::locate_exe("ELECTRUM_481_EXE", "electrum.sh", |p| p).map_err(|e| format!("{e:#}"))
-                })
-                .clone()
-                .map_err(|e| anyhow!(e))
+                EXE.get_or_init(|| locate_exe("ELECTRUM_481_EXE", "electrum.sh", |p| p).map_err(|e| format!("{e:#}")))
+                    .clone()
+                    .map_err(|e| anyhow!(e))
             }
         }
     }
@@ -134,9 +135,9 @@ impl ElectrumWallet {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out));
-        crate::node::die_with_parent(&mut cmd);
+        die_with_parent(&mut cmd);
         self.child = Some(cmd.spawn().with_context(|| format!("starting {}", exe.display()))?);
-        crate::wait_for("the Electrum daemon answering", Duration::from_secs(60), || self.run(&["getinfo"]).ok())
+        wait_for("the Electrum daemon answering", Duration::from_secs(60), || self.run(&["getinfo"]).ok())
             .map_err(|e| anyhow!("{e}\n{}", self.log_tail(40)))?;
         Ok(())
     }

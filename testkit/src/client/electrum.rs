@@ -7,7 +7,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::hashes::{sha256, Hash};
 use serde_json::{json, Value};
+
+use crate::wait::wait_for;
 
 /// The protocol version asked for by [`Client::connect`]. ElectrumX 2.0 speaks up to 1.7,
 /// which drops `blockchain.scripthash.*`.
@@ -229,9 +232,47 @@ impl Client {
 /// Waits until the Electrum server at `addr` answers `blockchain.headers.subscribe` with
 /// `height` (it may not listen or not serve yet).
 pub fn wait_for_height(addr: &str, height: u32, timeout: Duration) -> Result<()> {
-    crate::wait_for(&format!("the server at {addr} serving height {height}"), timeout, || {
+    wait_for(&format!("the server at {addr} serving height {height}"), timeout, || {
         let mut c = Client::connect(addr).ok()?;
         let tip = c.call("blockchain.headers.subscribe", json!([])).ok()?;
         (tip["height"].as_u64() == Some(u64::from(height))).then_some(())
     })
+}
+
+/// A session on `addr` negotiated with `version`, once the server accepts one again (after a
+/// limit was reached and freed), within 10 s.
+pub fn connect_when_served(addr: &str, version: &str) -> Result<Client> {
+    wait_for("the server to take a session again", Duration::from_secs(10), || {
+        Client::connect_with(addr, json!(version)).ok()
+    })
+}
+
+/// The Electrum status of a history as `get_history` returns it, as a client recomputes it:
+/// SHA-256 of `tx_hash:height:` for every entry, hex; null for an empty history.
+pub fn status_of_history(history: &Value) -> Result<Value> {
+    let items = history.as_array().ok_or_else(|| anyhow!("a history is an array, not {history}"))?;
+    if items.is_empty() {
+        return Ok(Value::Null);
+    }
+    let mut s = String::new();
+    for i in items {
+        let txid = i["tx_hash"].as_str().ok_or_else(|| anyhow!("no tx_hash in {i}"))?;
+        let height = i["height"].as_i64().ok_or_else(|| anyhow!("no height in {i}"))?;
+        s.push_str(&format!("{txid}:{height}:"));
+    }
+    Ok(json!(hex::encode(sha256::Hash::hash(s.as_bytes()).to_byte_array())))
+}
+
+/// Raises this process's open-file limit to its hard limit, for tests that open thousands of
+/// sessions; returns the limit in effect.
+pub fn more_files() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        limit.rlim_cur
+    }
 }

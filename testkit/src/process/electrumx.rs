@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::electrum::Client;
-use crate::node::{free_port, Node};
+use crate::client::electrum::Client;
+use crate::process::node::Node;
+use crate::process::openssl;
+use crate::process::spawn::{die_with_parent, free_port, locate_exe};
+use crate::wait::wait_for;
 
 /// The `electrumx_server` executable: `$ELECTRUMX_EXE`, or the one `scripts/electrumx.sh`
 /// installs and caches (installing it on first use). Fails loudly: nothing is skipped.
@@ -28,7 +31,7 @@ pub fn electrumx_exe() -> Result<PathBuf> {
 }
 
 fn locate_electrumx() -> Result<PathBuf> {
-    crate::node::locate_exe("ELECTRUMX_EXE", "electrumx.sh", |exe| exe)
+    locate_exe("ELECTRUMX_EXE", "electrumx.sh", |exe| exe)
 }
 
 /// A running ElectrumX indexing one [`Node`]. Dropping it kills the process and removes its
@@ -58,7 +61,7 @@ impl ElectrumX {
         let dir = tempfile::Builder::new().prefix("ferrum-electrumx-").tempdir()?;
         let db = dir.path().join("db");
         std::fs::create_dir(&db)?;
-        let (cert, key) = make_certificate(dir.path())?;
+        let (cert, key) = openssl::self_signed(dir.path()).context("making ElectrumX's certificate")?;
         let tcp_port = free_port();
         let ssl_port = free_port();
         let log_path = dir.path().join("electrumx.log");
@@ -99,7 +102,7 @@ impl ElectrumX {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
-        crate::node::die_with_parent(&mut cmd);
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(ElectrumX { child: Mutex::new(Some(child)), dir, tcp_port, ssl_port, secret: password })
     }
@@ -192,7 +195,7 @@ impl ElectrumX {
     }
 
     /// One call on a fresh session: `server.version`, then `method`; returns the `result`, or an
-    /// error holding the server's JSON-RPC error object ([`crate::electrum::ServerError`]).
+    /// error holding the server's JSON-RPC error object ([`ServerError`](crate::client::electrum::ServerError)).
     pub fn call(&self, method: &str, params: Value) -> Result<Value> {
         self.connect()?.call(method, params)
     }
@@ -225,7 +228,7 @@ fn check_indexes(node: &Node) -> Result<()> {
             missing.join(" and ")
         );
     }
-    crate::wait_for("the node's txindex and txospenderindex to sync", Duration::from_secs(60), || {
+    wait_for("the node's txindex and txospenderindex to sync", Duration::from_secs(60), || {
         let info = node.call("getindexinfo", json!([])).ok()?;
         let synced = |i: &str| info.get(i).and_then(|v| v.get("synced")).and_then(Value::as_bool) == Some(true);
         (synced("txindex") && synced("txospenderindex")).then_some(())
@@ -251,27 +254,6 @@ fn userinfo_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, made with the `openssl` command
-/// (scripts/electrumx.sh installs it when missing).
-fn make_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-batch"])
-        .args(["-days", "3650", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .output()
-        .context("running openssl to make ElectrumX's certificate (scripts/electrumx.sh installs it)")?;
-    if !out.status.success() {
-        bail!("openssl req failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok((cert, key))
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! holds, and the same seed gives the same chain.
 
 use serde_json::json;
-use testkit::chaingen::{self, Preset};
 use testkit::Node;
+
+use crate::chaingen::{self, Preset};
 
 #[test]
 fn same_seed_same_chain_and_the_manifest_matches_the_node() {

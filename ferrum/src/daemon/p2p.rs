@@ -12,7 +12,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bitcoin::consensus::encode::{self, deserialize, serialize};
+use bitcoin::hashes::Hash;
+use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
+use bitcoin::p2p::message_compact_blocks::SendCmpct;
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::p2p::{Address, Magic, ServiceFlags};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -21,15 +28,12 @@ use crate::sync::Backoff;
 use crate::sync::Locked;
 use crate::types::{sha256d, BlockHash};
 
-const PROTOCOL_VERSION: i32 = 70016;
+const PROTOCOL_VERSION: u32 = 70016;
+/// A message's header: network magic, command, payload length, checksum.
+const HEADER_LEN: usize = 24;
 /// Larger messages than this (the biggest we care about is `inv`, 1.8 MB at most) end the
-/// connection.
+/// connection, before any of the payload is read.
 const MAX_PAYLOAD: usize = 4 << 20;
-const MSG_BLOCK: u32 = 2;
-const MSG_WITNESS_BLOCK: u32 = 0x4000_0002;
-const MSG_TX: u32 = 1;
-const MSG_WITNESS_TX: u32 = 0x4000_0001;
-const MSG_WTX: u32 = 5;
 
 /// Block announcements, for the indexer: a wake-up, and the hash of the last block announced
 /// when the announcement names it.
@@ -70,71 +74,77 @@ pub enum P2pError {
     Protocol(String),
 }
 
-fn message(magic: [u8; 4], command: &str, payload: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(24 + payload.len());
-    m.extend_from_slice(&magic);
-    let mut cmd = [0u8; 12];
-    for (dst, src) in cmd.iter_mut().zip(command.bytes()) {
-        *dst = src;
-    }
-    m.extend_from_slice(&cmd);
-    m.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    m.extend_from_slice(&sha256d(&[payload])[..4]);
-    m.extend_from_slice(payload);
-    m
+/// One connection's messages: encoded and decoded by `bitcoin::p2p`, the size bound checked
+/// from the header before the payload is read.
+struct Wire<S> {
+    stream: S,
+    magic: Magic,
 }
 
-fn version_payload(nonce: u64, relay: bool) -> Vec<u8> {
-    let mut p = Vec::with_capacity(100);
-    p.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    p.extend_from_slice(&0u64.to_le_bytes()); // services: none
+impl<S: AsyncWrite + Unpin> Wire<S> {
+    async fn send(&mut self, message: NetworkMessage) -> Result<(), P2pError> {
+        self.stream.write_all(&serialize(&RawNetworkMessage::new(self.magic, message))).await?;
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> Wire<S> {
+    /// Reads one message; `None` for one that is framed correctly but whose payload does not
+    /// decode as its command's (skipped, as messages of unknown commands are).
+    async fn receive(&mut self) -> Result<Option<NetworkMessage>, P2pError> {
+        let mut head = [0u8; HEADER_LEN];
+        self.stream.read_exact(&mut head).await?;
+        let [m0, m1, m2, m3, command @ .., l0, l1, l2, l3, _, _, _, _] = head;
+        let command: String = command.iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect();
+        if [m0, m1, m2, m3] != self.magic.to_bytes() {
+            return Err(P2pError::Protocol("wrong network magic".into()));
+        }
+        let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+        if len > MAX_PAYLOAD {
+            return Err(P2pError::Protocol(format!("{command} message of {len} bytes")));
+        }
+        let mut frame = Vec::with_capacity(HEADER_LEN + len);
+        frame.extend_from_slice(&head);
+        frame.resize(HEADER_LEN + len, 0);
+        if let Some(payload) = frame.get_mut(HEADER_LEN..) {
+            self.stream.read_exact(payload).await?;
+        }
+        match deserialize::<RawNetworkMessage>(&frame) {
+            Ok(message) => Ok(Some(message.into_payload())),
+            Err(encode::Error::InvalidChecksum { .. }) => Err(P2pError::Protocol(format!("bad checksum on {command}"))),
+            Err(e) => {
+                tracing::debug!(command, "P2P message skipped: {e}");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Our `version`: no services, no addresses, and transaction announcements only when `relay`.
+fn version_message(nonce: u64, relay: bool) -> VersionMessage {
+    let nowhere = Address { services: ServiceFlags::NONE, address: [0; 8], port: 0 };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    p.extend_from_slice(&(now as i64).to_le_bytes());
-    for _ in 0..2 {
-        // addr_recv, addr_from: services, IPv6 address, port.
-        p.extend_from_slice(&[0u8; 8 + 16 + 2]);
+    VersionMessage {
+        version: PROTOCOL_VERSION,
+        services: ServiceFlags::NONE,
+        timestamp: i64::try_from(now).unwrap_or(i64::MAX),
+        receiver: nowhere.clone(),
+        sender: nowhere,
+        nonce,
+        user_agent: concat!("/ferrum:", env!("CARGO_PKG_VERSION"), "/").into(),
+        start_height: 0,
+        relay,
     }
-    p.extend_from_slice(&nonce.to_le_bytes());
-    let agent = concat!("/ferrum:", env!("CARGO_PKG_VERSION"), "/");
-    p.push(agent.len() as u8);
-    p.extend_from_slice(agent.as_bytes());
-    p.extend_from_slice(&0i32.to_le_bytes()); // start height
-    p.push(u8::from(relay)); // transaction announcements wanted?
-    p
 }
 
-/// Reads one message: (command, payload).
-async fn read_message(stream: &mut TcpStream, magic: [u8; 4]) -> Result<(String, Vec<u8>), P2pError> {
-    let mut head = [0u8; 24];
-    stream.read_exact(&mut head).await?;
-    if head[..4] != magic {
-        return Err(P2pError::Protocol("wrong network magic".into()));
-    }
-    let command: String = head[4..16].iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect();
-    let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]) as usize;
-    if len > MAX_PAYLOAD {
-        return Err(P2pError::Protocol(format!("{command} message of {len} bytes")));
-    }
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).await?;
-    if sha256d(&[&payload])[..4] != head[20..24] {
-        return Err(P2pError::Protocol(format!("bad checksum on {command}")));
-    }
-    Ok((command, payload))
-}
-
-/// What an `inv` payload announces: (a block, a transaction).
-/// The last block and whether any transaction is announced in an `inv`.
-fn inv_kinds(payload: &[u8]) -> (Option<[u8; 32]>, bool) {
-    let mut r = crate::parse::Reader::new(payload);
-    let Ok(n) = r.count(36) else { return (None, false) };
+/// The last block an `inv` announces, and whether it announces any transaction.
+fn inv_kinds(items: &[Inventory]) -> (Option<bitcoin::BlockHash>, bool) {
     let (mut block, mut tx) = (None, false);
-    for _ in 0..n {
-        match (r.u32(), r.take(32)) {
-            (Ok(MSG_BLOCK | MSG_WITNESS_BLOCK), Ok(hash)) => block = hash.try_into().ok(),
-            (Ok(MSG_TX | MSG_WITNESS_TX | MSG_WTX), Ok(_)) => tx = true,
-            (Ok(_), Ok(_)) => {}
-            _ => break,
+    for item in items {
+        match item {
+            Inventory::Block(hash) | Inventory::WitnessBlock(hash) => block = Some(*hash),
+            Inventory::Transaction(_) | Inventory::WitnessTransaction(_) | Inventory::WTx(_) => tx = true,
+            _ => {}
         }
     }
     (block, tx)
@@ -143,13 +153,12 @@ fn inv_kinds(payload: &[u8]) -> (Option<[u8; 32]>, bool) {
 /// `getheaders` from `hash`: the node answers with the headers after it (none when it is the
 /// tip) and from then on counts us as having its tip's header, which is what lets it push the
 /// next block to us as a compact block instead of waiting to send an `inv`.
-fn getheaders_payload(hash: &[u8; 32]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(4 + 1 + 32 + 32);
-    p.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    p.push(1);
-    p.extend_from_slice(hash);
-    p.extend_from_slice(&[0; 32]);
-    p
+fn getheaders(hash: bitcoin::BlockHash) -> NetworkMessage {
+    NetworkMessage::GetHeaders(GetHeadersMessage {
+        version: PROTOCOL_VERSION,
+        locator_hashes: vec![hash],
+        stop_hash: bitcoin::BlockHash::all_zeros(),
+    })
 }
 
 /// Connects, handshakes, and calls `notify` on every block announcement until the connection
@@ -160,49 +169,48 @@ async fn session(
     triggers: &Triggers,
     connected: &(dyn Fn() + Sync),
 ) -> Result<(), P2pError> {
-    let magic = network.magic();
-    let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
         .await
         .map_err(|_| P2pError::Protocol("connect timed out".into()))??;
     stream.set_nodelay(true)?;
+    let mut wire = Wire { stream, magic: Magic::from_bytes(network.magic()) };
     let nonce = u64::from_le_bytes(
         sha256d(&[addr.as_bytes(), &std::process::id().to_le_bytes()])[..8].try_into().unwrap_or_default(),
     );
-    stream.write_all(&message(magic, "version", &version_payload(nonce, triggers.txs.is_some()))).await?;
+    wire.send(NetworkMessage::Version(version_message(nonce, triggers.txs.is_some()))).await?;
     let mut handshaken = false;
     loop {
-        let (command, payload) = if handshaken {
-            read_message(&mut stream, magic).await?
+        let message = if handshaken {
+            wire.receive().await?
         } else {
-            tokio::time::timeout(Duration::from_secs(30), read_message(&mut stream, magic))
+            tokio::time::timeout(Duration::from_secs(30), wire.receive())
                 .await
                 .map_err(|_| P2pError::Protocol("no handshake within 30 s".into()))??
         };
-        match command.as_str() {
-            "version" => stream.write_all(&message(magic, "verack", &[])).await?,
-            "verack" => {
+        match message {
+            Some(NetworkMessage::Version(_)) => wire.send(NetworkMessage::Verack).await?,
+            Some(NetworkMessage::Verack) => {
                 handshaken = true;
-                stream.write_all(&message(magic, "sendheaders", &[])).await?;
-                // BIP152: announce = true (high-bandwidth), version 2 (segwit).
-                let sendcmpct = [1u8, 2, 0, 0, 0, 0, 0, 0, 0];
-                stream.write_all(&message(magic, "sendcmpct", &sendcmpct)).await?;
+                wire.send(NetworkMessage::SendHeaders).await?;
+                // BIP152: high-bandwidth, version 2 (segwit).
+                wire.send(NetworkMessage::SendCmpct(SendCmpct { send_compact: true, version: 2 })).await?;
                 connected();
                 // Whatever happened while we were away.
                 triggers.blocks.block(None);
             }
-            "ping" => stream.write_all(&message(magic, "pong", &payload)).await?,
-            "headers" if payload.first().is_some_and(|n| *n > 0) => triggers.blocks.block(None),
+            Some(NetworkMessage::Ping(nonce)) => wire.send(NetworkMessage::Pong(nonce)).await?,
+            Some(NetworkMessage::Headers(headers)) if !headers.is_empty() => triggers.blocks.block(None),
             // Sent before the node has connected the block: its hash tells the indexer what to
             // wait for.
-            "cmpctblock" => {
-                let hash = payload.get(..80).map(BlockHash::of_header);
-                triggers.blocks.block(hash);
+            Some(NetworkMessage::CmpctBlock(block)) => {
+                let hash = block.compact_block.header.block_hash();
+                triggers.blocks.block(Some(BlockHash(hash.to_byte_array())));
             }
-            "inv" => {
-                let (block, tx) = inv_kinds(&payload);
+            Some(NetworkMessage::Inv(items)) => {
+                let (block, tx) = inv_kinds(&items);
                 if let Some(hash) = block {
                     triggers.blocks.block(None);
-                    stream.write_all(&message(magic, "getheaders", &getheaders_payload(&hash))).await?;
+                    wire.send(getheaders(hash)).await?;
                 }
                 if let (true, Some(txs)) = (tx, &triggers.txs) {
                     txs.notify_one();
@@ -245,29 +253,88 @@ pub async fn listen(addr: String, network: Network, triggers: Triggers) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn inv_parsing() {
-        let mut p = vec![2u8];
-        p.extend_from_slice(&1u32.to_le_bytes());
-        p.extend_from_slice(&[0; 32]);
-        p.extend_from_slice(&MSG_WITNESS_BLOCK.to_le_bytes());
-        p.extend_from_slice(&[0; 32]);
-        p[41] = 7; // the first byte of the block's hash
-        let mut hash = [0u8; 32];
-        hash[0] = 7;
-        assert_eq!(inv_kinds(&p), (Some(hash), true));
-        p[37] = 1; // second entry: a transaction
-        assert_eq!(inv_kinds(&p), (None, true));
-        assert_eq!(inv_kinds(&[0xff, 0xff]), (None, false));
+    const MAGIC: [u8; 4] = [1, 2, 3, 4];
+
+    fn frame(command: &str, payload: &[u8]) -> Vec<u8> {
+        let mut m = MAGIC.to_vec();
+        let mut name = [0u8; 12];
+        name[..command.len()].copy_from_slice(command.as_bytes());
+        m.extend_from_slice(&name);
+        m.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        m.extend_from_slice(&sha256d(&[payload])[..4]);
+        m.extend_from_slice(payload);
+        m
+    }
+
+    /// What `Wire::receive` makes of `bytes`.
+    async fn receive(bytes: Vec<u8>) -> Result<Option<NetworkMessage>, P2pError> {
+        let (mut theirs, ours) = tokio::io::duplex(1 << 20);
+        theirs.write_all(&bytes).await.unwrap();
+        drop(theirs);
+        Wire { stream: ours, magic: Magic::from_bytes(MAGIC) }.receive().await
     }
 
     #[test]
-    fn message_framing() {
-        let m = message([1, 2, 3, 4], "ping", &[9; 8]);
-        assert_eq!(&m[..4], &[1, 2, 3, 4]);
-        assert_eq!(&m[4..8], b"ping");
-        assert_eq!(m[8..16], [0; 8]);
-        assert_eq!(u32::from_le_bytes([m[16], m[17], m[18], m[19]]), 8);
-        assert_eq!(m.len(), 32);
+    fn inv_kinds_by_type() {
+        let block = bitcoin::BlockHash::from_byte_array([7; 32]);
+        let tx = bitcoin::Txid::from_byte_array([1; 32]);
+        assert_eq!(inv_kinds(&[Inventory::Transaction(tx), Inventory::WitnessBlock(block)]), (Some(block), true));
+        assert_eq!(inv_kinds(&[Inventory::Block(block)]), (Some(block), false));
+        let wtx = bitcoin::Wtxid::from_byte_array([1; 32]);
+        assert_eq!(inv_kinds(&[Inventory::WTx(wtx), Inventory::WitnessTransaction(tx)]), (None, true));
+        assert_eq!(inv_kinds(&[Inventory::Unknown { inv_type: 9, hash: [0; 32] }]), (None, false));
+    }
+
+    #[test]
+    fn version_as_core_reads_it() {
+        let bytes = serialize(&version_message(7, true));
+        let agent = concat!("/ferrum:", env!("CARGO_PKG_VERSION"), "/");
+        assert_eq!(bytes.len(), 4 + 8 + 8 + 2 * 26 + 8 + 1 + agent.len() + 4 + 1);
+        assert_eq!(bytes[..4], 70016u32.to_le_bytes());
+        assert_eq!(bytes[4..12], [0; 8]); // services
+        assert_eq!(bytes[20..72], [0; 52]); // addresses
+        assert_eq!(bytes[72..80], 7u64.to_le_bytes());
+        assert_eq!(usize::from(bytes[80]), agent.len());
+        assert_eq!(bytes[bytes.len() - 5..], [0, 0, 0, 0, 1]); // start height, relay
+    }
+
+    #[tokio::test]
+    async fn framing_round_trips() {
+        let mut sent = Vec::new();
+        let mut wire = Wire { stream: &mut sent, magic: Magic::from_bytes(MAGIC) };
+        wire.send(NetworkMessage::Ping(9)).await.unwrap();
+        assert_eq!(sent, frame("ping", &9u64.to_le_bytes()));
+        assert!(matches!(receive(sent).await, Ok(Some(NetworkMessage::Ping(9)))));
+    }
+
+    #[tokio::test]
+    async fn bounds_and_checks_before_decoding() {
+        // Over the bound: refused from the header, with no payload sent at all.
+        let mut big = frame("inv", &[]);
+        big[16..20].copy_from_slice(&(MAX_PAYLOAD as u32 + 1).to_le_bytes());
+        let e = receive(big).await.unwrap_err();
+        assert!(e.to_string().contains("inv message of"), "{e}");
+        let mut other_net = frame("ping", &[0; 8]);
+        other_net[0] = 9;
+        assert!(receive(other_net).await.unwrap_err().to_string().contains("magic"));
+        let mut corrupt = frame("ping", &[0; 8]);
+        corrupt[24] = 1;
+        assert!(receive(corrupt).await.unwrap_err().to_string().contains("checksum"));
+        // Framed well but not a `ping`'s payload, or a command nobody knows: skipped.
+        assert!(matches!(receive(frame("ping", &[0; 3])).await, Ok(None)));
+        assert!(matches!(receive(frame("sendtxrcncl", &[1; 12])).await, Ok(Some(NetworkMessage::Unknown { .. }))));
+    }
+
+    #[tokio::test]
+    async fn compact_block_names_its_block() {
+        let header = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        let mut payload = serialize(&header);
+        payload.extend_from_slice(&[0; 8]); // nonce
+        payload.extend_from_slice(&[0, 0]); // no short ids, no prefilled transactions
+        let Ok(Some(NetworkMessage::CmpctBlock(block))) = receive(frame("cmpctblock", &payload)).await else {
+            panic!("not decoded as a compact block");
+        };
+        assert_eq!(block.compact_block.header.block_hash(), header.block_hash());
+        assert_eq!(BlockHash(header.block_hash().to_byte_array()), BlockHash::of_header(&payload[..80]));
     }
 }

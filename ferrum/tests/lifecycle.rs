@@ -183,7 +183,7 @@ fn node_stopped_mid_sync_then_back() {
     assert!(f.interrupt().unwrap().success());
     let log = f.log_text();
     assert_eq!(log.matches("bitcoind unreachable").count(), 1, "said once:\n{log}");
-    assert_eq!(log.matches("ferrum::index: connection to bitcoind restored").count(), 1, "{log}");
+    assert_eq!(log.matches("ferrum::index::follow: connection to bitcoind restored").count(), 1, "{log}");
     assert!(stopped_at < Some(node.height().unwrap()), "the outage was mid-sync");
     let store = ferrum::store::Store::open_read_only(
         &db.path().join("index"),

@@ -32,7 +32,7 @@ const DEFAULT_REORG_DEPTH: u32 = 100;
 const DEFAULT_QUERY_LIMIT: usize = 1000;
 
 /// Serves admin connections on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
+pub(crate) async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("serving the admin RPC on {addr}");
         if !addr.ip().is_loopback() {
@@ -93,7 +93,7 @@ async fn answer(bytes: &[u8], monitor: &Arc<Monitor>) -> Value {
 }
 
 /// Runs one admin command.
-pub async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> Result<Value, RpcError> {
+pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> Result<Value, RpcError> {
     let arity = |min: usize, max: usize| {
         if args.len() < min || args.len() > max {
             Err(RpcError::invalid_params(format!("{method} takes {min} to {max} arguments, not {}", args.len())))

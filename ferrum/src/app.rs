@@ -13,14 +13,14 @@ use crate::index::{DaemonSource, Index, Indexer};
 use crate::mempool::Mempool;
 use crate::monitor::{LogControl, Monitor};
 use crate::server::tls::{CertSource, Tls};
-use crate::server::{self, Protocol, Server};
+use crate::server::{self, Server};
 use crate::shutdown::StopSignal;
 use crate::store::{PrevoutMode, Store, StoreError};
 use crate::sync::Backoff;
 
 /// Waits until the node answers and is one Ferrum can use. Transient failures (down, warming
 /// up) are logged once and retried; wrong network, pruning or refused credentials end start-up.
-pub async fn wait_for_node(daemon: &Daemon, stop: &StopSignal) -> Result<Option<NodeInfo>> {
+pub(crate) async fn wait_for_node(daemon: &Daemon, stop: &StopSignal) -> Result<Option<NodeInfo>> {
     let mut logged: Option<String> = None;
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
@@ -59,7 +59,7 @@ pub async fn wait_for_node(daemon: &Daemon, stop: &StopSignal) -> Result<Option<
 
 /// Opens the index, deleting it first for `--reindex`, or when its format is outdated and
 /// `reindex_on_format_change` is set.
-pub fn open_store(config: &Config) -> Result<Store> {
+pub(crate) fn open_store(config: &Config) -> Result<Store> {
     let dir = config.index_dir();
     let settings = &config.index;
     if settings.reindex {
@@ -150,29 +150,9 @@ fn tls_for(config: &Config) -> Result<Option<Tls>> {
     Ok(Some(Tls::new(&config.server.tls).context("TLS certificate")?))
 }
 
-/// Everything that runs: the index, the mempool, the Electrum server. Returns after `stop`.
-pub struct Running {
-    pub index: Arc<Index>,
-    pub electrum: Arc<Electrum>,
-    pub server: Arc<Server>,
-    pub monitor: Arc<Monitor>,
-    /// The bound addresses, in the order of the configured services.
-    pub addrs: Vec<(Protocol, std::net::SocketAddr)>,
-}
-
 /// Runs the index until `stop`: returns after the current chunk is committed. `log` changes
 /// the log filter (the admin RPC's `log` command).
 pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> Result<()> {
-    run_with(config, stop, log, |_| {}).await
-}
-
-/// [`run`], calling `started` once the listeners are bound.
-pub async fn run_with(
-    config: Config,
-    stop: StopSignal,
-    log: Option<LogControl>,
-    started: impl FnOnce(&Running),
-) -> Result<()> {
     let daemon = Arc::new(Daemon::new(&config.daemon.rpc));
     let Some(info) = wait_for_node(&daemon, &stop).await? else { return Ok(()) };
     tracing::info!(
@@ -220,15 +200,6 @@ pub async fn run_with(
         stop.clone(),
         log,
     );
-    let addrs = bound.iter().filter_map(|(s, l)| Some((s.protocol, l.local_addr().ok()?))).collect();
-    started(&Running {
-        index: index.clone(),
-        electrum: electrum.clone(),
-        server: server.clone(),
-        monitor: monitor.clone(),
-        addrs,
-    });
-
     let mut tasks = vec![
         tokio::spawn(server.clone().serve(bound)),
         tokio::spawn(events::coordinate(electrum.clone(), mempool.clone(), stop.clone())),

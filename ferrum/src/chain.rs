@@ -15,7 +15,7 @@ struct Entry {
 /// Blocks `0..=tip` of the indexed chain. Invariant: each header's previous-hash field is the
 /// hash of the entry before it, and `first_tx` increases with the heights.
 #[derive(Clone, Default)]
-pub struct Chain {
+pub(crate) struct Chain {
     entries: Vec<Entry>,
     /// Transactions in all blocks: `first_tx` of the next block.
     tx_count: u64,
@@ -28,12 +28,12 @@ pub enum ChainError {
 }
 
 impl Chain {
-    pub fn new() -> Chain {
+    pub(crate) fn new() -> Chain {
         Chain::default()
     }
 
     /// Rebuilds the chain from stored headers and transaction counts (heights from 0).
-    pub fn from_stored(stored: &[([u8; HEADER_LEN], u32)]) -> Result<Chain, ChainError> {
+    pub(crate) fn from_stored(stored: &[([u8; HEADER_LEN], u32)]) -> Result<Chain, ChainError> {
         let mut chain = Chain::new();
         for (header, count) in stored {
             chain.push(header, *count)?;
@@ -41,29 +41,24 @@ impl Chain {
         Ok(chain)
     }
 
-    /// Number of blocks (tip height + 1).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn tip_height(&self) -> Option<u32> {
+    pub(crate) fn tip_height(&self) -> Option<u32> {
         (self.entries.len() as u32).checked_sub(1)
     }
 
-    pub fn tip_hash(&self) -> Option<BlockHash> {
+    pub(crate) fn tip_hash(&self) -> Option<BlockHash> {
         self.entries.last().map(|e| e.hash)
     }
 
-    pub fn tx_count(&self) -> u64 {
+    pub(crate) fn tx_count(&self) -> u64 {
         self.tx_count
     }
 
     /// Appends a block with `tx_count` transactions; its header must extend the tip.
-    pub fn push(&mut self, header: &[u8; HEADER_LEN], tx_count: u32) -> Result<(), ChainError> {
+    pub(crate) fn push(&mut self, header: &[u8; HEADER_LEN], tx_count: u32) -> Result<(), ChainError> {
         let view = parse_header(header);
         let height = self.entries.len() as u32;
         if let Some(tip) = self.entries.last() {
@@ -77,29 +72,29 @@ impl Chain {
     }
 
     /// Removes the tip block.
-    pub fn pop(&mut self) -> Option<BlockHash> {
+    pub(crate) fn pop(&mut self) -> Option<BlockHash> {
         let e = self.entries.pop()?;
         self.tx_count = e.first_tx;
         Some(e.hash)
     }
 
-    pub fn hash(&self, height: u32) -> Option<BlockHash> {
+    pub(crate) fn hash(&self, height: u32) -> Option<BlockHash> {
         self.entries.get(height as usize).map(|e| e.hash)
     }
 
-    pub fn header(&self, height: u32) -> Option<&[u8; HEADER_LEN]> {
+    pub(crate) fn header(&self, height: u32) -> Option<&[u8; HEADER_LEN]> {
         self.entries.get(height as usize).map(|e| &e.header)
     }
 
     /// `tx_num` of the block's first transaction and its number of transactions.
-    pub fn tx_range(&self, height: u32) -> Option<(u64, u32)> {
+    pub(crate) fn tx_range(&self, height: u32) -> Option<(u64, u32)> {
         let e = self.entries.get(height as usize)?;
         let end = self.entries.get(height as usize + 1).map_or(self.tx_count, |n| n.first_tx);
         Some((e.first_tx, (end - e.first_tx) as u32))
     }
 
     /// Height of the block holding `tx_num`, and the transaction's position in it.
-    pub fn locate(&self, tx_num: u64) -> Option<(u32, u32)> {
+    pub(crate) fn locate(&self, tx_num: u64) -> Option<(u32, u32)> {
         if tx_num >= self.tx_count {
             return None;
         }
@@ -109,7 +104,7 @@ impl Chain {
         Some((idx as u32, (tx_num - e.first_tx) as u32))
     }
 
-    pub fn height_of(&self, hash: &BlockHash) -> Option<u32> {
+    pub(crate) fn height_of(&self, hash: &BlockHash) -> Option<u32> {
         // Recent blocks are asked about most.
         self.entries.iter().rposition(|e| e.hash == *hash).map(|h| h as u32)
     }

@@ -16,16 +16,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Cost of any request, before its work.
-pub const REQUEST: f64 = 0.1;
+pub(crate) const REQUEST: f64 = 0.1;
 /// Cost of one request to bitcoind.
-pub const NODE_CALL: f64 = 1.0;
+pub(crate) const NODE_CALL: f64 = 1.0;
 /// Rows of the index read per unit of cost.
-pub const ROWS_PER_UNIT: f64 = 1000.0;
+pub(crate) const ROWS_PER_UNIT: f64 = 1000.0;
 /// Answer bytes per unit of cost.
-pub const BYTES_PER_UNIT: f64 = 100_000.0;
+pub(crate) const BYTES_PER_UNIT: f64 = 100_000.0;
 /// The longest pause before a request of a group past its soft limit (ElectrumX's
 /// `REQUEST_SLEEP`).
-pub const MAX_SLEEP: Duration = Duration::from_millis(2500);
+pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(2500);
 
 tokio::task_local! {
     static WORK: Cell<f64>;
@@ -33,12 +33,12 @@ tokio::task_local! {
 
 /// Adds `units` to the work of the request being handled, if any (work done outside a
 /// session, by the indexer or the mempool, is nobody's).
-pub fn charge(units: f64) {
+pub(crate) fn charge(units: f64) {
     let _ = WORK.try_with(|w| w.set(w.get() + units));
 }
 
 /// Runs `f`, returning its output and the work it charged.
-pub async fn measured<F: Future>(f: F) -> (F::Output, f64) {
+pub(crate) async fn measured<F: Future>(f: F) -> (F::Output, f64) {
     WORK.scope(Cell::new(0.0), async {
         let out = f.await;
         (out, WORK.with(Cell::get))
@@ -47,7 +47,7 @@ pub async fn measured<F: Future>(f: F) -> (F::Output, f64) {
 }
 
 /// The group a client address belongs to: its /24 (IPv4) or /48 (IPv6).
-pub fn group_of(ip: IpAddr) -> String {
+pub(crate) fn group_of(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
@@ -63,9 +63,9 @@ pub fn group_of(ip: IpAddr) -> String {
 
 /// What a group may spend: slowed above `soft`, dropped at `hard`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub soft: f64,
-    pub hard: f64,
+pub(crate) struct Thresholds {
+    pub(crate) soft: f64,
+    pub(crate) hard: f64,
 }
 
 impl Default for Thresholds {
@@ -92,7 +92,7 @@ struct Group {
 
 /// What a group's next request gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Serve,
     /// Serve after this pause.
     Slow(Duration),
@@ -103,7 +103,7 @@ pub enum Verdict {
 }
 
 /// The costs of every group.
-pub struct Ledger {
+pub(crate) struct Ledger {
     limits: Thresholds,
     groups: Mutex<HashMap<String, Group>>,
 }
@@ -112,12 +112,8 @@ pub struct Ledger {
 const PRUNE_AT: usize = 100_000;
 
 impl Ledger {
-    pub fn new(limits: Thresholds) -> Ledger {
+    pub(crate) fn new(limits: Thresholds) -> Ledger {
         Ledger { limits, groups: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn limits(&self) -> Thresholds {
-        self.limits
     }
 
     fn decayed(&self, g: &mut Group, now: Instant) {
@@ -127,7 +123,7 @@ impl Ledger {
     }
 
     /// Adds `units` to the group's cost.
-    pub fn add(&self, group: &str, units: f64) {
+    pub(crate) fn add(&self, group: &str, units: f64) {
         let now = Instant::now();
         let mut groups = self.groups.locked();
         if groups.len() >= PRUNE_AT && !groups.contains_key(group) {
@@ -145,7 +141,8 @@ impl Ledger {
     }
 
     /// The group's cost now.
-    pub fn cost(&self, group: &str) -> f64 {
+    #[cfg(test)]
+    fn cost(&self, group: &str) -> f64 {
         let mut groups = self.groups.locked();
         match groups.get_mut(group) {
             Some(g) => {
@@ -157,7 +154,7 @@ impl Ledger {
     }
 
     /// What the group's next request gets.
-    pub fn verdict(&self, group: &str) -> Verdict {
+    pub(crate) fn verdict(&self, group: &str) -> Verdict {
         let mut groups = self.groups.locked();
         let Some(g) = groups.get_mut(group) else { return Verdict::Serve };
         self.decayed(g, Instant::now());
@@ -175,7 +172,7 @@ impl Ledger {
     }
 
     /// Groups with a cost, the highest first.
-    pub fn groups(&self) -> Vec<(String, f64)> {
+    pub(crate) fn groups(&self) -> Vec<(String, f64)> {
         let now = Instant::now();
         let mut groups = self.groups.locked();
         let mut out: Vec<(String, f64)> = groups

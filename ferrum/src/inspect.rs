@@ -20,7 +20,7 @@ fn open(config: &Config) -> Result<Query> {
 }
 
 /// A script hash in hex, or an address of the configured network.
-pub fn parse_target(network: crate::network::Network, target: &str) -> Result<ScriptHash> {
+pub(crate) fn parse_target(network: crate::network::Network, target: &str) -> Result<ScriptHash> {
     if target.len() == 64 {
         if let Some(sh) = ScriptHash::from_hex(target) {
             return Ok(sh);

@@ -7,26 +7,52 @@
 
 // Outside input never panics the server (the workspace's Cargo.toml says why here).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Items are `pub(crate)` unless the surface below re-exports them: a `pub` that nothing outside
+// the crate can reach is an error.
+#![deny(unreachable_pub)]
 
-pub mod admin;
-pub mod app;
-pub mod chain;
-pub mod config;
-pub mod cost;
-pub mod daemon;
-pub mod electrum;
-pub mod index;
-pub mod inspect;
-pub mod mempool;
+mod admin;
+mod app;
+mod chain;
+mod config;
+mod cost;
+mod daemon;
+mod electrum;
+mod index;
+mod inspect;
+mod mempool;
 pub mod merkle;
-pub mod metrics;
-pub mod monitor;
-pub mod network;
-pub mod query;
-pub mod server;
-pub mod shutdown;
-pub mod store;
-pub mod sync;
-pub mod web;
+mod metrics;
+mod monitor;
+mod network;
+mod query;
+mod server;
+mod shutdown;
+mod store;
+mod sync;
+mod web;
 
-pub use ferrum_codec::{parse, types};
+// The library's surface: what the `ferrum` binary, the integration tests, the fuzz targets and the
+// benchmark reach. Everything else is the crate's own.
+
+// The binary: its command line, start-up and the admin RPC client.
+pub use admin::{call as admin_call, render as admin_render};
+pub use app::{choose_mode, run};
+pub use config::{
+    check_log_filter, reference as config_reference, Cli, Command, Config, Options, ProcessEnv, DEFAULT_LOG,
+    DEFAULT_RPC_PORT,
+};
+pub use daemon::{zmq::Subscriber as ZmqSubscriber, Auth, Daemon, DaemonConfig, DaemonError, NodeInfo};
+pub use inspect::run as inspect;
+pub use monitor::LogControl;
+pub use shutdown::StopSignal;
+
+// The pipeline, driven stage by stage by the tests and the fuzz targets.
+pub use electrum::{session::Session, state::SessionState, Electrum, ElectrumConfig};
+pub use index::{build, BlockSource, DaemonSource, Index, IndexConfig, Indexer};
+pub use mempool::Mempool;
+pub use network::Network;
+pub use query::Query;
+pub use store::{PrevoutMode, RawRow, Store, StoreConfig, Table};
+
+pub use ferrum_codec::{parse, protocol::Method, rows::sh_prefix, types};

@@ -7,15 +7,12 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use ferrum::config::{Cli, Command, Config, ProcessEnv};
-use ferrum::daemon::{Daemon, DaemonError, NodeInfo};
-use ferrum::monitor::LogControl;
-use ferrum::shutdown::StopSignal;
+use ferrum::{Cli, Command, Config, Daemon, DaemonError, LogControl, NodeInfo, ProcessEnv, StopSignal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ConfigReference) = cli.command {
-        print!("{}", ferrum::config::reference());
+        print!("{}", ferrum::config_reference());
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(&cli.options, &ProcessEnv) {
@@ -45,7 +42,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
-        Some(Command::Index { what, json }) => ferrum::inspect::run(&config, &what, json).map(|out| print!("{out}")),
+        Some(Command::Index { what, json }) => ferrum::inspect(&config, &what, json).map(|out| print!("{out}")),
         None => runtime.block_on(serve(config, log)),
         Some(Command::Rpc { .. } | Command::Config | Command::ConfigReference) => Ok(()),
     };
@@ -61,7 +58,7 @@ fn main() -> ExitCode {
 /// Logs to stderr with `filter`; returns what changes the filter while running.
 fn init_logging(filter: &str) -> LogControl {
     use tracing_subscriber::{prelude::*, reload, EnvFilter};
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(ferrum::config::DEFAULT_LOG));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(ferrum::DEFAULT_LOG));
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
@@ -72,7 +69,7 @@ fn init_logging(filter: &str) -> LogControl {
         )
         .init();
     Arc::new(move |text: &str| {
-        let text = ferrum::config::check_log_filter(text)?;
+        let text = ferrum::check_log_filter(text)?;
         let filter = EnvFilter::try_new(&text).map_err(|e| e.to_string())?;
         handle.reload(filter).map_err(|e| e.to_string())
     })
@@ -93,7 +90,7 @@ async fn serve(config: Config, log: LogControl) -> anyhow::Result<()> {
     }
     let stop = StopSignal::default();
     tokio::spawn(stop_on_signals(stop.clone()));
-    ferrum::app::run(config, stop, Some(log)).await
+    ferrum::run(config, stop, Some(log)).await
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit in effect.
@@ -121,7 +118,7 @@ fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[St
         // A wildcard listener is reached over loopback.
         (None, Some(addr)) if addr.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
         (None, Some(addr)) => addr,
-        (None, None) => SocketAddr::from(([127, 0, 0, 1], ferrum::config::DEFAULT_RPC_PORT)),
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], ferrum::DEFAULT_RPC_PORT)),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -130,12 +127,12 @@ fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[St
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(ferrum::admin::call(addr, command, args)) {
+    match runtime.block_on(ferrum::admin_call(addr, command, args)) {
         Ok(result) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
             } else {
-                print!("{}", ferrum::admin::render(&result));
+                print!("{}", ferrum::admin_render(&result));
             }
             ExitCode::SUCCESS
         }

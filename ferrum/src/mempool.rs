@@ -22,21 +22,21 @@ const HISTOGRAM_REFRESH: Duration = Duration::from_secs(10);
 
 /// An output a mempool transaction spends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spend {
-    pub prev_txid: Txid,
-    pub prev_vout: u32,
-    pub sh: ScriptHash,
-    pub value: u64,
+pub(crate) struct Spend {
+    pub(crate) prev_txid: Txid,
+    pub(crate) prev_vout: u32,
+    pub(crate) sh: ScriptHash,
+    pub(crate) value: u64,
 }
 
 #[derive(Debug)]
-pub struct MempoolTx {
-    pub txid: Txid,
-    pub fee: u64,
-    pub vsize: u32,
-    pub inputs: Vec<Spend>,
+pub(crate) struct MempoolTx {
+    pub(crate) txid: Txid,
+    pub(crate) fee: u64,
+    pub(crate) vsize: u32,
+    pub(crate) inputs: Vec<Spend>,
     /// By output index; `None` for OP_RETURN outputs.
-    pub outputs: Vec<Option<(ScriptHash, u64)>>,
+    pub(crate) outputs: Vec<Option<(ScriptHash, u64)>>,
 }
 
 impl MempoolTx {
@@ -87,15 +87,15 @@ impl State {
 
 /// A mempool transaction as one script hash sees it.
 #[derive(Debug, Clone)]
-pub struct Pending {
-    pub tx: Arc<MempoolTx>,
+pub(crate) struct Pending {
+    pub(crate) tx: Arc<MempoolTx>,
     /// Spends an output of another mempool transaction (height -1 in the protocol).
-    pub has_unconfirmed_inputs: bool,
+    pub(crate) has_unconfirmed_inputs: bool,
 }
 
 impl Pending {
     /// What this transaction adds to (or, negative, takes from) a script's balance.
-    pub fn delta(&self, sh: &ScriptHash) -> i128 {
+    pub(crate) fn delta(&self, sh: &ScriptHash) -> i128 {
         let received: u64 = self.tx.outputs.iter().flatten().filter(|(s, _)| s == sh).map(|(_, v)| *v).sum();
         let spent: u64 = self.tx.inputs.iter().filter(|i| i.sh == *sh).map(|i| i.value).sum();
         i128::from(received) - i128::from(spent)
@@ -104,11 +104,11 @@ impl Pending {
 
 /// What a sync changed.
 #[derive(Debug, Default)]
-pub struct SyncReport {
-    pub added: usize,
-    pub removed: usize,
+pub(crate) struct SyncReport {
+    pub(crate) added: usize,
+    pub(crate) removed: usize,
     /// Script hashes whose mempool part changed (including a parent's confirmation).
-    pub touched: HashSet<ScriptHash>,
+    pub(crate) touched: HashSet<ScriptHash>,
 }
 
 pub struct Mempool {
@@ -125,29 +125,17 @@ impl Mempool {
         self.state.reading()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.read().txs.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn contains(&self, txid: &Txid) -> bool {
-        self.read().txs.contains_key(txid)
-    }
-
-    pub fn get(&self, txid: &Txid) -> Option<Arc<MempoolTx>> {
-        self.read().txs.get(txid).cloned()
-    }
-
     /// Total virtual size, vbytes.
-    pub fn vsize(&self) -> u64 {
+    pub(crate) fn vsize(&self) -> u64 {
         self.read().txs.values().map(|t| u64::from(t.vsize)).sum()
     }
 
     /// The mempool transactions touching `sh`, unordered.
-    pub fn pending(&self, sh: &ScriptHash) -> Vec<Pending> {
+    pub(crate) fn pending(&self, sh: &ScriptHash) -> Vec<Pending> {
         let state = self.read();
         let Some(set) = state.by_sh.get(sh) else { return Vec::new() };
         set.iter()
@@ -160,7 +148,7 @@ impl Mempool {
     }
 
     /// Whether a mempool transaction spends this output.
-    pub fn spender(&self, txid: &Txid, vout: u32) -> Option<Txid> {
+    pub(crate) fn spender(&self, txid: &Txid, vout: u32) -> Option<Txid> {
         self.read().spent_by.get(&(*txid, vout)).copied()
     }
 
@@ -169,7 +157,7 @@ impl Mempool {
     /// otherwise a block the index has not seen yet may have confirmed them, and dropping them
     /// now would show them nowhere until the index has it (a wallet would see a payment vanish
     /// and come back); the sync after the index catches up drops them.
-    pub async fn sync(&self, indexed: Option<BlockHash>) -> Result<SyncReport, DaemonError> {
+    pub(crate) async fn sync(&self, indexed: Option<BlockHash>) -> Result<SyncReport, DaemonError> {
         let node: HashSet<Txid> = self.daemon.mempool_txids().await?.into_iter().collect();
         // Asked after the mempool: the mempool answer reflects no block past this tip.
         let tip = self.daemon.best_block_hash().await?;
@@ -316,7 +304,7 @@ impl Mempool {
 
     /// The fee histogram: `[fee rate (sat/vB), vsize]` in strictly decreasing fee rates, each
     /// bin holding at least ~30 kvB (growing 10% per bin), as ElectrumX computes it.
-    pub fn histogram(&self) -> Vec<(f64, u64)> {
+    pub(crate) fn histogram(&self) -> Vec<(f64, u64)> {
         if let Some((at, h)) = &self.read().histogram {
             if at.elapsed() < HISTOGRAM_REFRESH {
                 return h.clone();

@@ -37,16 +37,16 @@ struct NodeState {
     error: Option<String>,
 }
 
-pub struct Monitor {
-    pub electrum: Arc<Electrum>,
-    pub server: Arc<Server>,
-    pub daemon: Arc<Daemon>,
-    pub mempool: Arc<Mempool>,
-    pub network: Network,
-    pub mode: PrevoutMode,
-    pub index_dir: PathBuf,
-    pub stop: StopSignal,
-    pub log: Option<LogControl>,
+pub(crate) struct Monitor {
+    pub(crate) electrum: Arc<Electrum>,
+    pub(crate) server: Arc<Server>,
+    pub(crate) daemon: Arc<Daemon>,
+    pub(crate) mempool: Arc<Mempool>,
+    pub(crate) network: Network,
+    pub(crate) mode: PrevoutMode,
+    pub(crate) index_dir: PathBuf,
+    pub(crate) stop: StopSignal,
+    pub(crate) log: Option<LogControl>,
     node: Mutex<NodeState>,
     db_bytes: AtomicU64,
     /// Reads this monitor at each scrape (through a weak handle: it lives inside it).
@@ -55,7 +55,7 @@ pub struct Monitor {
 
 impl Monitor {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         electrum: Arc<Electrum>,
         server: Arc<Server>,
         daemon: Arc<Daemon>,
@@ -95,14 +95,14 @@ impl Monitor {
     }
 
     /// Samples the node and the index size until the task is dropped.
-    pub async fn sample(self: Arc<Self>) {
+    pub(crate) async fn sample(self: Arc<Self>) {
         loop {
             self.sample_once().await;
             tokio::time::sleep(SAMPLE_EVERY).await;
         }
     }
 
-    pub async fn sample_once(&self) {
+    pub(crate) async fn sample_once(&self) {
         let state = match self.daemon.chain_info().await {
             Ok(c) => NodeState {
                 reachable: true,
@@ -125,12 +125,12 @@ impl Monitor {
     }
 
     /// Serving normally: caught up with the node, and the node answering.
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.electrum.index.status().unavailable().is_none() && self.node.locked().reachable
     }
 
     /// The snapshot behind the status page (`/api/status`).
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let e = &self.electrum;
         let tip = e.index.tip();
         let sync = e.index.status();
@@ -207,7 +207,7 @@ impl Monitor {
     }
 
     /// Prometheus' text exposition format.
-    pub fn prometheus(&self) -> String {
+    pub(crate) fn prometheus(&self) -> String {
         self.exposition.encode()
     }
 
@@ -276,7 +276,7 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 }
 
 /// The process's resident set size, from /proc (0 where there is none).
-pub fn resident_bytes() -> u64 {
+pub(crate) fn resident_bytes() -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.

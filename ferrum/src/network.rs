@@ -14,11 +14,11 @@ pub enum Network {
 }
 
 impl Network {
-    pub const ALL: [Network; 5] =
+    pub(crate) const ALL: [Network; 5] =
         [Network::Mainnet, Network::Testnet, Network::Testnet4, Network::Signet, Network::Regtest];
 
     /// The name Ferrum uses (`--network`), also ElectrumX's `NET` value.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Network::Mainnet => "mainnet",
             Network::Testnet => "testnet",
@@ -29,7 +29,7 @@ impl Network {
     }
 
     /// The `chain` field of bitcoind's `getblockchaininfo`.
-    pub fn core_chain(self) -> &'static str {
+    pub(crate) fn core_chain(self) -> &'static str {
         match self {
             Network::Mainnet => "main",
             Network::Testnet => "test",
@@ -39,12 +39,12 @@ impl Network {
         }
     }
 
-    pub fn from_core_chain(chain: &str) -> Option<Network> {
+    pub(crate) fn from_core_chain(chain: &str) -> Option<Network> {
         Network::ALL.into_iter().find(|n| n.core_chain() == chain)
     }
 
     /// The sub-directory of bitcoind's data directory that holds this network's files.
-    pub fn datadir_subdir(self) -> &'static str {
+    pub(crate) fn datadir_subdir(self) -> &'static str {
         match self {
             Network::Mainnet => "",
             Network::Testnet => "testnet3",
@@ -54,7 +54,7 @@ impl Network {
         }
     }
 
-    pub fn default_rpc_port(self) -> u16 {
+    pub(crate) fn default_rpc_port(self) -> u16 {
         match self {
             Network::Mainnet => 8332,
             Network::Testnet => 18332,
@@ -64,7 +64,7 @@ impl Network {
         }
     }
 
-    pub fn default_p2p_port(self) -> u16 {
+    pub(crate) fn default_p2p_port(self) -> u16 {
         match self {
             Network::Mainnet => 8333,
             Network::Testnet => 18333,
@@ -76,7 +76,7 @@ impl Network {
 
     /// Electrum ports (TCP, TLS) that wallets expect on this network, as ElectrumX and the
     /// Electrum client use them: 50001/50002 on mainnet, 51001/51002 on the test networks.
-    pub fn default_electrum_ports(self) -> (u16, u16) {
+    pub(crate) fn default_electrum_ports(self) -> (u16, u16) {
         match self {
             Network::Mainnet => (50001, 50002),
             _ => (51001, 51002),
@@ -84,7 +84,7 @@ impl Network {
     }
 
     /// The status page and metrics port.
-    pub fn default_http_port(self) -> u16 {
+    pub(crate) fn default_http_port(self) -> u16 {
         match self {
             Network::Mainnet => 50080,
             _ => 51080,
@@ -92,7 +92,7 @@ impl Network {
     }
 
     /// The P2P message start bytes.
-    pub fn magic(self) -> [u8; 4] {
+    pub(crate) fn magic(self) -> [u8; 4] {
         match self {
             Network::Mainnet => [0xf9, 0xbe, 0xb4, 0xd9],
             Network::Testnet => [0x0b, 0x11, 0x09, 0x07],
@@ -103,7 +103,7 @@ impl Network {
     }
 
     /// Genesis block hash in display (RPC) byte order.
-    pub fn genesis_hash_hex(self) -> &'static str {
+    pub(crate) fn genesis_hash_hex(self) -> &'static str {
         match self {
             Network::Mainnet => "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
             Network::Testnet => "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943",

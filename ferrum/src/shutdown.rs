@@ -22,11 +22,11 @@ impl StopSignal {
         self.wake.notify_waiters();
     }
 
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
 
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         loop {
             // Registered before the check, so a stop between the two still wakes us.
             let notified = self.wake.notified();

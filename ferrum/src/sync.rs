@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use std::time::Duration;
 
 /// [`Mutex::lock`], past poisoning.
-pub trait Locked<T: ?Sized> {
+pub(crate) trait Locked<T: ?Sized> {
     fn locked(&self) -> MutexGuard<'_, T>;
 }
 
@@ -20,7 +20,7 @@ impl<T: ?Sized> Locked<T> for Mutex<T> {
 }
 
 /// [`RwLock::read`] and [`RwLock::write`], past poisoning.
-pub trait Shared<T: ?Sized> {
+pub(crate) trait Shared<T: ?Sized> {
     fn reading(&self) -> RwLockReadGuard<'_, T>;
     fn writing(&self) -> RwLockWriteGuard<'_, T>;
 }
@@ -38,26 +38,26 @@ impl<T: ?Sized> Shared<T> for RwLock<T> {
 /// The waits between retries: the first, then doubled each time up to a ceiling; back to the
 /// first once an attempt succeeds.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     first: Duration,
     max: Duration,
     next: Duration,
 }
 
 impl Backoff {
-    pub const fn new(first: Duration, max: Duration) -> Backoff {
+    pub(crate) const fn new(first: Duration, max: Duration) -> Backoff {
         Backoff { first, max, next: first }
     }
 
     /// The wait before the next attempt.
-    pub fn next_wait(&mut self) -> Duration {
+    pub(crate) fn next_wait(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
         wait
     }
 
     /// After a success: the next failure waits the first wait again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.first;
     }
 }

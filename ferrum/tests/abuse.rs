@@ -115,7 +115,7 @@ fn requests_before_server_version_and_wrong_param_types() {
     ];
     let mut client = Client::connect_with(&served.tcp, json!("1.6")).unwrap();
     let mut answered = 0;
-    let methods = ferrum::electrum::protocol::Method::ALL.iter().map(|m| m.name());
+    let methods = ferrum::Method::ALL.iter().map(|m| m.name());
     for method in methods.filter(|m| *m != "server.version") {
         for params in &wrong {
             let reply = client.request(method, params.clone()).unwrap_or_else(|e| panic!("{method} {params}: {e:#}"));

@@ -144,7 +144,7 @@ fn kill9_while_serving_and_indexing_new_blocks() {
         assert_eq!(tip["height"], json!(node.height().unwrap()));
     }
     served.ferrum.interrupt().unwrap();
-    let clean = clean_index(&node, ferrum::store::PrevoutMode::Spenttxouts);
+    let clean = clean_index(&node, ferrum::PrevoutMode::Spenttxouts);
     assert_same_rows(&dump_all(&served.db.path().join("index")), &dump_all(&clean.path().join("index")));
 }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bitcoin::{Amount, TxOut};
 use common::{assert_same_rows, check_truth, dump_rows, ferrum_exe, InProcess};
-use ferrum::index::IndexConfig;
-use ferrum::store::PrevoutMode;
+use ferrum::{IndexConfig, PrevoutMode};
 use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::chain::truth::Truth;
 use testkit::process::ferrum::test_args;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_same_rows, check_truth, clean_index, dump_all, ferrum_exe, stored_height};
-use ferrum::store::PrevoutMode;
+use ferrum::PrevoutMode;
 use testkit::chain::rng::Rng;
 use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::chain::truth::Truth;
@@ -66,14 +66,14 @@ fn kill9_during_sync_and_reorg(options: NodeOptions, modes: &[(PrevoutMode, &str
         assert!(done >= kills, "{kills} kills while syncing, 2 more while reorging");
         let clean = clean_index(&node, *mode);
         assert_same_rows(&dump_all(&db.path().join("index")), &dump_all(&clean.path().join("index")));
-        let store = ferrum::store::Store::open_read_only(
+        let store = ferrum::Store::open_read_only(
             &db.path().join("index"),
-            ferrum::network::Network::Regtest,
-            &ferrum::store::StoreConfig::default(),
+            ferrum::Network::Regtest,
+            &ferrum::StoreConfig::default(),
         )
         .unwrap();
         assert_eq!(store.mode(), Some(*mode));
-        let query = ferrum::query::Query::new(std::sync::Arc::new(ferrum::index::Index::new(store).unwrap()));
+        let query = ferrum::Query::new(std::sync::Arc::new(ferrum::Index::new(store).unwrap()));
         check_truth(&query, &Truth::from_node(&node).unwrap());
     }
 }
@@ -106,16 +106,16 @@ fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
     wait_synced(&f, &node);
     assert!(f.interrupt().unwrap().success());
     let open = || {
-        ferrum::store::Store::open_read_only(
+        ferrum::Store::open_read_only(
             &db.path().join("index"),
-            ferrum::network::Network::Regtest,
-            &ferrum::store::StoreConfig::default(),
+            ferrum::Network::Regtest,
+            &ferrum::StoreConfig::default(),
         )
         .unwrap()
     };
     let store = open();
     assert_eq!(store.mode(), Some(PrevoutMode::Utxo));
-    assert!(!store.dump(ferrum::store::Table::Utxo).unwrap().is_empty());
+    assert!(!store.dump(ferrum::Table::Utxo).unwrap().is_empty());
     drop(store);
 
     // The same node, now answering as itself (spenttxouts and blockpart).
@@ -133,7 +133,7 @@ fn a_utxo_index_moves_to_spenttxouts_mode_when_the_node_serves_spent_outputs() {
     assert!(log.contains("index opened, prevout mode spenttxouts"), "{log}");
     let store = open();
     assert_eq!(store.mode(), Some(PrevoutMode::Spenttxouts));
-    for t in [ferrum::store::Table::Utxo, ferrum::store::Table::Undo] {
+    for t in [ferrum::Table::Utxo, ferrum::Table::Undo] {
         assert!(store.dump(t).unwrap().is_empty(), "{} is empty", t.name());
     }
     drop(store);
@@ -185,13 +185,13 @@ fn node_stopped_mid_sync_then_back() {
     assert_eq!(log.matches("bitcoind unreachable").count(), 1, "said once:\n{log}");
     assert_eq!(log.matches("ferrum::index::follow: connection to bitcoind restored").count(), 1, "{log}");
     assert!(stopped_at < Some(node.height().unwrap()), "the outage was mid-sync");
-    let store = ferrum::store::Store::open_read_only(
+    let store = ferrum::Store::open_read_only(
         &db.path().join("index"),
-        ferrum::network::Network::Regtest,
-        &ferrum::store::StoreConfig::default(),
+        ferrum::Network::Regtest,
+        &ferrum::StoreConfig::default(),
     )
     .unwrap();
-    let query = ferrum::query::Query::new(std::sync::Arc::new(ferrum::index::Index::new(store).unwrap()));
+    let query = ferrum::Query::new(std::sync::Arc::new(ferrum::Index::new(store).unwrap()));
     check_truth(&query, &Truth::from_node(&node).unwrap());
 }
 

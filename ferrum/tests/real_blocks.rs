@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use bitcoin::consensus::deserialize;
-use ferrum::index::build;
-use ferrum::merkle;
-use ferrum::store::rows::sh_prefix;
-use ferrum::types::{BlockHash, ScriptHash};
+use ferrum::{
+    build, merkle, sh_prefix,
+    types::{BlockHash, ScriptHash},
+};
 
 fn testdata() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");

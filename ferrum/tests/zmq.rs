@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferrum::daemon::zmq::Subscriber;
+use ferrum::ZmqSubscriber as Subscriber;
 use zeromq::{Socket, SocketSend};
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ferrum::config::{Config, Options};
+use ferrum::{Config, Options};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,14 +6,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ferrum::daemon::{Auth, Daemon, DaemonConfig, NodeInfo};
-use ferrum::electrum::session::Session;
-use ferrum::electrum::state::SessionState;
-use ferrum::electrum::{Electrum, ElectrumConfig};
-use ferrum::index::Index;
-use ferrum::mempool::Mempool;
-use ferrum::network::Network;
-use ferrum::store::{Store, StoreConfig};
+use ferrum::{
+    Auth, Daemon, DaemonConfig, Electrum, ElectrumConfig, Index, Mempool, Network, NodeInfo, Session, SessionState,
+    Store, StoreConfig,
+};
 use libfuzzer_sys::fuzz_target;
 
 struct World {

@@ -88,196 +88,196 @@ pub struct Options {
     /// or DB_DIRECTORY), ~/.ferrum/ferrum.toml, /etc/ferrum/ferrum.toml]
     #[arg(long, env = "FERRUM_CONFIG", global = true, value_name = "FILE")]
     #[serde(skip)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Bitcoin network: mainnet, testnet, testnet4, signet or regtest [default: mainnet]
     #[arg(long, env = "FERRUM_NETWORK", global = true)]
-    pub network: Option<Network>,
+    pub(crate) network: Option<Network>,
 
     /// Directory of the index (and of the TLS certificate) [default: ~/.ferrum/<network>]
     #[arg(long, env = "FERRUM_DB_DIR", global = true, value_name = "DIR")]
-    pub db_dir: Option<PathBuf>,
+    pub(crate) db_dir: Option<PathBuf>,
 
     /// bitcoind's RPC address, host:port [default: 127.0.0.1 and the network's RPC port]
     #[arg(long, env = "FERRUM_DAEMON_RPC_ADDR", global = true, value_name = "HOST:PORT")]
-    pub daemon_rpc_addr: Option<String>,
+    pub(crate) daemon_rpc_addr: Option<String>,
 
     /// bitcoind's data directory, where its cookie file is [default: ~/.bitcoin]
     #[arg(long, env = "FERRUM_DAEMON_DIR", global = true, value_name = "DIR")]
-    pub daemon_dir: Option<PathBuf>,
+    pub(crate) daemon_dir: Option<PathBuf>,
 
     /// bitcoind's cookie file [default: <daemon-dir>/<network>/.cookie]
     #[arg(long, env = "FERRUM_COOKIE_FILE", global = true, value_name = "FILE")]
-    pub cookie_file: Option<PathBuf>,
+    pub(crate) cookie_file: Option<PathBuf>,
 
     /// RPC user (rpcuser or an rpcauth user); the password comes from FERRUM_DAEMON_PASSWORD or
     /// the config file, never from the command line
     #[arg(long, env = "FERRUM_DAEMON_USER", global = true)]
-    pub daemon_user: Option<String>,
+    pub(crate) daemon_user: Option<String>,
 
     /// RPC password (environment or config file only)
     #[arg(skip)]
-    pub daemon_password: Option<String>,
+    pub(crate) daemon_password: Option<String>,
 
     /// bitcoind's P2P address, for instant block announcements, or "none" [default: the RPC
     /// host and the network's P2P port]
     #[arg(long, env = "FERRUM_DAEMON_P2P_ADDR", global = true, value_name = "HOST:PORT")]
-    pub daemon_p2p_addr: Option<String>,
+    pub(crate) daemon_p2p_addr: Option<String>,
 
     /// How spent outputs are found while indexing: auto (spenttxouts when the node serves
     /// /rest/spenttxouts, else utxo), spenttxouts, or utxo. Fixed when the index is created
     /// [default: auto]
     #[arg(long, env = "FERRUM_PREVOUT_MODE", global = true, value_parser = prevout_request_parser())]
     #[serde(default, with = "prevout_request_serde")]
-    pub prevout_mode: Option<PrevoutRequest>,
+    pub(crate) prevout_mode: Option<PrevoutRequest>,
 
     /// Memory for RocksDB caches and for the outputs of a chunk in utxo mode, in MiB
     /// [default: 1024]
     #[arg(long, env = "FERRUM_CACHE_MB", global = true)]
-    pub cache_mb: Option<usize>,
+    pub(crate) cache_mb: Option<usize>,
 
     /// Delete the index and build it again from the first block
     #[arg(long, global = true)]
     #[serde(skip)]
-    pub reindex: bool,
+    pub(crate) reindex: bool,
 
     /// Rebuild the index automatically when its format is from another Ferrum version, instead
     /// of refusing to start [default: false]
     #[arg(long, env = "FERRUM_REINDEX_ON_FORMAT_CHANGE", global = true)]
-    pub reindex_on_format_change: Option<bool>,
+    pub(crate) reindex_on_format_change: Option<bool>,
 
     /// How often to ask bitcoind for a new tip besides P2P announcements, in milliseconds
     /// [default: 1000]
     #[arg(long, env = "FERRUM_POLL_INTERVAL_MS", global = true)]
-    pub poll_interval_ms: Option<u64>,
+    pub(crate) poll_interval_ms: Option<u64>,
 
     /// Commit the index at least every this many blocks during sync (smaller commits, more of
     /// them) [default: no limit, by size only]
     #[arg(long, env = "FERRUM_INDEX_CHUNK_BLOCKS", global = true, hide = true)]
-    pub index_chunk_blocks: Option<u32>,
+    pub(crate) index_chunk_blocks: Option<u32>,
 
     /// Electrum over plain TCP: host:port, :port or port; repeatable or comma-separated
     /// [default: 127.0.0.1 and the network's TCP port, when no service is configured]
     #[arg(long, env = "FERRUM_TCP", global = true, value_delimiter = ',', value_name = "ADDR")]
-    pub tcp: Option<Vec<String>>,
+    pub(crate) tcp: Option<Vec<String>>,
 
     /// Electrum over TLS [default: all interfaces and the network's SSL port, when no service
     /// is configured]
     #[arg(long, env = "FERRUM_SSL", global = true, value_delimiter = ',', value_name = "ADDR")]
-    pub ssl: Option<Vec<String>>,
+    pub(crate) ssl: Option<Vec<String>>,
 
     /// Electrum over WebSocket
     #[arg(long, env = "FERRUM_WS", global = true, value_delimiter = ',', value_name = "ADDR")]
-    pub ws: Option<Vec<String>>,
+    pub(crate) ws: Option<Vec<String>>,
 
     /// Electrum over secure WebSocket
     #[arg(long, env = "FERRUM_WSS", global = true, value_delimiter = ',', value_name = "ADDR")]
-    pub wss: Option<Vec<String>>,
+    pub(crate) wss: Option<Vec<String>>,
 
     /// Services in ElectrumX's form, e.g. tcp://:50001,ssl://:50002,wss://:50004 (added to the
     /// --tcp/--ssl/--ws/--wss ones)
     #[arg(long, env = "FERRUM_SERVICES", global = true)]
-    pub services: Option<String>,
+    pub(crate) services: Option<String>,
 
     /// HTTP listener for the status page (/), its data (/api/status), Prometheus metrics
     /// (/metrics) and a health check (/health); `http://` in --services does the same
     /// [default: 127.0.0.1 and the network's HTTP port, when no service is configured]
     #[arg(long, env = "FERRUM_HTTP", global = true, value_delimiter = ',', value_name = "ADDR")]
-    pub http: Option<Vec<String>>,
+    pub(crate) http: Option<Vec<String>>,
 
     /// Admin JSON-RPC listener for `ferrum rpc` (ElectrumX's `rpc://`); keep it on loopback
     /// [default: 127.0.0.1:8000, when no service is configured]
     #[arg(long, env = "FERRUM_RPC", global = true, value_name = "ADDR")]
-    pub rpc: Option<String>,
+    pub(crate) rpc: Option<String>,
 
     /// Services announced to clients in server.features, e.g. ssl://electrum.example.org:50002
     #[arg(long, env = "FERRUM_REPORT_SERVICES", global = true)]
-    pub report_services: Option<String>,
+    pub(crate) report_services: Option<String>,
 
     /// TLS certificate chain (PEM), reloaded when it changes [default: a self-signed one,
     /// generated once and kept in the data directory]
     #[arg(long, env = "FERRUM_SSL_CERTFILE", global = true, value_name = "FILE")]
-    pub ssl_certfile: Option<PathBuf>,
+    pub(crate) ssl_certfile: Option<PathBuf>,
 
     /// TLS private key (PEM) of --ssl-certfile
     #[arg(long, env = "FERRUM_SSL_KEYFILE", global = true, value_name = "FILE")]
-    pub ssl_keyfile: Option<PathBuf>,
+    pub(crate) ssl_keyfile: Option<PathBuf>,
 
     /// File with the text of server.banner; $SERVER_VERSION, $SERVER_SUBVERSION,
     /// $DAEMON_VERSION, $DAEMON_SUBVERSION and $DONATION_ADDRESS are replaced
     #[arg(long, env = "FERRUM_BANNER_FILE", global = true, value_name = "FILE")]
-    pub banner_file: Option<PathBuf>,
+    pub(crate) banner_file: Option<PathBuf>,
 
     /// Answer of server.donation_address [default: empty]
     #[arg(long, env = "FERRUM_DONATION_ADDRESS", global = true)]
-    pub donation_address: Option<String>,
+    pub(crate) donation_address: Option<String>,
 
     /// Largest answer sent to a client, bytes [default: 8100000]
     #[arg(long, env = "FERRUM_MAX_SEND", global = true)]
-    pub max_send: Option<usize>,
+    pub(crate) max_send: Option<usize>,
 
     /// Largest message accepted from a client, bytes [default: 1000000]
     #[arg(long, env = "FERRUM_MAX_RECV", global = true)]
-    pub max_recv: Option<usize>,
+    pub(crate) max_recv: Option<usize>,
 
     /// Most client sessions at once [default: 1000]
     #[arg(long, env = "FERRUM_MAX_SESSIONS", global = true)]
-    pub max_sessions: Option<usize>,
+    pub(crate) max_sessions: Option<usize>,
 
     /// Sessions at once from one client address; more are closed as they connect
     /// [default: 50]
     #[arg(long, env = "FERRUM_MAX_SESSIONS_PER_IP", global = true)]
-    pub max_sessions_per_ip: Option<usize>,
+    pub(crate) max_sessions_per_ip: Option<usize>,
 
     /// Client subnets exempt from the per-address limits, comma-separated, or "none"
     /// [default: 127.0.0.0/8,::1]
     #[arg(long, env = "FERRUM_SESSION_LIMIT_EXEMPT", global = true, value_delimiter = ',', value_name = "SUBNETS")]
-    pub session_limit_exempt: Option<Vec<String>>,
+    pub(crate) session_limit_exempt: Option<Vec<String>>,
 
     /// Script hashes one session may subscribe to [default: 100000]
     #[arg(long, env = "FERRUM_MAX_SUBS_PER_SESSION", global = true)]
-    pub max_subs_per_session: Option<usize>,
+    pub(crate) max_subs_per_session: Option<usize>,
 
     /// Script hashes the sessions of one client address may subscribe to together
     /// [default: 500000]
     #[arg(long, env = "FERRUM_MAX_SUBS_PER_IP", global = true)]
-    pub max_subs_per_ip: Option<usize>,
+    pub(crate) max_subs_per_ip: Option<usize>,
 
     /// Script hashes subscribed to over all sessions [default: 5000000]
     #[arg(long, env = "FERRUM_MAX_SUBS", global = true)]
-    pub max_subs: Option<usize>,
+    pub(crate) max_subs: Option<usize>,
 
     /// Cost a client group (an IPv4 /24, an IPv6 /48) may reach before its requests are slowed;
     /// costs decay to zero in an hour from the hard limit [default: 1000]
     #[arg(long, env = "FERRUM_COST_SOFT_LIMIT", global = true)]
-    pub cost_soft_limit: Option<f64>,
+    pub(crate) cost_soft_limit: Option<f64>,
 
     /// Cost past which a client group's sessions are dropped with error -101 [default: 10000]
     #[arg(long, env = "FERRUM_COST_HARD_LIMIT", global = true)]
-    pub cost_hard_limit: Option<f64>,
+    pub(crate) cost_hard_limit: Option<f64>,
 
     /// Requests in one JSON-RPC batch; a larger batch is refused with one error [default: 1000]
     #[arg(long, env = "FERRUM_MAX_BATCH", global = true)]
-    pub max_batch: Option<usize>,
+    pub(crate) max_batch: Option<usize>,
 
     /// Seconds without a complete request before a session is closed [default: 600]
     #[arg(long, env = "FERRUM_SESSION_TIMEOUT", global = true)]
-    pub session_timeout: Option<u64>,
+    pub(crate) session_timeout: Option<u64>,
 
     /// Seconds a request may take before it is answered with error -102 (server busy)
     /// [default: 30]
     #[arg(long, env = "FERRUM_REQUEST_TIMEOUT", global = true)]
-    pub request_timeout: Option<u64>,
+    pub(crate) request_timeout: Option<u64>,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive list [default: info]
     #[arg(long, env = "FERRUM_LOG", global = true)]
-    pub log: Option<String>,
+    pub(crate) log: Option<String>,
 }
 
 /// `--prevout-mode`: the mode asked for, or `None` for `auto` (spenttxouts when the node serves
 /// it, else utxo). An alias, not a type: [`PrevoutMode`] is the one type of the mode, and clap
 /// would read a written-out `Option<Option<_>>` field as a flag whose value may be left out.
-pub type PrevoutRequest = Option<PrevoutMode>;
+pub(crate) type PrevoutRequest = Option<PrevoutMode>;
 
 /// What `--prevout-mode` and the file's `prevout_mode` take: `auto`, and each mode's name.
 const PREVOUT_NAMES: [&str; 3] = ["auto", "spenttxouts", "utxo"];
@@ -308,14 +308,14 @@ mod prevout_request_serde {
     use super::{prevout_request, PrevoutRequest, PREVOUT_NAMES};
     use crate::store::PrevoutMode;
 
-    pub fn serialize<S: Serializer>(value: &Option<PrevoutRequest>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(value: &Option<PrevoutRequest>, s: S) -> Result<S::Ok, S::Error> {
         match value {
             None => s.serialize_none(),
             Some(request) => s.serialize_str(request.map_or("auto", PrevoutMode::name)),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PrevoutRequest>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PrevoutRequest>, D::Error> {
         d.deserialize_option(Given)
     }
 

@@ -22,10 +22,12 @@ use crate::electrum::ElectrumConfig;
 use crate::network::Network;
 use crate::server::tls::CertSource;
 
-pub use cli::{Cli, Command, IndexCommand, Options, PrevoutRequest};
-pub use parse::{check_log_filter, ConfigError, DEFAULT_RPC_PORT};
+pub(crate) use cli::IndexCommand;
+pub use cli::{Cli, Command, Options};
+pub(crate) use parse::ConfigError;
+pub use parse::{check_log_filter, DEFAULT_RPC_PORT};
 pub use reference::reference;
-pub use settings::{DaemonSettings, IndexSettings, MonitorSettings, ServerSettings};
+pub(crate) use settings::{DaemonSettings, IndexSettings, MonitorSettings, ServerSettings};
 
 use parse::invalid;
 
@@ -66,11 +68,11 @@ impl Env for HashMap<String, String> {
 /// applied, values checked), so that start-up only hands them out.
 #[derive(Clone)]
 pub struct Config {
-    pub network: Network,
+    pub(crate) network: Network,
     /// The data directory: the index, the self-signed certificate, perhaps `ferrum.toml`.
     pub db_dir: PathBuf,
     pub daemon: DaemonSettings,
-    pub index: IndexSettings,
+    pub(crate) index: IndexSettings,
     pub electrum: ElectrumConfig,
     pub server: ServerSettings,
     pub monitor: MonitorSettings,
@@ -82,7 +84,7 @@ pub struct Config {
 
 impl Config {
     /// Where the index lives inside the data directory.
-    pub fn index_dir(&self) -> PathBuf {
+    pub(crate) fn index_dir(&self) -> PathBuf {
         self.db_dir.join("index")
     }
 }

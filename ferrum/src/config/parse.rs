@@ -110,10 +110,10 @@ pub(super) fn report_services(list: &str) -> Result<Vec<ReportedService>, Config
 /// A `DAEMON_URL` entry: `[http://][user:password@]host[:port][/]`.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct DaemonUrl {
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
 }
 
 pub(super) fn daemon_url(url: &str) -> Result<DaemonUrl, String> {

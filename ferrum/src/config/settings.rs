@@ -34,7 +34,7 @@ pub struct DaemonSettings {
     /// RPC and REST: the address, the credentials and the fallback addresses.
     pub rpc: DaemonConfig,
     /// The P2P address, for block and transaction announcements; `None`: polling only.
-    pub p2p_addr: Option<String>,
+    pub(crate) p2p_addr: Option<String>,
 }
 
 impl DaemonSettings {
@@ -105,19 +105,19 @@ fn rpc(opts: &Options, daemon_url: Option<&str>, network: Network) -> Result<Dae
 /// of `cache_mb` is split in halves: `store.cache_mb` and `indexer.utxo_cache_bytes` are each
 /// half of it.
 #[derive(Clone, Debug)]
-pub struct IndexSettings {
+pub(crate) struct IndexSettings {
     /// How spent outputs are found; `None` (`auto`): chosen from what the node serves.
-    pub prevout_mode: Option<PrevoutMode>,
+    pub(crate) prevout_mode: Option<PrevoutMode>,
     /// Delete the index at start-up and build it again.
-    pub reindex: bool,
+    pub(crate) reindex: bool,
     /// Rebuild an index of another format instead of refusing to start.
-    pub reindex_on_format_change: bool,
+    pub(crate) reindex_on_format_change: bool,
     /// How often the indexer asks bitcoind for its tip besides announcements.
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// MiB for the RocksDB caches and the outputs of a chunk in utxo mode, together.
-    pub cache_mb: usize,
-    pub store: StoreConfig,
-    pub indexer: IndexConfig,
+    pub(crate) cache_mb: usize,
+    pub(crate) store: StoreConfig,
+    pub(crate) indexer: IndexConfig,
 }
 
 impl Default for IndexSettings {
@@ -191,7 +191,7 @@ pub(super) fn electrum(opts: &Options, network: Network) -> Result<ElectrumConfi
 #[derive(Clone, Debug)]
 pub struct ServerSettings {
     /// The Electrum listeners, in the order configured.
-    pub services: Vec<Service>,
+    pub(crate) services: Vec<Service>,
     /// The certificate of the TLS services: the operator's files, or a self-signed one kept in
     /// the data directory and naming the reported hosts.
     pub tls: CertSource,
@@ -271,7 +271,7 @@ pub struct MonitorSettings {
     /// The admin JSON-RPC listener, for `ferrum rpc` (`rpc://` in ElectrumX's `SERVICES`).
     pub admin_rpc: Option<SocketAddr>,
     /// The listeners of the status page, its metrics and its health check.
-    pub http: Vec<SocketAddr>,
+    pub(crate) http: Vec<SocketAddr>,
 }
 
 /// Every listener: the Electrum services, and the monitor's. With none configured, Electrum on

@@ -30,26 +30,26 @@ pub(super) struct Caches {
 
 /// A confirmed output as `gettxout` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxOut {
-    pub value: u64,
-    pub script: Vec<u8>,
+pub(crate) struct TxOut {
+    pub(crate) value: u64,
+    pub(crate) script: Vec<u8>,
 }
 
 impl Daemon {
     /// `sendrawtransaction`: the txid, as the node writes it.
-    pub async fn send_raw_transaction(&self, hex: &str) -> Result<String, DaemonError> {
+    pub(crate) async fn send_raw_transaction(&self, hex: &str) -> Result<String, DaemonError> {
         self.rpc.call("sendrawtransaction", json!([hex])).await
     }
 
     /// `submitpackage`: the node's whole answer.
-    pub async fn submit_package(&self, raw_txs: &[String]) -> Result<Value, DaemonError> {
+    pub(crate) async fn submit_package(&self, raw_txs: &[String]) -> Result<Value, DaemonError> {
         self.rpc.call_value("submitpackage", json!([raw_txs])).await
     }
 
     /// `getrawtransaction <txid> false [block]`: a transaction's bytes. With the block that
     /// holds it, no txindex is needed; without one, the node finds it in its mempool (or its
     /// txindex, when it has one).
-    pub async fn raw_transaction(&self, txid: &Txid, block: Option<&BlockHash>) -> Result<Vec<u8>, DaemonError> {
+    pub(crate) async fn raw_transaction(&self, txid: &Txid, block: Option<&BlockHash>) -> Result<Vec<u8>, DaemonError> {
         let params = match block {
             Some(block) => json!([txid.to_hex(), false, block.to_hex()]),
             None => json!([txid.to_hex(), false]),
@@ -59,7 +59,11 @@ impl Daemon {
     }
 
     /// `getrawtransaction <txid> true [block]`: the node's description of a transaction.
-    pub async fn raw_transaction_verbose(&self, txid: &Txid, block: Option<&BlockHash>) -> Result<Value, DaemonError> {
+    pub(crate) async fn raw_transaction_verbose(
+        &self,
+        txid: &Txid,
+        block: Option<&BlockHash>,
+    ) -> Result<Value, DaemonError> {
         let params = match block {
             Some(block) => json!([txid.to_hex(), true, block.to_hex()]),
             None => json!([txid.to_hex(), true]),
@@ -69,7 +73,7 @@ impl Daemon {
 
     /// Transactions' bytes from the node's mempool, in the order asked, in batches; `None` for
     /// one the node no longer has (it left the mempool between the calls) or sent unreadable.
-    pub async fn mempool_transactions(&self, txids: &[Txid]) -> Result<Vec<Option<Vec<u8>>>, DaemonError> {
+    pub(crate) async fn mempool_transactions(&self, txids: &[Txid]) -> Result<Vec<Option<Vec<u8>>>, DaemonError> {
         let params: Vec<Value> = txids.iter().map(|t| json!([t.to_hex(), false])).collect();
         let mut out = Vec::with_capacity(txids.len());
         for reply in self.rpc.batch("getrawtransaction", &params).await? {
@@ -84,7 +88,7 @@ impl Daemon {
 
     /// `gettxout` for each outpoint, in the order asked: `None` for one the node's chainstate
     /// does not hold (spent, or never confirmed) or could not describe.
-    pub async fn tx_outs(&self, outpoints: &[(Txid, u32)]) -> Result<Vec<Option<TxOut>>, DaemonError> {
+    pub(crate) async fn tx_outs(&self, outpoints: &[(Txid, u32)]) -> Result<Vec<Option<TxOut>>, DaemonError> {
         let params: Vec<Value> = outpoints.iter().map(|(t, n)| json!([t.to_hex(), n, false])).collect();
         let replies = self.rpc.batch("gettxout", &params).await?;
         Ok(replies
@@ -100,25 +104,30 @@ impl Daemon {
     }
 
     /// `getrawmempool false`: the txids in the node's mempool (unreadable ones left out).
-    pub async fn mempool_txids(&self) -> Result<Vec<Txid>, DaemonError> {
+    pub(crate) async fn mempool_txids(&self) -> Result<Vec<Txid>, DaemonError> {
         let txids: Vec<String> = self.rpc.call("getrawmempool", json!([false])).await?;
         Ok(txids.iter().filter_map(|t| Txid::from_hex(t)).collect())
     }
 
     /// `getbestblockhash`.
-    pub async fn best_block_hash(&self) -> Result<BlockHash, DaemonError> {
+    pub(crate) async fn best_block_hash(&self) -> Result<BlockHash, DaemonError> {
         let hash: String = self.rpc.call("getbestblockhash", json!([])).await?;
         BlockHash::from_hex(&hash).ok_or_else(|| DaemonError::Protocol(format!("bad best block hash {hash:?}")))
     }
 
     /// `size` bytes of a stored block from `offset` (`/rest/blockpart`, Core 31+): `None` when
     /// the node answers that it has no such part.
-    pub async fn block_part(&self, block: &BlockHash, offset: u64, size: u64) -> Result<Option<Vec<u8>>, DaemonError> {
+    pub(crate) async fn block_part(
+        &self,
+        block: &BlockHash,
+        offset: u64,
+        size: u64,
+    ) -> Result<Option<Vec<u8>>, DaemonError> {
         self.rpc.rest_get(&format!("/rest/blockpart/{block}.bin?offset={offset}&size={size}")).await
     }
 
     /// `getnetworkinfo`, cached for a minute.
-    pub async fn recent_network_info(&self) -> Result<NetworkInfo, DaemonError> {
+    pub(crate) async fn recent_network_info(&self) -> Result<NetworkInfo, DaemonError> {
         if let Some((at, info)) = self.caches.network_info.locked().as_ref() {
             if at.elapsed() < NODE_INFO_TTL {
                 return Ok(info.clone());
@@ -130,7 +139,7 @@ impl Daemon {
     }
 
     /// `getmempoolinfo`, cached for a minute.
-    pub async fn recent_mempool_info(&self) -> Result<Value, DaemonError> {
+    pub(crate) async fn recent_mempool_info(&self) -> Result<Value, DaemonError> {
         if let Some((at, info)) = self.caches.mempool_info.locked().as_ref() {
             if at.elapsed() < NODE_INFO_TTL {
                 return Ok(info.clone());
@@ -143,7 +152,7 @@ impl Daemon {
 
     /// `estimatesmartfee`'s fee rate (BTC/kvB, -1 when the node has none), cached per
     /// (target, mode) while `tip` is the tip it was asked at.
-    pub async fn fee_estimate(
+    pub(crate) async fn fee_estimate(
         &self,
         target: u32,
         mode: Option<String>,

@@ -41,7 +41,7 @@ const POOL_SIZE: usize = 32;
 
 /// Why an HTTP exchange failed.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// No TCP connection could be made, or it broke before a full response arrived.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -58,14 +58,14 @@ pub enum HttpError {
 
 impl HttpError {
     /// True when the connection could not be made or was lost: the node is down or restarting.
-    pub fn is_connection(&self) -> bool {
+    pub(crate) fn is_connection(&self) -> bool {
         matches!(self, HttpError::Io(_) | HttpError::Timeout(_))
     }
 }
 
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 /// One keep-alive connection: hyper's request sender and the connection it writes to. Idle in
@@ -76,7 +76,7 @@ struct Conn {
 }
 
 /// A pool of keep-alive connections to one `host:port`.
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     addr: String,
     timeout: Duration,
     /// At most [`POOL_SIZE`], each between two complete exchanges.
@@ -84,18 +84,18 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(addr: String, timeout: Duration) -> Self {
+    pub(crate) fn new(addr: String, timeout: Duration) -> Self {
         HttpClient { addr, timeout, idle: Mutex::new(Vec::new()) }
     }
 
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         &self.addr
     }
 
     /// Sends one request and reads the whole response, within the client's timeout. A request
     /// that a pooled connection failed (the node closed it while idle, perhaps just as the
     /// request went out) is sent once more, on a fresh connection if no other is idle.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path: &str,
@@ -115,7 +115,7 @@ impl HttpClient {
     }
 
     /// Drops idle connections, e.g. after the node restarted.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.idle.locked().clear();
     }
 

@@ -2,10 +2,10 @@
 //! what the node can do (its version and interfaces), detected at start.
 
 mod calls;
-pub mod http;
-pub mod p2p;
-pub mod rpc;
-pub mod zmq;
+pub(crate) mod http;
+pub(crate) mod p2p;
+pub(crate) mod rpc;
+pub(crate) mod zmq;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::network::Network;
 use crate::types::BlockHash;
-pub use calls::TxOut;
-pub use rpc::{Auth, RpcClient};
+pub use rpc::Auth;
+pub(crate) use rpc::RpcClient;
 
 /// Why a request to bitcoind failed. Callers decide by kind: wait (unreachable, warming up),
 /// give up (auth), or pass the node's answer on (rejected).
@@ -39,7 +39,7 @@ pub enum DaemonError {
 
 impl DaemonError {
     /// The node is down, restarting or loading: worth waiting for.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             DaemonError::Unreachable { .. } | DaemonError::WarmingUp(_) | DaemonError::CookieUnreadable { .. }
@@ -62,48 +62,47 @@ pub struct DaemonConfig {
 /// What `getblockchaininfo` says.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ChainInfo {
-    pub chain: String,
-    pub blocks: u32,
-    pub headers: u32,
-    pub bestblockhash: String,
+    pub(crate) chain: String,
+    pub(crate) blocks: u32,
+    pub(crate) headers: u32,
+    pub(crate) bestblockhash: String,
     #[serde(default)]
-    pub initialblockdownload: bool,
+    pub(crate) initialblockdownload: bool,
     #[serde(default)]
-    pub pruned: bool,
+    pub(crate) pruned: bool,
     #[serde(default)]
-    pub verificationprogress: f64,
+    pub(crate) verificationprogress: f64,
 }
 
 /// The node's best chain as it reports it, and whether that chain is the network's yet.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NodeTip {
-    pub height: u32,
-    pub hash: BlockHash,
+    pub(crate) height: u32,
+    pub(crate) hash: BlockHash,
     /// The node is in initial block download: its tip is behind the network's, perhaps by
     /// months, and must not be presented to wallets as current.
-    pub initial_block_download: bool,
+    pub(crate) initial_block_download: bool,
     /// Headers the node has: about the network's height, once its header sync is done.
-    pub headers: u32,
+    pub(crate) headers: u32,
     /// `verificationprogress`: the node's estimate of how much of the chain it has, 0 to 1.
-    pub progress: f64,
+    pub(crate) progress: f64,
 }
 
+#[cfg(test)]
 impl NodeTip {
     /// A node that is done syncing, at `height`.
-    pub fn synced(height: u32, hash: BlockHash) -> NodeTip {
+    pub(crate) fn synced(height: u32, hash: BlockHash) -> NodeTip {
         NodeTip { height, hash, initial_block_download: false, headers: height, progress: 1.0 }
     }
 }
 
 /// What `getnetworkinfo` says.
 #[derive(Clone, Debug, Deserialize)]
-pub struct NetworkInfo {
-    pub version: u64,
-    pub subversion: String,
+pub(crate) struct NetworkInfo {
+    pub(crate) version: u64,
+    pub(crate) subversion: String,
     #[serde(default)]
-    pub relayfee: f64,
-    #[serde(default)]
-    pub incrementalfee: f64,
+    pub(crate) relayfee: f64,
 }
 
 /// A ZMQ publisher the node announces (`getzmqnotifications`).
@@ -145,7 +144,7 @@ impl NodeInfo {
         format!("{}.{}.{}", v / 10_000, v / 100 % 100, v % 100)
     }
 
-    pub fn zmq_address(&self, kind: &str) -> Option<&str> {
+    pub(crate) fn zmq_address(&self, kind: &str) -> Option<&str> {
         self.zmq.iter().find(|z| z.kind == kind).map(|z| z.address.as_str())
     }
 }
@@ -183,19 +182,15 @@ impl Daemon {
         }
     }
 
-    pub fn rpc(&self) -> &RpcClient {
+    pub(crate) fn rpc(&self) -> &RpcClient {
         &self.rpc
     }
 
-    pub fn network(&self) -> Network {
-        self.network
-    }
-
-    pub async fn chain_info(&self) -> Result<ChainInfo, DaemonError> {
+    pub(crate) async fn chain_info(&self) -> Result<ChainInfo, DaemonError> {
         self.rpc.call("getblockchaininfo", json!([])).await
     }
 
-    pub async fn network_info(&self) -> Result<NetworkInfo, DaemonError> {
+    pub(crate) async fn network_info(&self) -> Result<NetworkInfo, DaemonError> {
         self.rpc.call("getnetworkinfo", json!([])).await
     }
 
@@ -293,7 +288,7 @@ mod tests {
 /// Block data for the indexer.
 impl Daemon {
     /// The node's best block and whether it is still syncing, from one call.
-    pub async fn best_block(&self) -> Result<NodeTip, DaemonError> {
+    pub(crate) async fn best_block(&self) -> Result<NodeTip, DaemonError> {
         let info = self.chain_info().await?;
         let hash = BlockHash::from_hex(&info.bestblockhash)
             .ok_or_else(|| DaemonError::Protocol(format!("bad best block hash {:?}", info.bestblockhash)))?;
@@ -307,7 +302,7 @@ impl Daemon {
     }
 
     /// Hashes of the active chain at heights `from..from + count`; shorter when the chain is.
-    pub async fn block_hashes(&self, from: u32, count: u32) -> Result<Vec<BlockHash>, DaemonError> {
+    pub(crate) async fn block_hashes(&self, from: u32, count: u32) -> Result<Vec<BlockHash>, DaemonError> {
         let params: Vec<Value> = (from..from.saturating_add(count)).map(|h| json!([h])).collect();
         let mut out = Vec::with_capacity(params.len());
         for reply in self.rpc.batch("getblockhash", &params).await? {
@@ -326,7 +321,7 @@ impl Daemon {
     }
 
     /// A block's raw bytes, over REST when `rest` (no hex, no JSON), else `getblock <hash> 0`.
-    pub async fn block(&self, hash: &BlockHash, rest: bool) -> Result<Vec<u8>, DaemonError> {
+    pub(crate) async fn block(&self, hash: &BlockHash, rest: bool) -> Result<Vec<u8>, DaemonError> {
         if rest {
             return self
                 .rpc
@@ -340,7 +335,7 @@ impl Daemon {
 
     /// The outputs spent by each transaction of a block, in `/rest/spenttxouts` binary form:
     /// over REST when `rest_spenttxouts`, else rebuilt from `getblock <hash> 3` (any Core 23+).
-    pub async fn spent_outputs(&self, hash: &BlockHash, rest_spenttxouts: bool) -> Result<Vec<u8>, DaemonError> {
+    pub(crate) async fn spent_outputs(&self, hash: &BlockHash, rest_spenttxouts: bool) -> Result<Vec<u8>, DaemonError> {
         if rest_spenttxouts {
             return self.rpc.rest_get(&format!("/rest/spenttxouts/{hash}.bin")).await?.ok_or_else(|| {
                 DaemonError::Rejected { code: -5, message: format!("spent outputs of {hash} not available") }

@@ -39,13 +39,13 @@ const MAX_PAYLOAD: usize = 4 << 20;
 /// when the announcement names it.
 #[derive(Default)]
 pub struct Announcements {
-    pub notify: Notify,
+    pub(crate) notify: Notify,
     latest: std::sync::Mutex<Option<BlockHash>>,
 }
 
 impl Announcements {
     /// Wakes the indexer; `hash` is the announced block when known.
-    pub fn block(&self, hash: Option<BlockHash>) {
+    pub(crate) fn block(&self, hash: Option<BlockHash>) {
         if let Some(h) = hash {
             *self.latest.locked() = Some(h);
         }
@@ -53,21 +53,21 @@ impl Announcements {
     }
 
     /// The last block announced by hash, if any, taking it.
-    pub fn take_latest(&self) -> Option<BlockHash> {
+    pub(crate) fn take_latest(&self) -> Option<BlockHash> {
         self.latest.locked().take()
     }
 }
 
 /// Who to wake on announcements.
 #[derive(Clone)]
-pub struct Triggers {
-    pub blocks: Arc<Announcements>,
+pub(crate) struct Triggers {
+    pub(crate) blocks: Arc<Announcements>,
     /// `Some`: ask for transaction announcements too.
-    pub txs: Option<Arc<Notify>>,
+    pub(crate) txs: Option<Arc<Notify>>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum P2pError {
+pub(crate) enum P2pError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -223,7 +223,7 @@ async fn session(
 
 /// Keeps a P2P connection to `addr` up for as long as the task runs, calling `notify` on block
 /// announcements. Logs the first failure and the recovery, not every retry.
-pub async fn listen(addr: String, network: Network, triggers: Triggers) {
+pub(crate) async fn listen(addr: String, network: Network, triggers: Triggers) {
     let failing = std::sync::atomic::AtomicBool::new(false);
     let connected = std::sync::atomic::AtomicBool::new(false);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));

@@ -14,8 +14,7 @@ use super::DaemonError;
 use crate::sync::Shared;
 
 /// bitcoind's code for "still loading, try again".
-pub const RPC_IN_WARMUP: i64 = -28;
-pub const RPC_METHOD_NOT_FOUND: i64 = -32601;
+pub(crate) const RPC_IN_WARMUP: i64 = -28;
 
 /// How we prove ourselves to bitcoind.
 #[derive(Clone)]
@@ -115,23 +114,23 @@ impl Endpoint {
 
 /// Counters of the requests made to bitcoind, for the metrics.
 #[derive(Default, Debug)]
-pub struct RpcStats {
+pub(crate) struct RpcStats {
     /// HTTP requests (a batch counts once).
-    pub requests: AtomicU64,
+    pub(crate) requests: AtomicU64,
     /// Requests that failed to reach the node or were refused.
-    pub failures: AtomicU64,
+    pub(crate) failures: AtomicU64,
     /// Total time spent waiting for answers, microseconds.
-    pub micros: AtomicU64,
+    pub(crate) micros: AtomicU64,
     /// The latest request's time, microseconds.
-    pub last_micros: AtomicU64,
+    pub(crate) last_micros: AtomicU64,
     /// Switches to another DAEMON_URL.
-    pub failovers: AtomicU64,
+    pub(crate) failovers: AtomicU64,
 }
 
 /// bitcoind's JSON-RPC calls (single and batched) and REST GETs. With several endpoints (one
 /// node behind several addresses, or several nodes), a request that cannot reach the current
 /// one moves on to the next, and stays there.
-pub struct RpcClient {
+pub(crate) struct RpcClient {
     endpoints: Vec<Endpoint>,
     current: AtomicUsize,
     next_id: AtomicU64,
@@ -140,18 +139,19 @@ pub struct RpcClient {
 
 /// The error member of one JSON-RPC reply.
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct RpcError {
-    pub code: i64,
-    pub message: String,
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    pub(crate) message: String,
 }
 
 impl RpcClient {
-    pub fn new(addr: String, auth: Auth, timeout: Duration) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(addr: String, auth: Auth, timeout: Duration) -> Self {
         Self::with_fallbacks(addr, auth, Vec::new(), timeout)
     }
 
     /// A client that tries `fallbacks` in turn when the current endpoint is unreachable.
-    pub fn with_fallbacks(addr: String, auth: Auth, fallbacks: Vec<(String, Auth)>, timeout: Duration) -> Self {
+    pub(crate) fn with_fallbacks(addr: String, auth: Auth, fallbacks: Vec<(String, Auth)>, timeout: Duration) -> Self {
         let endpoints = std::iter::once((addr, auth))
             .chain(fallbacks)
             .map(|(addr, auth)| Endpoint { http: HttpClient::new(addr, timeout), auth, auth_header: RwLock::new(None) })
@@ -160,11 +160,11 @@ impl RpcClient {
     }
 
     /// The address in use.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         self.endpoint(self.current.load(Ordering::Relaxed)).http.addr()
     }
 
-    pub fn stats(&self) -> &RpcStats {
+    pub(crate) fn stats(&self) -> &RpcStats {
         &self.stats
     }
 
@@ -218,12 +218,12 @@ impl RpcClient {
     }
 
     /// Calls one method and decodes its result.
-    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, DaemonError> {
+    pub(crate) async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, DaemonError> {
         let value = self.call_value(method, params).await?;
         serde_json::from_value(value).map_err(|e| DaemonError::Protocol(format!("unexpected result of {method}: {e}")))
     }
 
-    pub async fn call_value(&self, method: &str, params: Value) -> Result<Value, DaemonError> {
+    pub(crate) async fn call_value(&self, method: &str, params: Value) -> Result<Value, DaemonError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::to_vec(&serde_json::json!({"id": id, "method": method, "params": params}))
             .map_err(|e| DaemonError::Protocol(e.to_string()))?;
@@ -239,7 +239,11 @@ impl RpcClient {
 
     /// Calls `method` once per element of `params`, in one HTTP request. Each reply is decoded
     /// separately: one failed element does not fail the others.
-    pub async fn batch(&self, method: &str, params: &[Value]) -> Result<Vec<Result<Value, DaemonError>>, DaemonError> {
+    pub(crate) async fn batch(
+        &self,
+        method: &str,
+        params: &[Value],
+    ) -> Result<Vec<Result<Value, DaemonError>>, DaemonError> {
         if params.is_empty() {
             return Ok(Vec::new());
         }
@@ -279,7 +283,7 @@ impl RpcClient {
 
     /// GETs a REST resource. `Ok(None)` when the node answers 404 (unknown resource, or REST
     /// disabled), `Err` on a connection failure or an unexpected status.
-    pub async fn rest_get(&self, path: &str) -> Result<Option<Vec<u8>>, DaemonError> {
+    pub(crate) async fn rest_get(&self, path: &str) -> Result<Option<Vec<u8>>, DaemonError> {
         let resp = self.on_endpoints(|e| e.get(path)).await?;
         match resp.status {
             200 => Ok(Some(resp.body)),

@@ -35,7 +35,7 @@ pub enum ZmqError {
 
 /// `tcp://host:port` → `host:port`. A wildcard bind address (`0.0.0.0`, `[::]`, `*`) means
 /// "the node's own host", which `node_host` names.
-pub fn endpoint(address: &str, node_host: &str) -> Option<String> {
+pub(crate) fn endpoint(address: &str, node_host: &str) -> Option<String> {
     let rest = address.strip_prefix("tcp://")?;
     let (host, port) = rest.rsplit_once(':')?;
     port.parse::<u16>().ok()?;
@@ -149,7 +149,7 @@ impl Subscriber {
 
 /// Keeps a subscription to `topic` at `addr` and calls `on_message` with each message's body
 /// (the part after the topic). Reconnects with capped backoff; logs loss and recovery once.
-pub async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMut(&[u8]) + Send) {
+pub(crate) async fn listen(addr: String, topic: &'static str, mut on_message: impl FnMut(&[u8]) + Send) {
     // Whether the last attempt failed: loss and recovery are logged once each.
     let mut failing = false;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));

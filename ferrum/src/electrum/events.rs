@@ -13,24 +13,24 @@ use crate::types::ScriptHash;
 
 /// A change subscribers may care about. Sent to every session.
 #[derive(Debug, Default)]
-pub struct Event {
+pub(crate) struct Event {
     /// A new tip: height and header.
-    pub tip: Option<(u32, [u8; 80])>,
+    pub(crate) tip: Option<(u32, [u8; 80])>,
     /// Script-hash prefixes touched by blocks added or undone (`None`: possibly all of them).
-    pub confirmed: Option<HashSet<[u8; 8]>>,
+    pub(crate) confirmed: Option<HashSet<[u8; 8]>>,
     /// Script hashes whose mempool part changed.
-    pub mempool: HashSet<ScriptHash>,
+    pub(crate) mempool: HashSet<ScriptHash>,
 }
 
 impl Event {
     /// For a session that missed events: the tip, and every subscription to check again.
-    pub fn everything(e: &Electrum) -> Event {
+    pub(crate) fn everything(e: &Electrum) -> Event {
         Event { tip: tip_header(e).ok(), confirmed: None, mempool: HashSet::new() }
     }
 }
 
 /// The index tip's height and header.
-pub fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
+pub(crate) fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
     let tip = e.index.tip();
     let h = tip.height.ok_or_else(|| RpcError::internal("the index is empty"))?;
     let header = e.reader.query().header(h).ok_or_else(|| RpcError::internal("tip header missing"))?;
@@ -41,7 +41,7 @@ pub fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
 /// for the sessions. Index changes are taken only when a sync has settled at the node's tip (a
 /// reorg's undo and redo become one event), and the mempool is synced before the event is sent,
 /// so subscribers never see a state where the two disagree.
-pub async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, stop: StopSignal) {
+pub(crate) async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, stop: StopSignal) {
     let index = electrum.index.clone();
     let mut settled = index.settled();
     let mut last_tip = None;

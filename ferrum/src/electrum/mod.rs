@@ -2,12 +2,12 @@
 //! (for broadcasts, fee estimates and raw transactions) the node. Transports and sessions are
 //! in `server`; this module knows nothing of sockets.
 
-pub use ferrum_codec::{coerce, jsonrpc, protocol, request};
-pub mod events;
-pub mod methods;
-pub mod session;
-pub mod state;
-pub mod status;
+pub(crate) use ferrum_codec::{coerce, jsonrpc, protocol, request};
+pub(crate) mod events;
+pub(crate) mod methods;
+pub(crate) mod session;
+pub(crate) mod state;
+pub(crate) mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,32 +24,32 @@ use events::Event;
 use jsonrpc::RpcError;
 
 /// Headers per `blockchain.block.headers` answer, at most.
-pub const MAX_CHUNK_SIZE: u32 = 2016;
+pub(crate) const MAX_CHUNK_SIZE: u32 = 2016;
 
-pub fn server_version() -> String {
+pub(crate) fn server_version() -> String {
     format!("Ferrum {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// What one announced service looks like in `server.features`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedService {
+pub(crate) struct ReportedService {
     /// `tcp`, `ssl`, `ws` or `wss`.
-    pub protocol: String,
-    pub host: String,
-    pub port: u16,
+    pub(crate) protocol: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 /// Settings of the protocol layer.
 #[derive(Debug, Clone)]
 pub struct ElectrumConfig {
-    pub network: Network,
-    pub banner_file: Option<PathBuf>,
-    pub donation_address: String,
-    pub report_services: Vec<ReportedService>,
+    pub(crate) network: Network,
+    pub(crate) banner_file: Option<PathBuf>,
+    pub(crate) donation_address: String,
+    pub(crate) report_services: Vec<ReportedService>,
     /// Largest answer, in bytes (ElectrumX's `MAX_SEND`).
-    pub max_send: usize,
+    pub(crate) max_send: usize,
     /// Concurrent index reads on the blocking pool.
-    pub query_threads: usize,
+    pub(crate) query_threads: usize,
 }
 
 impl Default for ElectrumConfig {
@@ -69,13 +69,13 @@ impl Default for ElectrumConfig {
 /// watch (events, the index's tip and state). Protocol methods reach the node only through the
 /// read side and the daemon's typed calls.
 pub struct Electrum {
-    pub config: ElectrumConfig,
-    pub index: Arc<Index>,
-    pub node: NodeInfo,
-    pub events: broadcast::Sender<Arc<Event>>,
+    pub(crate) config: ElectrumConfig,
+    pub(crate) index: Arc<Index>,
+    pub(crate) node: NodeInfo,
+    pub(crate) events: broadcast::Sender<Arc<Event>>,
     /// Wakes the mempool task (after a broadcast).
-    pub mempool_trigger: Arc<tokio::sync::Notify>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) mempool_trigger: Arc<tokio::sync::Notify>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     reader: Reader,
     daemon: Arc<Daemon>,
 }
@@ -102,12 +102,12 @@ impl Electrum {
     }
 
     /// The read side, for answers outside the protocol (the admin RPC's `query`).
-    pub fn reader(&self) -> &Reader {
+    pub(crate) fn reader(&self) -> &Reader {
         &self.reader
     }
 
     /// Confirmed and mempool history in protocol order, bounded by the answer size limit.
-    pub async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, RpcError> {
+    pub(crate) async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, RpcError> {
         let history = self.reader.history(sh).await?;
         // About 99 bytes per entry as JSON (ElectrumX's measure).
         let limit = self.config.max_send.saturating_sub(100) / 99;
@@ -118,7 +118,7 @@ impl Electrum {
     }
 
     /// The status of a script hash now.
-    pub async fn status(&self, sh: ScriptHash) -> Result<Option<[u8; 32]>, RpcError> {
+    pub(crate) async fn status(&self, sh: ScriptHash) -> Result<Option<[u8; 32]>, RpcError> {
         Ok(status::status(&self.history(sh).await?))
     }
 }
@@ -143,7 +143,7 @@ impl From<DaemonError> for RpcError {
 }
 
 /// What ElectrumX answers for an unknown transaction (as its txindex node reports it).
-pub fn tx_not_found() -> RpcError {
+pub(crate) fn tx_not_found() -> RpcError {
     RpcError::daemon(
         "daemon error: DaemonError({'code': -5, 'message': 'No such mempool or blockchain transaction. \
          Use gettransaction for wallet transactions.'})",
@@ -151,7 +151,7 @@ pub fn tx_not_found() -> RpcError {
 }
 
 /// A node failure as ElectrumX reports it: code 2, `daemon error: DaemonError({...})`.
-pub fn daemon_error(e: DaemonError) -> RpcError {
+pub(crate) fn daemon_error(e: DaemonError) -> RpcError {
     match e {
         DaemonError::Rejected { code, message } => RpcError::daemon(format!(
             "daemon error: DaemonError({{'code': {code}, 'message': {}}})",

@@ -32,17 +32,13 @@ impl Session {
         Session { electrum, state, v2: true }
     }
 
-    pub fn electrum(&self) -> &Arc<Electrum> {
-        &self.electrum
-    }
-
     /// Handles one received message; returns the answer to send, if any.
     pub async fn handle_message(&mut self, bytes: &[u8]) -> Option<Response> {
         self.handle(jsonrpc::parse(bytes)).await
     }
 
     /// Handles one parsed message; returns the answer to send, if any.
-    pub async fn handle(&mut self, parsed: Result<Incoming, Invalid>) -> Option<Response> {
+    pub(crate) async fn handle(&mut self, parsed: Result<Incoming, Invalid>) -> Option<Response> {
         match parsed {
             Err(invalid) => {
                 self.electrum.metrics.error(invalid.error.code);
@@ -138,7 +134,7 @@ impl Session {
     }
 
     /// Notifications this event causes for this session.
-    pub async fn handle_event(&mut self, event: &Event) -> Vec<Response> {
+    pub(crate) async fn handle_event(&mut self, event: &Event) -> Vec<Response> {
         let mut out = Vec::new();
         if self.state.version.is_none() {
             return out;

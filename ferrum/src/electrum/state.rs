@@ -24,17 +24,17 @@ struct Sub {
 /// address, and those of all sessions. Each session takes from it as it subscribes and gives
 /// back as it unsubscribes or ends.
 #[derive(Debug, Clone)]
-pub struct SubBudget {
-    pub total: Arc<AtomicUsize>,
-    pub max_total: usize,
+pub(crate) struct SubBudget {
+    pub(crate) total: Arc<AtomicUsize>,
+    pub(crate) max_total: usize,
     /// `None`: the address is exempt from the per-address limit.
-    pub per_ip: Option<Arc<AtomicUsize>>,
-    pub max_per_ip: usize,
+    pub(crate) per_ip: Option<Arc<AtomicUsize>>,
+    pub(crate) max_per_ip: usize,
 }
 
 impl SubBudget {
     /// No limit beyond the session's own.
-    pub fn unlimited() -> SubBudget {
+    pub(crate) fn unlimited() -> SubBudget {
         SubBudget { total: Arc::default(), max_total: usize::MAX, per_ip: None, max_per_ip: usize::MAX }
     }
 
@@ -70,21 +70,21 @@ impl SubBudget {
 /// What a session remembers between requests.
 #[derive(Debug)]
 pub struct SessionState {
-    pub id: u64,
+    pub(crate) id: u64,
     /// Negotiated by `server.version`; nothing else is served before.
-    pub version: Option<ProtocolVersion>,
-    pub version_seen: bool,
-    pub client: String,
-    pub headers: bool,
-    pub notified_height: Option<u32>,
+    pub(crate) version: Option<ProtocolVersion>,
+    pub(crate) version_seen: bool,
+    pub(crate) client: String,
+    pub(crate) headers: bool,
+    pub(crate) notified_height: Option<u32>,
     notified_hash: Option<BlockHash>,
     subs: HashMap<ScriptHash, Sub>,
     /// Most script hashes this session may subscribe to.
-    pub max_subs: usize,
+    pub(crate) max_subs: usize,
     /// Shared with the other sessions.
-    pub budget: SubBudget,
+    pub(crate) budget: SubBudget,
     /// Most requests in one batch.
-    pub max_batch: usize,
+    pub(crate) max_batch: usize,
     /// Close the connection once the current answer is sent.
     pub close_after_reply: bool,
 }
@@ -107,7 +107,12 @@ impl SessionState {
         }
     }
 
-    pub fn subscribe(&mut self, sh: ScriptHash, shown: &Value, status: Option<[u8; 32]>) -> Result<(), RpcError> {
+    pub(crate) fn subscribe(
+        &mut self,
+        sh: ScriptHash,
+        shown: &Value,
+        status: Option<[u8; 32]>,
+    ) -> Result<(), RpcError> {
         if let Some(sub) = self.subs.get_mut(&sh) {
             *sub = Sub { shown: shown.clone(), status };
             return Ok(());
@@ -123,7 +128,7 @@ impl SessionState {
         Ok(())
     }
 
-    pub fn unsubscribe(&mut self, sh: &ScriptHash) -> bool {
+    pub(crate) fn unsubscribe(&mut self, sh: &ScriptHash) -> bool {
         let removed = self.subs.remove(sh).is_some();
         if removed {
             self.budget.give_back(1);
@@ -132,18 +137,18 @@ impl SessionState {
     }
 
     /// Subscribes to headers, the client having been sent the tip `height`/`hash`.
-    pub fn subscribe_headers(&mut self, height: u32, hash: BlockHash) {
+    pub(crate) fn subscribe_headers(&mut self, height: u32, hash: BlockHash) {
         self.headers = true;
         self.notified_height = Some(height);
         self.notified_hash = Some(hash);
     }
 
-    pub fn subscription_count(&self) -> usize {
+    pub(crate) fn subscription_count(&self) -> usize {
         self.subs.len()
     }
 
     /// Records a new tip for a session subscribed to headers; whether it is news to the client.
-    pub fn tip_changed(&mut self, height: u32, hash: BlockHash) -> bool {
+    pub(crate) fn tip_changed(&mut self, height: u32, hash: BlockHash) -> bool {
         if !self.headers || self.notified_hash == Some(hash) {
             return false;
         }
@@ -153,13 +158,13 @@ impl SessionState {
     }
 
     /// The subscribed script hashes `affected` says may have changed.
-    pub fn subscribed(&self, mut affected: impl FnMut(&ScriptHash) -> bool) -> Vec<ScriptHash> {
+    pub(crate) fn subscribed(&self, mut affected: impl FnMut(&ScriptHash) -> bool) -> Vec<ScriptHash> {
         self.subs.keys().filter(|sh| affected(sh)).copied().collect()
     }
 
     /// Records the status of a subscribed script; the script hash as the client wrote it if
     /// the status is news to the client.
-    pub fn status_changed(&mut self, sh: &ScriptHash, status: Option<[u8; 32]>) -> Option<&Value> {
+    pub(crate) fn status_changed(&mut self, sh: &ScriptHash, status: Option<[u8; 32]>) -> Option<&Value> {
         let sub = self.subs.get_mut(sh).filter(|sub| sub.status != status)?;
         sub.status = status;
         Some(&sub.shown)

@@ -7,7 +7,7 @@ use crate::query::HistoryEntry;
 
 /// The status of a history already in protocol order: `sha256("txid:height:" ...)`, or `None`
 /// for an empty history.
-pub fn status(history: &[HistoryEntry]) -> Option<[u8; 32]> {
+pub(crate) fn status(history: &[HistoryEntry]) -> Option<[u8; 32]> {
     if history.is_empty() {
         return None;
     }
@@ -22,7 +22,7 @@ pub fn status(history: &[HistoryEntry]) -> Option<[u8; 32]> {
 }
 
 /// The status as the protocol sends it: lowercase hex (not byte-reversed), or JSON null.
-pub fn status_json(status: Option<[u8; 32]>) -> serde_json::Value {
+pub(crate) fn status_json(status: Option<[u8; 32]>) -> serde_json::Value {
     match status {
         Some(s) => serde_json::Value::String(hex::encode(s)),
         None => serde_json::Value::Null,

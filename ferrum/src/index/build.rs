@@ -28,11 +28,11 @@ pub struct InRow {
 /// One parsed block, ready to be numbered and written.
 #[derive(Debug)]
 pub struct BlockData {
-    pub height: u32,
-    pub hash: BlockHash,
-    pub header: [u8; HEADER_LEN],
+    pub(crate) height: u32,
+    pub(crate) hash: BlockHash,
+    pub(crate) header: [u8; HEADER_LEN],
     /// Size in bytes, for progress reports.
-    pub size: usize,
+    pub(crate) size: usize,
     pub txids: Vec<Txid>,
     pub tx_sizes: Vec<u32>,
     pub outputs: Vec<OutRow>,
@@ -40,7 +40,7 @@ pub struct BlockData {
 }
 
 impl BlockData {
-    pub fn prev_hash(&self) -> BlockHash {
+    pub(crate) fn prev_hash(&self) -> BlockHash {
         parse::parse_header(&self.header).prev
     }
 }

@@ -20,9 +20,9 @@ type ScriptRow = (rows::Key, [u8; 16], u8);
 
 type Key = (UtxoKey, usize);
 /// Header and transaction count of each block a chunk adds.
-pub type NewBlocks = Vec<([u8; 80], u32)>;
+pub(super) type NewBlocks = Vec<([u8; 80], u32)>;
 
-pub struct Chunk {
+pub(super) struct Chunk {
     batch: Batch,
     next_tx: u64,
     blocks: NewBlocks,
@@ -42,7 +42,7 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    pub fn new(batch: Batch, next_tx: u64, track: bool) -> Chunk {
+    pub(super) fn new(batch: Batch, next_tx: u64, track: bool) -> Chunk {
         Chunk {
             touched: track.then(Vec::new),
             batch,
@@ -57,11 +57,11 @@ impl Chunk {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }
 
-    pub fn is_full(&self, config: &IndexConfig) -> bool {
+    pub(super) fn is_full(&self, config: &IndexConfig) -> bool {
         self.blocks.len() as u32 >= config.chunk_blocks
             || self.batch.size_in_bytes()
                 + self.script_rows.len() * SCRIPT_ROW_BYTES
@@ -71,7 +71,7 @@ impl Chunk {
     }
 
     /// Numbers the block's transactions, resolves its inputs (`utxo` mode) and adds its rows.
-    pub fn add(
+    pub(super) fn add(
         &mut self,
         store: &Reader,
         mode: PrevoutMode,
@@ -167,7 +167,7 @@ impl Chunk {
 
     /// The batch to commit (with the `utxo` changes and the tip), the blocks it adds and the
     /// script-hash prefixes it touches (when tracked).
-    pub fn finish(mut self, mode: PrevoutMode) -> Result<(Batch, NewBlocks, Vec<[u8; 8]>), IndexError> {
+    pub(super) fn finish(mut self, mode: PrevoutMode) -> Result<(Batch, NewBlocks, Vec<[u8; 8]>), IndexError> {
         self.script_rows.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         for (key, value, len) in &self.script_rows {
             self.batch.put_script_row(key, value.get(..usize::from(*len)).unwrap_or_default())?;
@@ -193,7 +193,7 @@ impl Chunk {
 }
 
 /// The script-hash prefixes a block's rows are filed under.
-pub fn touched_prefixes(data: &BlockData) -> impl Iterator<Item = [u8; 8]> + '_ {
+pub(super) fn touched_prefixes(data: &BlockData) -> impl Iterator<Item = [u8; 8]> + '_ {
     data.outputs.iter().map(|o| o.coin.sh).chain(data.inputs.iter().filter_map(|i| i.coin.map(|c| c.sh)))
 }
 

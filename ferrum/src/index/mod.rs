@@ -18,7 +18,7 @@ mod chunk;
 mod follow;
 mod progress;
 mod reorg;
-pub mod source;
+pub(crate) mod source;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -68,35 +68,35 @@ pub enum IndexError {
 pub struct IndexTip {
     pub height: Option<u32>,
     pub hash: Option<BlockHash>,
-    pub tx_count: u64,
+    pub(crate) tx_count: u64,
     /// Changes whenever blocks are undone; rows and txids of a reader's view stay valid only
     /// while it is unchanged.
-    pub generation: u64,
+    pub(crate) generation: u64,
 }
 
 /// How far initial sync has come, the index's and the node's.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct SyncStatus {
-    pub node_height: u32,
-    pub index_height: Option<u32>,
+pub(crate) struct SyncStatus {
+    pub(crate) node_height: u32,
+    pub(crate) index_height: Option<u32>,
     /// The index has reached the tip of a node out of initial block download at least once
     /// since start.
-    pub caught_up: bool,
-    pub blocks_per_sec: f64,
-    pub eta_secs: Option<u64>,
+    pub(crate) caught_up: bool,
+    pub(crate) blocks_per_sec: f64,
+    pub(crate) eta_secs: Option<u64>,
     /// The node said it is in initial block download, the last time it was asked.
-    pub node_syncing: bool,
+    pub(crate) node_syncing: bool,
     /// The node's headers: about the network's height while it syncs.
-    pub node_headers: u32,
+    pub(crate) node_headers: u32,
     /// The node's `verificationprogress`, 0 to 1.
-    pub node_progress: f64,
+    pub(crate) node_progress: f64,
 }
 
 impl SyncStatus {
     /// Why wallets cannot be answered now (Electrum error -102), or `None` when they can: a
     /// partial chain is never presented as current, whether it is the index or the node that
     /// is behind.
-    pub fn unavailable(&self) -> Option<String> {
+    pub(crate) fn unavailable(&self) -> Option<String> {
         if self.node_syncing {
             Some(format!(
                 "bitcoind is still syncing: height {} of about {} ({:.1}% verified); try again later",
@@ -186,7 +186,7 @@ impl Index {
     }
 
     /// The chain in memory. Hold the guard briefly: the indexer waits for it to publish.
-    pub fn chain(&self) -> RwLockReadGuard<'_, Chain> {
+    pub(crate) fn chain(&self) -> RwLockReadGuard<'_, Chain> {
         self.chain.reading()
     }
 
@@ -194,21 +194,16 @@ impl Index {
         *self.tip.borrow()
     }
 
-    /// Notified with every new tip.
-    pub fn subscribe(&self) -> watch::Receiver<IndexTip> {
-        self.tip.subscribe()
-    }
-
     /// Notified each time a sync ends at the node's tip.
-    pub fn settled(&self) -> watch::Receiver<u64> {
+    pub(crate) fn settled(&self) -> watch::Receiver<u64> {
         self.settled.subscribe()
     }
 
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
-    pub fn status(&self) -> SyncStatus {
+    pub(crate) fn status(&self) -> SyncStatus {
         self.status.reading().clone()
     }
 
@@ -230,7 +225,7 @@ impl Index {
 
     /// The script-hash prefixes touched by blocks added or undone since the last call;
     /// `None` when there were too many to list (treat every subscription as touched).
-    pub fn take_touched(&self) -> Option<std::collections::HashSet<[u8; 8]>> {
+    pub(crate) fn take_touched(&self) -> Option<std::collections::HashSet<[u8; 8]>> {
         let mut t = self.touched.locked();
         let overflow = std::mem::take(&mut t.overflow);
         let prefixes = std::mem::take(&mut t.prefixes);

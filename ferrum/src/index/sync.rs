@@ -66,10 +66,6 @@ impl<S: BlockSource> Indexer<S> {
         Indexer { index, source, mode, config, stop, progress: Progress::new(0), node_log: None }
     }
 
-    pub fn index(&self) -> &Arc<Index> {
-        &self.index
-    }
-
     /// Brings the index to the node's best tip (or to the last block boundary before a stop).
     pub async fn sync(&mut self) -> Result<(), IndexError> {
         let mut first_round = true;

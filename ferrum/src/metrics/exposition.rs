@@ -18,46 +18,46 @@ use super::Metrics;
 
 /// The figures of one scrape that live outside [`Metrics`], as their owners count them.
 #[derive(Debug, Clone, Default)]
-pub struct Scrape {
-    pub network: &'static str,
-    pub prevout_mode: &'static str,
-    pub uptime: Duration,
-    pub resident_memory_bytes: u64,
+pub(crate) struct Scrape {
+    pub(crate) network: &'static str,
+    pub(crate) prevout_mode: &'static str,
+    pub(crate) uptime: Duration,
+    pub(crate) resident_memory_bytes: u64,
     /// `None`: nothing indexed yet (exposed as -1).
-    pub index_height: Option<u32>,
-    pub index_transactions: u64,
-    pub index_caught_up: bool,
-    pub serving: bool,
-    pub sync_blocks_per_second: f64,
-    pub db_bytes: u64,
+    pub(crate) index_height: Option<u32>,
+    pub(crate) index_transactions: u64,
+    pub(crate) index_caught_up: bool,
+    pub(crate) serving: bool,
+    pub(crate) sync_blocks_per_second: f64,
+    pub(crate) db_bytes: u64,
     /// `None` when the store could not tell: the two per-table metrics are left out.
-    pub tables: Option<Vec<Table>>,
-    pub node_reachable: bool,
-    pub node_height: u32,
-    pub node_initial_block_download: bool,
-    pub node_verification_progress: f64,
-    pub node_requests: u64,
-    pub node_request_failures: u64,
-    pub node_request_seconds: f64,
-    pub node_failovers: u64,
+    pub(crate) tables: Option<Vec<Table>>,
+    pub(crate) node_reachable: bool,
+    pub(crate) node_height: u32,
+    pub(crate) node_initial_block_download: bool,
+    pub(crate) node_verification_progress: f64,
+    pub(crate) node_requests: u64,
+    pub(crate) node_request_failures: u64,
+    pub(crate) node_request_seconds: f64,
+    pub(crate) node_failovers: u64,
     /// Open sessions by transport name, every transport listed.
-    pub sessions: Vec<(&'static str, usize)>,
-    pub sessions_accepted: u64,
-    pub sessions_refused: u64,
-    pub requests_throttled: u64,
-    pub sessions_cost_dropped: u64,
-    pub cost_groups: usize,
-    pub subscriptions: usize,
-    pub mempool_transactions: usize,
-    pub mempool_vsize_bytes: u64,
+    pub(crate) sessions: Vec<(&'static str, usize)>,
+    pub(crate) sessions_accepted: u64,
+    pub(crate) sessions_refused: u64,
+    pub(crate) requests_throttled: u64,
+    pub(crate) sessions_cost_dropped: u64,
+    pub(crate) cost_groups: usize,
+    pub(crate) subscriptions: usize,
+    pub(crate) mempool_transactions: usize,
+    pub(crate) mempool_vsize_bytes: u64,
 }
 
 /// One table of the index (or the txid file), as the store estimates it.
 #[derive(Debug, Clone)]
-pub struct Table {
-    pub name: &'static str,
-    pub rows: u64,
-    pub bytes: u64,
+pub(crate) struct Table {
+    pub(crate) name: &'static str,
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -78,14 +78,14 @@ struct ProtocolLabel {
 }
 
 /// The registry behind `/metrics`, built once at start.
-pub struct Exposition {
+pub(crate) struct Exposition {
     registry: Registry,
 }
 
 impl Exposition {
     /// `scrape` is called once per scrape; `None` (the server is going away) leaves its
     /// metrics out of that scrape.
-    pub fn new(metrics: &Metrics, scrape: impl Fn() -> Option<Scrape> + Send + Sync + 'static) -> Exposition {
+    pub(crate) fn new(metrics: &Metrics, scrape: impl Fn() -> Option<Scrape> + Send + Sync + 'static) -> Exposition {
         let mut registry = Registry::with_prefix("ferrum");
         registry.register_collector(Box::new(Scraped(Box::new(scrape))));
         // A registry writes its own metrics before its collectors and sub-registries: the
@@ -96,7 +96,7 @@ impl Exposition {
     }
 
     /// The text of one scrape.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::with_capacity(16 << 10);
         // Only the writer can fail, and a String does not.
         let _ = prometheus_text::encode(&mut text, &self.registry);

@@ -17,11 +17,11 @@ use prometheus_client::registry::Registry;
 use crate::sync::Locked;
 use ferrum_codec::protocol::Method;
 
-pub use exposition::{Exposition, Scrape, Table};
+pub(crate) use exposition::{Exposition, Scrape, Table};
 
 /// What requests of no known method count as: a client cannot grow the metrics with made-up
 /// method names.
-pub const OTHER: &str = "other";
+pub(crate) const OTHER: &str = "other";
 
 /// Upper bounds of the latency histogram's buckets, in seconds (`+Inf` follows).
 const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
@@ -64,7 +64,7 @@ struct Minutes {
 /// The request-side metrics. The families hold the series that `/metrics` shows; `methods` and
 /// `by_code` are handles to the same series, found once, so that counting a request indexes a
 /// slot instead of hashing a label.
-pub struct Metrics {
+pub(crate) struct Metrics {
     started: Instant,
     requests: Family<MethodLabel, Counter>,
     request_errors: Family<MethodLabel, Counter>,
@@ -100,16 +100,16 @@ impl Default for Metrics {
 
 /// One method's figures.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct MethodFigures {
-    pub method: &'static str,
-    pub count: u64,
-    pub errors: u64,
+pub(crate) struct MethodFigures {
+    pub(crate) method: &'static str,
+    pub(crate) count: u64,
+    pub(crate) errors: u64,
 }
 
 impl Metrics {
     /// Adds the request-side metrics to `registry` (whose prefix names them `ferrum_…`).
     /// prometheus-client appends `_total` to a counter's name, and `.` to the help.
-    pub fn register(&self, registry: &mut Registry) {
+    pub(crate) fn register(&self, registry: &mut Registry) {
         registry.register("requests", "Requests by method", self.requests.clone());
         registry.register("request_errors", "Requests answered with an error, by method", self.request_errors.clone());
         registry.register("request_duration_seconds", "Time to answer, by method", self.request_duration.clone());
@@ -117,13 +117,13 @@ impl Metrics {
         registry.register("notifications", "Notifications sent to subscribers", self.notifications.clone());
     }
 
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// Counts one request: its method (`None`: unknown), how long it took, and its error code
     /// if it failed.
-    pub fn request(&self, method: Option<Method>, took: Duration, error: Option<i64>) {
+    pub(crate) fn request(&self, method: Option<Method>, took: Duration, error: Option<i64>) {
         let Some(series) = self.series(method) else { return };
         series.requests.inc();
         series.duration.observe(took.as_secs_f64());
@@ -148,14 +148,14 @@ impl Metrics {
     }
 
     /// Counts an error answered outside a method (a parse error, an oversized request).
-    pub fn error(&self, code: i64) {
+    pub(crate) fn error(&self, code: i64) {
         let index = ERROR_CODES.iter().position(|c| *c == code).unwrap_or(ERROR_CODES.len());
         if let Some(counter) = self.by_code.get(index) {
             counter.inc();
         }
     }
 
-    pub fn notified(&self, n: usize) {
+    pub(crate) fn notified(&self, n: usize) {
         self.notifications.inc_by(n as u64);
     }
 
@@ -174,7 +174,7 @@ impl Metrics {
 
     /// Mean requests per second in each of the last 60 minutes, oldest first; the last is the
     /// current minute, so far.
-    pub fn requests_per_second(&self) -> Vec<f64> {
+    pub(crate) fn requests_per_second(&self) -> Vec<f64> {
         let elapsed = self.started.elapsed().as_secs();
         let now = elapsed / 60;
         let mut m = self.minutes.locked();
@@ -190,21 +190,21 @@ impl Metrics {
             .collect()
     }
 
-    pub fn requests_total(&self) -> u64 {
+    pub(crate) fn requests_total(&self) -> u64 {
         self.methods.iter().filter_map(OnceLock::get).map(|s| s.requests.get()).sum()
     }
 
-    pub fn errors_total(&self) -> u64 {
+    pub(crate) fn errors_total(&self) -> u64 {
         self.by_code.iter().map(Counter::get).sum()
     }
 
-    pub fn notifications(&self) -> u64 {
+    pub(crate) fn notifications(&self) -> u64 {
         self.notifications.get()
     }
 
     /// Figures of each method called at least once, in the order of [`Method::ALL`], then
     /// [`OTHER`].
-    pub fn methods(&self) -> Vec<MethodFigures> {
+    pub(crate) fn methods(&self) -> Vec<MethodFigures> {
         let names = Method::ALL.iter().map(|m| m.name()).chain(std::iter::once(OTHER));
         names
             .zip(&self.methods)

@@ -12,24 +12,24 @@ use crate::types::Txid;
 
 /// One transaction of a script's history, confirmed or in the mempool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub txid: Txid,
+pub(crate) struct HistoryEntry {
+    pub(crate) txid: Txid,
     /// Block height; 0 for a mempool transaction whose inputs are all confirmed, -1 for one
     /// with an unconfirmed input.
-    pub height: i64,
+    pub(crate) height: i64,
     /// Mempool transactions only.
-    pub fee: Option<u64>,
+    pub(crate) fee: Option<u64>,
 }
 
 impl HistoryEntry {
     /// A mempool transaction's entry: height -1 when it spends another mempool transaction.
-    pub fn pending(p: &Pending) -> HistoryEntry {
+    pub(crate) fn pending(p: &Pending) -> HistoryEntry {
         HistoryEntry { txid: p.tx.txid, height: if p.has_unconfirmed_inputs { -1 } else { 0 }, fee: Some(p.tx.fee) }
     }
 }
 
 /// Canonical mempool order: height 0 before -1, then txid in display byte order.
-pub fn mempool_order(a: &HistoryEntry, b: &HistoryEntry) -> Ordering {
+pub(crate) fn mempool_order(a: &HistoryEntry, b: &HistoryEntry) -> Ordering {
     b.height.cmp(&a.height).then_with(|| display_bytes(&a.txid).cmp(&display_bytes(&b.txid)))
 }
 

@@ -11,7 +11,7 @@
 //! It knows nothing of JSON-RPC: the protocol layer (`electrum`) turns its errors into the
 //! codes and texts wallets expect.
 
-pub mod history;
+pub(crate) mod history;
 mod scripts;
 mod txs;
 mod view;
@@ -25,9 +25,8 @@ use crate::index::Index;
 use crate::mempool::Mempool;
 use crate::store::StoreError;
 
-pub use history::HistoryEntry;
-pub use scripts::Balance;
-pub use view::{ConfirmedTx, Query, ScriptSummary, Unspent, View};
+pub(crate) use history::HistoryEntry;
+pub use view::Query;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -52,7 +51,7 @@ pub enum QueryError {
 }
 
 /// The read side's handles. Cheap to share: every session's answers go through one.
-pub struct Reader {
+pub(crate) struct Reader {
     query: Query,
     index: Arc<Index>,
     mempool: Arc<Mempool>,
@@ -64,7 +63,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(
+    pub(crate) fn new(
         index: Arc<Index>,
         mempool: Arc<Mempool>,
         daemon: Arc<Daemon>,
@@ -82,18 +81,18 @@ impl Reader {
     }
 
     /// The index alone (headers, proofs: answers that need no blocking pool).
-    pub fn query(&self) -> &Query {
+    pub(crate) fn query(&self) -> &Query {
         &self.query
     }
 
     /// The mempool's fee histogram: `(fee rate, vsize)` bins, highest rate first.
-    pub fn fee_histogram(&self) -> Vec<(f64, u64)> {
+    pub(crate) fn fee_histogram(&self) -> Vec<(f64, u64)> {
         self.mempool.histogram()
     }
 
     /// Runs index work on the bounded blocking pool, so a large history never stalls the
     /// sessions' tasks.
-    pub async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Query) -> Result<T, QueryError> + Send + 'static,
     ) -> Result<T, QueryError> {

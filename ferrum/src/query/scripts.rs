@@ -12,25 +12,25 @@ use crate::types::{ScriptHash, Txid};
 
 /// A script's balance: confirmed, and what the mempool adds (negative when it spends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Balance {
-    pub confirmed: u64,
-    pub unconfirmed: i64,
+pub(crate) struct Balance {
+    pub(crate) confirmed: u64,
+    pub(crate) unconfirmed: i64,
 }
 
 /// An output a script can spend now: confirmed (`height` > 0) or in the mempool (0), spent by
 /// no mempool transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spendable {
-    pub txid: Txid,
-    pub vout: u32,
-    pub height: u32,
-    pub value: u64,
+pub(crate) struct Spendable {
+    pub(crate) txid: Txid,
+    pub(crate) vout: u32,
+    pub(crate) height: u32,
+    pub(crate) value: u64,
 }
 
 impl Reader {
     /// Confirmed part of a script's summary, with ambiguous prevout references resolved from
     /// the spending transactions themselves.
-    pub async fn summary(&self, sh: ScriptHash) -> Result<ScriptSummary, QueryError> {
+    pub(crate) async fn summary(&self, sh: ScriptHash) -> Result<ScriptSummary, QueryError> {
         let mut exact: HashMap<(u64, u32), Txid> = HashMap::new();
         for _ in 0..3 {
             let e = exact.clone();
@@ -55,7 +55,7 @@ impl Reader {
 
     /// The mempool part of a script's history: transactions the index has not confirmed, in
     /// protocol order. `confirmed` is the script's confirmed history.
-    pub fn mempool_part(&self, sh: &ScriptHash, confirmed: &[ConfirmedTx]) -> Vec<Pending> {
+    pub(crate) fn mempool_part(&self, sh: &ScriptHash, confirmed: &[ConfirmedTx]) -> Vec<Pending> {
         let mut pending = self.mempool.pending(sh);
         if pending.is_empty() {
             return pending;
@@ -68,7 +68,7 @@ impl Reader {
     }
 
     /// Confirmed and mempool history in protocol order.
-    pub async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, QueryError> {
+    pub(crate) async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, QueryError> {
         let (rows, confirmed) = self.blocking(move |q| q.history(&sh)).await?;
         cost::charge(rows as f64 / cost::ROWS_PER_UNIT);
         let mempool = self.mempool_part(&sh, &confirmed);
@@ -79,7 +79,7 @@ impl Reader {
     }
 
     /// The summary and the mempool transactions touching the script, with its balance.
-    pub async fn balance(&self, sh: ScriptHash) -> Result<(ScriptSummary, Vec<Pending>, Balance), QueryError> {
+    pub(crate) async fn balance(&self, sh: ScriptHash) -> Result<(ScriptSummary, Vec<Pending>, Balance), QueryError> {
         let summary = self.summary(sh).await?;
         let mempool = self.mempool_part(&sh, &summary.history);
         let delta: i128 = mempool.iter().map(|m| m.delta(&sh)).sum();
@@ -89,7 +89,7 @@ impl Reader {
 
     /// The outputs the script can spend now: confirmed ones no mempool transaction spends (in
     /// chain order), then the mempool's (in protocol order).
-    pub async fn spendable(&self, sh: ScriptHash) -> Result<Vec<Spendable>, QueryError> {
+    pub(crate) async fn spendable(&self, sh: ScriptHash) -> Result<Vec<Spendable>, QueryError> {
         let summary = self.summary(sh).await?;
         let mempool = self.mempool_part(&sh, &summary.history);
         let mut out: Vec<Spendable> = summary

@@ -9,13 +9,13 @@ use crate::types::Txid;
 
 impl Reader {
     /// Where a confirmed transaction is: `(height, position in block, tx_num)`.
-    pub async fn tx_position(&self, txid: Txid) -> Result<Option<(u32, u32, u64)>, QueryError> {
+    pub(crate) async fn tx_position(&self, txid: Txid) -> Result<Option<(u32, u32, u64)>, QueryError> {
         self.blocking(move |q| q.tx_position(&txid)).await
     }
 
     /// A confirmed transaction's bytes: a byte range of its block over REST (Core 31+), else
     /// `getrawtransaction` with the block hash (no txindex needed).
-    pub async fn confirmed_tx(&self, txid: &Txid, height: u32, pos: u32) -> Result<Vec<u8>, QueryError> {
+    pub(crate) async fn confirmed_tx(&self, txid: &Txid, height: u32, pos: u32) -> Result<Vec<u8>, QueryError> {
         let hash = self.index.chain().hash(height).ok_or(QueryError::MissingBlock(height))?;
         if self.blockpart {
             if let Some((offset, size)) = self.query.tx_byte_range(height, pos)? {
@@ -30,7 +30,7 @@ impl Reader {
     }
 
     /// Any transaction's bytes: confirmed (from the index), in the mempool, or unknown.
-    pub async fn raw_tx(&self, txid: Txid) -> Result<Vec<u8>, QueryError> {
+    pub(crate) async fn raw_tx(&self, txid: Txid) -> Result<Vec<u8>, QueryError> {
         if let Some((height, pos, _)) = self.tx_position(txid).await? {
             return self.confirmed_tx(&txid, height, pos).await;
         }
@@ -39,7 +39,7 @@ impl Reader {
     }
 
     /// `getrawtransaction <txid> true [blockhash]`, as with a txindex.
-    pub async fn verbose_tx(&self, txid: Txid) -> Result<Value, QueryError> {
+    pub(crate) async fn verbose_tx(&self, txid: Txid) -> Result<Value, QueryError> {
         let position = self.tx_position(txid).await?;
         let block = position.and_then(|(h, _, _)| self.index.chain().hash(h));
         let mut v = self.daemon.raw_transaction_verbose(&txid, block.as_ref()).await.map_err(not_found)?;
@@ -51,7 +51,7 @@ impl Reader {
     }
 
     /// The txids of the block at `height`, in block order; `None` past the tip.
-    pub async fn block_txids(&self, height: u32) -> Result<Option<Vec<Txid>>, QueryError> {
+    pub(crate) async fn block_txids(&self, height: u32) -> Result<Option<Vec<Txid>>, QueryError> {
         self.blocking(move |q| q.block_txids(height)).await
     }
 }

@@ -23,7 +23,7 @@ pub struct ConfirmedTx {
     pub height: u32,
     pub txid: Txid,
     #[serde(skip)]
-    pub tx_num: u64,
+    pub(crate) tx_num: u64,
 }
 
 /// A confirmed output of a script that no confirmed transaction spends.
@@ -34,7 +34,7 @@ pub struct Unspent {
     pub vout: u32,
     pub value: u64,
     #[serde(skip)]
-    pub tx_num: u64,
+    pub(crate) tx_num: u64,
 }
 
 /// Everything the index knows about a script hash, from one read of its rows.
@@ -46,7 +46,7 @@ pub struct ScriptSummary {
     pub unspent: Vec<Unspent>,
     pub balance: u64,
     /// Rows read.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Inputs whose 8-byte prevout reference matches more than one output of the script: only
     /// the full prevout txid (from the transaction itself) tells which one they spend.
     #[serde(skip)]
@@ -55,9 +55,8 @@ pub struct ScriptSummary {
 
 /// A consistent view: what readers may look at.
 #[derive(Debug, Clone, Copy)]
-pub struct View {
-    pub tx_count: u64,
-    pub height: Option<u32>,
+pub(crate) struct View {
+    pub(crate) tx_count: u64,
     generation: u64,
 }
 
@@ -81,7 +80,7 @@ impl Query {
     }
 
     /// Runs `f` on a consistent view, again if blocks were undone meanwhile.
-    pub fn with_view<T>(&self, mut f: impl FnMut(&View) -> Result<T, QueryError>) -> Result<T, QueryError> {
+    pub(crate) fn with_view<T>(&self, mut f: impl FnMut(&View) -> Result<T, QueryError>) -> Result<T, QueryError> {
         for attempt in 0..MAX_ATTEMPTS {
             let generation = self.index.generation();
             if generation % 2 == 1 {
@@ -90,7 +89,7 @@ impl Query {
                 continue;
             }
             let tip = self.index.tip();
-            let view = View { tx_count: tip.tx_count, height: tip.height, generation };
+            let view = View { tx_count: tip.tx_count, generation };
             let result = f(&view)?;
             if self.index.generation() == view.generation {
                 return Ok(result);
@@ -177,7 +176,7 @@ impl Query {
     /// The confirmed history of a script hash alone, and the rows read: what `get_history`,
     /// `subscribe` and statuses need, without working out which outputs are spent (no maps of
     /// spends and candidates: a third of the time of a 10,000-transaction history).
-    pub fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<ConfirmedTx>), QueryError> {
+    pub(crate) fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<ConfirmedTx>), QueryError> {
         self.with_view(|view| {
             let rows = self.index.store().script_rows(sh)?;
             let history = history_entries(&rows, view, &self.index.chain(), &self.index.store().txids())?;
@@ -213,7 +212,7 @@ impl Query {
 
     /// Where the transaction at `pos` in the block at `height` lies in the block's bytes,
     /// `(offset, size)`: `None` when the index keeps no positions for the block.
-    pub fn tx_byte_range(&self, height: u32, pos: u32) -> Result<Option<(u64, u64)>, QueryError> {
+    pub(crate) fn tx_byte_range(&self, height: u32, pos: u32) -> Result<Option<(u64, u64)>, QueryError> {
         let count = self.index.chain().tx_range(height).map_or(0, |r| r.1);
         let Some(txpos) = self.index.store().txpos(height)? else { return Ok(None) };
         Ok(crate::store::rows::txpos_lookup(&txpos, count, pos).ok().map(|(offset, size)| (offset, u64::from(size))))
@@ -231,7 +230,7 @@ impl Query {
         self.index.chain().header(height).copied()
     }
 
-    pub fn block_hash(&self, height: u32) -> Option<BlockHash> {
+    pub(crate) fn block_hash(&self, height: u32) -> Option<BlockHash> {
         self.index.chain().hash(height)
     }
 

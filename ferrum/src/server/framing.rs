@@ -11,23 +11,23 @@ use tokio_tungstenite::WebSocketStream;
 
 /// What the reader got.
 #[derive(Debug)]
-pub enum Inbound {
+pub(crate) enum Inbound {
     Message(Vec<u8>),
     /// A message over the size limit was dropped.
     TooLarge,
     Closed,
 }
 
-pub trait MessageReader: Send {
+pub(crate) trait MessageReader: Send {
     fn next(&mut self) -> impl std::future::Future<Output = io::Result<Inbound>> + Send;
 }
 
-pub trait MessageWriter: Send {
+pub(crate) trait MessageWriter: Send {
     fn send(&mut self, message: &str) -> impl std::future::Future<Output = io::Result<()>> + Send;
 }
 
 /// Newline framing over a byte stream.
-pub struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
     /// Bytes of `buf` already searched for a newline.
@@ -38,7 +38,7 @@ pub struct LineReader<R> {
 }
 
 impl<R: AsyncRead + Unpin + Send> LineReader<R> {
-    pub fn new(inner: R, max: usize) -> LineReader<R> {
+    pub(crate) fn new(inner: R, max: usize) -> LineReader<R> {
         LineReader { inner, buf: Vec::with_capacity(4096), scanned: 0, max, discarding: false }
     }
 }
@@ -79,12 +79,12 @@ impl<R: AsyncRead + Unpin + Send> MessageReader for LineReader<R> {
     }
 }
 
-pub struct LineWriter<W> {
+pub(crate) struct LineWriter<W> {
     inner: W,
 }
 
 impl<W: AsyncWrite + Unpin + Send> LineWriter<W> {
-    pub fn new(inner: W) -> LineWriter<W> {
+    pub(crate) fn new(inner: W) -> LineWriter<W> {
         LineWriter { inner }
     }
 }
@@ -100,16 +100,16 @@ impl<W: AsyncWrite + Unpin + Send> MessageWriter for LineWriter<W> {
 }
 
 /// The receiving half of a WebSocket.
-pub struct WsReader<S> {
+pub(crate) struct WsReader<S> {
     inner: futures::stream::SplitStream<WebSocketStream<S>>,
 }
 
 /// The sending half of a WebSocket.
-pub struct WsWriter<S> {
+pub(crate) struct WsWriter<S> {
     inner: futures::stream::SplitSink<WebSocketStream<S>, Message>,
 }
 
-pub fn split_ws<S: AsyncRead + AsyncWrite + Unpin + Send>(ws: WebSocketStream<S>) -> (WsReader<S>, WsWriter<S>) {
+pub(crate) fn split_ws<S: AsyncRead + AsyncWrite + Unpin + Send>(ws: WebSocketStream<S>) -> (WsReader<S>, WsWriter<S>) {
     let (sink, stream) = ws.split();
     (WsReader { inner: stream }, WsWriter { inner: sink })
 }

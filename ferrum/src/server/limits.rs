@@ -16,30 +16,30 @@ use crate::electrum::Electrum;
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest incoming message (ElectrumX's `MAX_RECV`).
-    pub max_recv: usize,
+    pub(crate) max_recv: usize,
     /// No complete message for this long ends the session.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// A client that does not take its answers for this long is dropped.
-    pub send_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     /// Answers and notifications waiting to be sent, per session.
-    pub queue_len: usize,
+    pub(crate) queue_len: usize,
     pub max_sessions: usize,
-    pub max_subs_per_session: usize,
+    pub(crate) max_subs_per_session: usize,
     /// A request still unanswered after this long gets error -102 (ElectrumX's
     /// `REQUEST_TIMEOUT`).
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Sessions from one client address at once (addresses in `exempt` excepted).
-    pub max_sessions_per_ip: usize,
+    pub(crate) max_sessions_per_ip: usize,
     /// Script hashes subscribed to by all the sessions of one client address.
-    pub max_subs_per_ip: usize,
+    pub(crate) max_subs_per_ip: usize,
     /// Script hashes subscribed to by all sessions.
-    pub max_subs_total: usize,
+    pub(crate) max_subs_total: usize,
     /// Requests in one JSON-RPC batch.
-    pub max_batch: usize,
+    pub(crate) max_batch: usize,
     /// Client addresses the per-address limits and the cost model do not apply to.
-    pub exempt: Vec<Subnet>,
+    pub(crate) exempt: Vec<Subnet>,
     /// What a client group may spend (ElectrumX's `COST_SOFT_LIMIT`, `COST_HARD_LIMIT`).
-    pub cost: Thresholds,
+    pub(crate) cost: Thresholds,
 }
 
 impl Default for Limits {
@@ -67,20 +67,20 @@ impl Default for Limits {
 
 impl Limits {
     /// Whether the per-address limits and the cost model leave `ip` alone.
-    pub fn exempts(&self, ip: IpAddr) -> bool {
+    pub(crate) fn exempts(&self, ip: IpAddr) -> bool {
         self.exempt.iter().any(|s| s.contains(ip))
     }
 }
 
 /// An IP network, `addr/prefix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subnet {
+pub(crate) struct Subnet {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Subnet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
@@ -129,7 +129,7 @@ pub(super) fn index_ready(electrum: &Electrum) -> Result<(), RpcError> {
 
 /// The second gate, for sessions of non-exempt addresses: what their client group spent. The
 /// ledger outlives sessions, so reconnecting does not reset a group's cost.
-pub struct CostGate {
+pub(super) struct CostGate {
     ledger: Ledger,
     /// Requests paused for a group over its soft limit.
     throttled: AtomicU64,
@@ -138,16 +138,16 @@ pub struct CostGate {
 }
 
 impl CostGate {
-    pub fn new(limits: Thresholds) -> CostGate {
+    pub(super) fn new(limits: Thresholds) -> CostGate {
         CostGate { ledger: Ledger::new(limits), throttled: AtomicU64::new(0), dropped: AtomicU64::new(0) }
     }
 
-    pub fn ledger(&self) -> &Ledger {
+    pub(super) fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
     /// Requests slowed, and sessions dropped.
-    pub fn actions(&self) -> (u64, u64) {
+    pub(super) fn actions(&self) -> (u64, u64) {
         (self.throttled.load(Ordering::Relaxed), self.dropped.load(Ordering::Relaxed))
     }
 

@@ -20,7 +20,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Tcp,
     Ssl,
     Ws,
@@ -28,7 +28,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Ssl => "ssl",
@@ -37,7 +37,7 @@ impl Protocol {
         }
     }
 
-    pub fn needs_tls(self) -> bool {
+    pub(crate) fn needs_tls(self) -> bool {
         matches!(self, Protocol::Ssl | Protocol::Wss)
     }
 }
@@ -57,16 +57,16 @@ impl FromStr for Protocol {
 
 /// A listening address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Service {
-    pub protocol: Protocol,
-    pub addr: SocketAddr,
+pub(crate) struct Service {
+    pub(crate) protocol: Protocol,
+    pub(crate) addr: SocketAddr,
 }
 
 /// Binds a listener for each address, in order, before anything is served: port numbers are
 /// then known, and an address in use fails start-up with the name of what was to listen there
 /// (`"listening on 127.0.0.1:50001 (tcp)"`). Every listening socket of the process is bound
 /// here: the Electrum services, the admin RPC and the HTTP status page.
-pub async fn bind<'a>(addrs: impl IntoIterator<Item = (SocketAddr, &'a str)>) -> Result<Vec<TcpListener>> {
+pub(crate) async fn bind<'a>(addrs: impl IntoIterator<Item = (SocketAddr, &'a str)>) -> Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     for (addr, what) in addrs {
         out.push(TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} ({what})"))?);
@@ -76,7 +76,7 @@ pub async fn bind<'a>(addrs: impl IntoIterator<Item = (SocketAddr, &'a str)>) ->
 
 /// The next connection on `listener`. Accept errors (out of file descriptors and the like)
 /// are logged and waited out instead of spun on.
-pub async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
+pub(crate) async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(x) => return x,
@@ -91,7 +91,7 @@ pub async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAdd
 impl Server {
     /// Accepts connections for every service, each on its bound socket, until the task is
     /// dropped.
-    pub async fn serve(self: Arc<Self>, bound: Vec<(Service, TcpListener)>) {
+    pub(crate) async fn serve(self: Arc<Self>, bound: Vec<(Service, TcpListener)>) {
         let mut tasks = Vec::new();
         for (service, listener) in bound {
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();

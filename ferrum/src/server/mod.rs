@@ -7,25 +7,25 @@
 //! each transport; `tls` keeps the certificate.
 
 mod connection;
-pub mod framing;
+pub(crate) mod framing;
 mod limits;
 mod listener;
 mod registry;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::sync::Arc;
 
 use crate::cost::Ledger;
 use crate::electrum::Electrum;
 use limits::CostGate;
-pub use limits::{Limits, Subnet};
-pub use listener::{accept, bind, Protocol, Service};
+pub(crate) use limits::{Limits, Subnet};
+pub(crate) use listener::{accept, bind, Protocol, Service};
 use registry::Registry;
-pub use registry::SessionInfo;
+pub(crate) use registry::SessionInfo;
 
 /// The Electrum server: its settings, the live sessions and the cost model's ledger, shared by
 /// every listener and session task.
-pub struct Server {
+pub(crate) struct Server {
     electrum: Arc<Electrum>,
     tls: Option<tls::Tls>,
     limits: Limits,
@@ -34,7 +34,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(electrum: Arc<Electrum>, tls: Option<tls::Tls>, limits: Limits) -> Arc<Server> {
+    pub(crate) fn new(electrum: Arc<Electrum>, tls: Option<tls::Tls>, limits: Limits) -> Arc<Server> {
         Arc::new(Server {
             electrum,
             tls,
@@ -45,39 +45,31 @@ impl Server {
     }
 
     /// The SHA-256 fingerprint of the TLS certificate served, when a TLS service is on.
-    pub fn tls_fingerprint(&self) -> Option<String> {
+    pub(crate) fn tls_fingerprint(&self) -> Option<String> {
         self.tls.as_ref().map(tls::Tls::fingerprint)
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         self.cost.ledger()
     }
 
     /// Requests slowed, and sessions dropped, by the cost model.
-    pub fn cost_actions(&self) -> (u64, u64) {
+    pub(crate) fn cost_actions(&self) -> (u64, u64) {
         self.cost.actions()
     }
 
     /// Connections closed at once because a session limit was reached.
-    pub fn refused(&self) -> u64 {
+    pub(crate) fn refused(&self) -> u64 {
         self.registry.refused()
     }
 
-    pub fn session_count(&self) -> usize {
-        self.registry.count()
-    }
-
     /// Sessions accepted since start.
-    pub fn accepted(&self) -> u64 {
+    pub(crate) fn accepted(&self) -> u64 {
         self.registry.accepted()
     }
 
     /// The live sessions, by id.
-    pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
+    pub(crate) fn sessions(&self) -> Vec<Arc<SessionInfo>> {
         self.registry.sessions()
     }
 }

@@ -18,7 +18,7 @@ use crate::sync::Locked;
 /// Every live session, and the counts the session limits are checked against. A session is in
 /// `sessions`, and counted in `per_ip` (unless exempt), from its admission until its
 /// `Registered` guard is dropped, however its task ends.
-pub struct Registry {
+pub(super) struct Registry {
     next_id: AtomicU64,
     sessions: Mutex<HashMap<u64, Arc<SessionInfo>>>,
     /// Sessions accepted since start.
@@ -39,26 +39,26 @@ struct IpUse {
 
 /// What the admin interface and the metrics see of a live session.
 #[derive(Debug)]
-pub struct SessionInfo {
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub protocol: Protocol,
-    pub started: Instant,
+pub(crate) struct SessionInfo {
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) protocol: Protocol,
+    pub(crate) started: Instant,
     /// Messages received (a batch counts once).
-    pub requests: AtomicU64,
-    pub subscriptions: AtomicUsize,
+    pub(crate) requests: AtomicU64,
+    pub(crate) subscriptions: AtomicUsize,
     /// The client's name and protocol version, from `server.version`.
-    pub client: Mutex<(String, String)>,
+    pub(crate) client: Mutex<(String, String)>,
     pub(super) close: Notify,
     /// The subscriptions of every session from this address (`None`: exempt).
     ip_subs: Option<Arc<AtomicUsize>>,
     /// The cost group (`None`: exempt).
-    pub group: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 impl SessionInfo {
     /// Asks the session to end; it closes its connection at once.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.close.notify_one();
     }
 
@@ -96,7 +96,7 @@ impl Drop for Registered {
 }
 
 impl Registry {
-    pub fn new() -> Registry {
+    pub(super) fn new() -> Registry {
         Registry {
             next_id: AtomicU64::new(1),
             sessions: Mutex::default(),
@@ -173,22 +173,22 @@ impl Registry {
     }
 
     /// Live sessions.
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.sessions.locked().len()
     }
 
     /// Sessions accepted since start.
-    pub fn accepted(&self) -> u64 {
+    pub(super) fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
 
     /// Connections closed at once because a session limit was reached.
-    pub fn refused(&self) -> u64 {
+    pub(super) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }
 
     /// The live sessions, by id.
-    pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
+    pub(super) fn sessions(&self) -> Vec<Arc<SessionInfo>> {
         let mut all: Vec<_> = self.sessions.locked().values().cloned().collect();
         all.sort_by_key(|s| s.id);
         all

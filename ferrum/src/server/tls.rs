@@ -13,8 +13,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
 /// File names of the generated certificate in the data directory.
-pub const CERT_FILE: &str = "ferrum.crt";
-pub const KEY_FILE: &str = "ferrum.key";
+pub(crate) const CERT_FILE: &str = "ferrum.crt";
+pub(crate) const KEY_FILE: &str = "ferrum.key";
 /// Lifetime of a generated certificate. Electrum re-pins an expired self-signed certificate on
 /// its own, but a long life means no wallet ever has to.
 const VALIDITY_DAYS: i64 = 365 * 25;
@@ -30,10 +30,10 @@ pub enum CertSource {
 
 /// The current TLS configuration, replaced when the files change.
 #[derive(Clone)]
-pub struct Tls {
+pub(crate) struct Tls {
     config: Arc<RwLock<Loaded>>,
-    pub cert_path: PathBuf,
-    pub key_path: PathBuf,
+    pub(crate) cert_path: PathBuf,
+    pub(crate) key_path: PathBuf,
 }
 
 struct Loaded {
@@ -44,7 +44,7 @@ struct Loaded {
 /// A certificate's SHA-256 fingerprint: the hex SHA-256 of its DER bytes, the form Electrum's
 /// `--serverfingerprint` takes, so a user can pin it or compare it with the certificate their
 /// wallet pinned.
-pub fn fingerprint(der: &[u8]) -> String {
+pub(crate) fn fingerprint(der: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(der))
 }
@@ -86,7 +86,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
 
 /// Generates a self-signed certificate (a depth-0 self-signed leaf, which is what Electrum
 /// pins) into `dir`, unless one is there already.
-pub fn ensure_self_signed(dir: &Path, hostnames: &[String]) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn ensure_self_signed(dir: &Path, hostnames: &[String]) -> Result<(PathBuf, PathBuf)> {
     let cert_path = dir.join(CERT_FILE);
     let key_path = dir.join(KEY_FILE);
     if cert_path.exists() && key_path.exists() {
@@ -119,7 +119,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 impl Tls {
-    pub fn new(source: &CertSource) -> Result<Tls> {
+    pub(crate) fn new(source: &CertSource) -> Result<Tls> {
         let (cert_path, key_path) = match source {
             CertSource::Files { cert, key } => (cert.clone(), key.clone()),
             CertSource::SelfSigned { dir, hostnames } => ensure_self_signed(dir, hostnames)?,
@@ -128,17 +128,17 @@ impl Tls {
         Ok(Tls { config: Arc::new(RwLock::new(config)), cert_path, key_path })
     }
 
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.reading().config.clone())
     }
 
     /// The SHA-256 fingerprint of the certificate served now.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         self.config.reading().fingerprint.clone()
     }
 
     /// Reloads the files when they change; a bad new pair is logged and the old one kept.
-    pub async fn watch(self, every: Duration) {
+    pub(crate) async fn watch(self, every: Duration) {
         let mut seen = (modified(&self.cert_path), modified(&self.key_path));
         loop {
             tokio::time::sleep(every).await;

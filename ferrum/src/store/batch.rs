@@ -14,7 +14,7 @@ use crate::types::Txid;
 /// [`Store::commit`](super::Store::commit) writes the txids, then the rows and the tip in one
 /// RocksDB write, so a crash leaves all of it or none. Rows are written in the order they are
 /// added (a chunk adds its `script` and `txid` rows in key order, which RocksDB inserts fastest).
-pub struct Batch {
+pub(crate) struct Batch {
     pub(super) db: Arc<Db>,
     pub(super) wb: WriteBatch,
     pub(super) first_tx: u64,
@@ -30,74 +30,79 @@ impl Batch {
     }
 
     /// Bytes of rows so far.
-    pub fn size_in_bytes(&self) -> usize {
+    pub(crate) fn size_in_bytes(&self) -> usize {
         self.wb.size_in_bytes()
     }
 
     /// Txids of the transactions that follow those already added (from `first_tx` on).
-    pub fn add_txids(&mut self, txids: &[Txid]) {
+    pub(crate) fn add_txids(&mut self, txids: &[Txid]) {
         self.txids.extend_from_slice(txids);
     }
 
     /// The tip the commit reaches: every commit has one.
-    pub fn set_tip(&mut self, tip: Tip) {
+    pub(crate) fn set_tip(&mut self, tip: Tip) {
         self.tip = Some(tip);
     }
 
     /// A `script` row, from [`rows::script_key`] and [`rows::script_value`].
-    pub fn put_script_row(&mut self, key: &rows::Key, value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn put_script_row(&mut self, key: &rows::Key, value: &[u8]) -> Result<(), StoreError> {
         self.put(Table::Script, key.as_ref(), value)
     }
 
-    pub fn delete_script_row(&mut self, key: &rows::Key) -> Result<(), StoreError> {
+    pub(crate) fn delete_script_row(&mut self, key: &rows::Key) -> Result<(), StoreError> {
         self.delete(Table::Script, key.as_ref())
     }
 
     /// A `txid` row, from [`rows::txid_key`]; its value is empty.
-    pub fn put_txid_row(&mut self, key: &[u8; TXID_PREFIX + TX_NUM_LEN]) -> Result<(), StoreError> {
+    pub(crate) fn put_txid_row(&mut self, key: &[u8; TXID_PREFIX + TX_NUM_LEN]) -> Result<(), StoreError> {
         self.put(Table::Txid, key, &[])
     }
 
-    pub fn delete_txid_row(&mut self, key: &[u8; TXID_PREFIX + TX_NUM_LEN]) -> Result<(), StoreError> {
+    pub(crate) fn delete_txid_row(&mut self, key: &[u8; TXID_PREFIX + TX_NUM_LEN]) -> Result<(), StoreError> {
         self.delete(Table::Txid, key)
     }
 
     /// Block `height`'s header and transaction count.
-    pub fn put_header(&mut self, height: u32, header: &[u8; HEADER_LEN], tx_count: u32) -> Result<(), StoreError> {
+    pub(crate) fn put_header(
+        &mut self,
+        height: u32,
+        header: &[u8; HEADER_LEN],
+        tx_count: u32,
+    ) -> Result<(), StoreError> {
         self.put(Table::Headers, &rows::height_key(height), &rows::header_value(header, tx_count))
     }
 
-    pub fn delete_header(&mut self, height: u32) -> Result<(), StoreError> {
+    pub(crate) fn delete_header(&mut self, height: u32) -> Result<(), StoreError> {
         self.delete(Table::Headers, &rows::height_key(height))
     }
 
     /// The sizes of block `height`'s transactions, in block order.
-    pub fn put_txpos(&mut self, height: u32, tx_sizes: &[u32]) -> Result<(), StoreError> {
+    pub(crate) fn put_txpos(&mut self, height: u32, tx_sizes: &[u32]) -> Result<(), StoreError> {
         self.put(Table::Txpos, &rows::height_key(height), &rows::txpos_value(tx_sizes))
     }
 
-    pub fn delete_txpos(&mut self, height: u32) -> Result<(), StoreError> {
+    pub(crate) fn delete_txpos(&mut self, height: u32) -> Result<(), StoreError> {
         self.delete(Table::Txpos, &rows::height_key(height))
     }
 
     /// An unspent output, under its key from [`rows::utxo_key`] (`utxo` mode).
-    pub fn put_utxo(&mut self, key: &[u8], coin: &Coin) -> Result<(), StoreError> {
+    pub(crate) fn put_utxo(&mut self, key: &[u8], coin: &Coin) -> Result<(), StoreError> {
         self.value.clear();
         rows::put_coin(&mut self.value, coin);
         self.wb.put_cf(self.db.table(Table::Utxo)?, key, &self.value);
         Ok(())
     }
 
-    pub fn delete_utxo(&mut self, key: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn delete_utxo(&mut self, key: &[u8]) -> Result<(), StoreError> {
         self.delete(Table::Utxo, key)
     }
 
     /// The coins block `height`'s inputs spent, in input order (`utxo` mode, recent blocks).
-    pub fn put_undo(&mut self, height: u32, coins: &[Coin]) -> Result<(), StoreError> {
+    pub(crate) fn put_undo(&mut self, height: u32, coins: &[Coin]) -> Result<(), StoreError> {
         self.put(Table::Undo, &rows::height_key(height), &rows::undo_value(coins))
     }
 
-    pub fn delete_undo(&mut self, height: u32) -> Result<(), StoreError> {
+    pub(crate) fn delete_undo(&mut self, height: u32) -> Result<(), StoreError> {
         self.delete(Table::Undo, &rows::height_key(height))
     }
 

@@ -14,7 +14,7 @@
 mod batch;
 mod open;
 mod read;
-pub mod txids;
+pub(crate) mod txids;
 mod write;
 
 #[cfg(test)]
@@ -28,12 +28,13 @@ use rocksdb::{ColumnFamily, DB};
 
 use crate::network::Network;
 
-pub use batch::Batch;
-pub use ferrum_codec::rows;
-pub use read::{CfStats, RawRow, Reader};
+pub(crate) use batch::Batch;
+pub(crate) use ferrum_codec::rows;
+pub use read::RawRow;
+pub(crate) use read::Reader;
 
 /// Version of the on-disk layout. Bumped whenever a row's meaning or encoding changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// The column family of the `format`, `network`, `mode` and `tip` keys, which no [`Table`]
 /// names: only this module reads or writes them.
@@ -102,7 +103,7 @@ pub enum PrevoutMode {
 }
 
 impl PrevoutMode {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             PrevoutMode::Spenttxouts => "spenttxouts",
             PrevoutMode::Utxo => "utxo",
@@ -154,7 +155,7 @@ impl Default for StoreConfig {
 
 /// How durable a commit must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
+pub(crate) enum Durability {
     /// Initial sync: no write-ahead log; the commit is made durable by flushing every table at
     /// once (atomic flush) and syncing the txid file first.
     Bulk,

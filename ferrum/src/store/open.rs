@@ -61,7 +61,7 @@ fn create_db(dir: &Path, network: Network, config: &StoreConfig) -> Result<(), S
 
 impl Store {
     /// Deletes the index in `dir` (the `--reindex` path).
-    pub fn destroy(dir: &Path) -> std::io::Result<()> {
+    pub(crate) fn destroy(dir: &Path) -> std::io::Result<()> {
         for p in [rocks_dir(dir), txids_path(dir)] {
             if p.is_dir() {
                 std::fs::remove_dir_all(&p)?;
@@ -180,7 +180,7 @@ impl Store {
     /// the same, so only the mode changes and the `utxo` and `undo` tables go. The mode is
     /// written first; a crash before the tables are emptied leaves rows that the next call
     /// (at every start in `spenttxouts` mode) removes. Returns the bytes the two tables held.
-    pub fn drop_utxo_tables(&self) -> Result<u64, StoreError> {
+    pub(crate) fn drop_utxo_tables(&self) -> Result<u64, StoreError> {
         if self.mode() != Some(PrevoutMode::Spenttxouts) {
             self.set_mode(PrevoutMode::Spenttxouts)?;
         }

@@ -18,11 +18,11 @@ pub type RawRow = (Vec<u8>, Vec<u8>);
 
 /// Size of a column family on disk.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CfStats {
-    pub name: &'static str,
-    pub rows: u64,
-    pub exact: bool,
-    pub bytes: u64,
+pub(crate) struct CfStats {
+    pub(crate) name: &'static str,
+    pub(crate) rows: u64,
+    pub(crate) exact: bool,
+    pub(crate) bytes: u64,
 }
 
 /// The read side of an open index: sees every committed batch, reaches no write. A commit may
@@ -37,7 +37,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.db.dir
     }
 
@@ -55,7 +55,7 @@ impl Reader {
     }
 
     /// Every stored header with its transaction count, by height from 0.
-    pub fn load_headers(&self) -> Result<Vec<([u8; 80], u32)>, StoreError> {
+    pub(crate) fn load_headers(&self) -> Result<Vec<([u8; 80], u32)>, StoreError> {
         let db = &*self.db;
         let cf = db.table(Table::Headers)?;
         let mut out = Vec::new();
@@ -72,7 +72,7 @@ impl Reader {
 
     /// The `script` rows of a script hash (all rows sharing its 8-byte prefix), in key order:
     /// by `tx_num`, then input/output index.
-    pub fn script_rows(&self, sh: &ScriptHash) -> Result<Vec<rows::ScriptRow>, StoreError> {
+    pub(crate) fn script_rows(&self, sh: &ScriptHash) -> Result<Vec<rows::ScriptRow>, StoreError> {
         let db = &*self.db;
         let prefix = rows::sh_prefix(sh);
         let cf = db.table(Table::Script)?;
@@ -95,7 +95,7 @@ impl Reader {
 
     /// `tx_num`s whose txid starts like `txid` (usually one; collisions are told apart by the
     /// caller with the txid file).
-    pub fn txid_candidates(&self, txid: &Txid) -> Result<Vec<u64>, StoreError> {
+    pub(crate) fn txid_candidates(&self, txid: &Txid) -> Result<Vec<u64>, StoreError> {
         let db = &*self.db;
         let prefix = &txid.0[..TXID_PREFIX];
         let cf = db.table(Table::Txid)?;
@@ -112,20 +112,20 @@ impl Reader {
         Ok(out)
     }
 
-    pub fn txpos(&self, height: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn txpos(&self, height: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let db = &*self.db;
         db.rocks.get_cf(db.table(Table::Txpos)?, rows::height_key(height)).map_err(|e| db.error(e))
     }
 
     /// The coins block `height`'s inputs spent, in input order (`utxo` mode, recent blocks).
-    pub fn undo(&self, height: u32) -> Result<Option<Vec<Coin>>, StoreError> {
+    pub(crate) fn undo(&self, height: u32) -> Result<Option<Vec<Coin>>, StoreError> {
         let db = &*self.db;
         let value = db.rocks.get_cf(db.table(Table::Undo)?, rows::height_key(height)).map_err(|e| db.error(e))?;
         value.map(|v| rows::decode_undo_value(&v).map_err(|e| db.corrupt(e))).transpose()
     }
 
     /// Looks up unspent outputs; `keys` should be sorted for locality.
-    pub fn utxo_get(&self, keys: &[(UtxoKey, usize)]) -> Result<Vec<Option<Coin>>, StoreError> {
+    pub(crate) fn utxo_get(&self, keys: &[(UtxoKey, usize)]) -> Result<Vec<Option<Coin>>, StoreError> {
         let db = &*self.db;
         let cf = db.table(Table::Utxo)?;
         let results = db.rocks.batched_multi_get_cf(&cf, keys.iter().map(|(k, len)| k.get(..*len).unwrap_or(k)), false);
@@ -143,7 +143,7 @@ impl Reader {
 
     /// Row counts and sizes of each table, and of the txid file. Counts are RocksDB's estimates
     /// unless `exact`, which reads every row.
-    pub fn stats(&self, exact: bool) -> Result<Vec<CfStats>, StoreError> {
+    pub(crate) fn stats(&self, exact: bool) -> Result<Vec<CfStats>, StoreError> {
         let db = &*self.db;
         let mut out = Vec::new();
         for name in ALL_CFS {

@@ -18,7 +18,7 @@ use memmap2::Mmap;
 use crate::sync::Shared;
 use crate::types::Txid;
 
-pub struct TxidFile {
+pub(crate) struct TxidFile {
     file: File,
     /// Map of the file as of the last write; replaced (not modified) when the file grows.
     map: RwLock<Option<Arc<Mmap>>>,
@@ -40,7 +40,7 @@ impl TxidMap {
     }
 
     /// `count` consecutive txids from `first`.
-    pub fn range(&self, first: u64, count: usize) -> Option<Vec<Txid>> {
+    pub(crate) fn range(&self, first: u64, count: usize) -> Option<Vec<Txid>> {
         (first..first + count as u64).map(|n| self.get(n)).collect()
     }
 }
@@ -49,7 +49,7 @@ impl TxidFile {
     /// Opens (creating) the file and truncates it to `committed` txids. Fails if it holds fewer:
     /// the index then references transactions whose ids were lost. Read-only opens neither
     /// create nor truncate.
-    pub fn open(path: &Path, committed: u64, read_only: bool) -> io::Result<TxidFile> {
+    pub(crate) fn open(path: &Path, committed: u64, read_only: bool) -> io::Result<TxidFile> {
         let file = if read_only {
             OpenOptions::new().read(true).open(path)?
         } else {
@@ -87,7 +87,7 @@ impl TxidFile {
 
     /// Writes `txids` from position `first` (the current committed count: appending, or
     /// overwriting after a reorg) and maps the result.
-    pub fn write(&self, first: u64, txids: &[Txid], sync: bool) -> io::Result<()> {
+    pub(crate) fn write(&self, first: u64, txids: &[Txid], sync: bool) -> io::Result<()> {
         if txids.is_empty() {
             return Ok(());
         }
@@ -102,11 +102,11 @@ impl TxidFile {
         self.remap()
     }
 
-    pub fn sync(&self) -> io::Result<()> {
+    pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
 
-    pub fn view(&self) -> TxidMap {
+    pub(crate) fn view(&self) -> TxidMap {
         TxidMap { map: self.map.reading().clone() }
     }
 }

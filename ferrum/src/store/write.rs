@@ -11,12 +11,12 @@ use crate::sync::Shared;
 
 impl Store {
     /// An empty batch whose txids start at `first_tx` (the committed transaction count).
-    pub fn batch(&self, first_tx: u64) -> Batch {
+    pub(crate) fn batch(&self, first_tx: u64) -> Batch {
         Batch::new(self.reader.db.clone(), first_tx)
     }
 
     /// Writes a batch: the txids first, then the rows with the new tip.
-    pub fn commit(&self, mut batch: Batch, durability: Durability) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self, mut batch: Batch, durability: Durability) -> Result<(), StoreError> {
         let db = &self.reader.db;
         let tip = batch.tip.ok_or_else(|| db.corrupt("commit without a tip"))?;
         if batch.first_tx + batch.txids.len() as u64 != tip.tx_count {
@@ -56,7 +56,7 @@ impl Store {
     /// the end), so initial sync writes each row about once. Returns whether the mode changed.
     /// Leaving bulk mode re-enables compaction but keeps the write-stall triggers high until
     /// [`Store::compact`] has merged the files bulk mode left behind.
-    pub fn set_bulk(&self, on: bool) -> Result<bool, StoreError> {
+    pub(crate) fn set_bulk(&self, on: bool) -> Result<bool, StoreError> {
         if self.bulk.swap(on, Ordering::SeqCst) == on {
             return Ok(false);
         }
@@ -73,13 +73,14 @@ impl Store {
     }
 
     /// Whether bulk mode is on.
-    pub fn is_bulk(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_bulk(&self) -> bool {
         self.bulk.load(Ordering::SeqCst)
     }
 
     /// Compacts the write-only tables (after initial sync), then restores the normal
     /// write-stall triggers.
-    pub fn compact(&self) -> Result<(), StoreError> {
+    pub(crate) fn compact(&self) -> Result<(), StoreError> {
         let db = &self.reader.db;
         for table in BULK_TABLES {
             let cf = db.table(table)?;

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::monitor::Monitor;
 
 /// The status page: one self-contained file, no external resources.
-pub const STATUS_PAGE: &str = include_str!("status.html");
+pub(crate) const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Largest request head read, bytes.
 const MAX_HEAD: usize = 8 * 1024;
@@ -30,7 +30,7 @@ const PAGE_POLICY: &str =
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:";
 
 /// Serves HTTP on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
+pub(crate) async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("serving the status page and metrics on http://{addr}/");
     }

@@ -9,14 +9,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrum::daemon::{Auth, Daemon, DaemonConfig};
-use ferrum::index::{DaemonSource, Index, IndexConfig, Indexer};
-use ferrum::merkle;
-use ferrum::network::Network;
-use ferrum::query::Query;
-use ferrum::shutdown::StopSignal;
-use ferrum::store::{PrevoutMode, RawRow, Store, StoreConfig, Table};
-use ferrum::types::{ScriptHash, Txid};
+use ferrum::{
+    merkle,
+    types::{ScriptHash, Txid},
+    Auth, Daemon, DaemonConfig, DaemonSource, Index, IndexConfig, Indexer, Network, PrevoutMode, Query, RawRow,
+    StopSignal, Store, StoreConfig, Table,
+};
 use testkit::chain::truth::Truth;
 use testkit::Node;
 
@@ -66,7 +64,7 @@ impl InProcess {
         let daemon = Arc::new(Daemon::new(&daemon_config(node)));
         let info = runtime.block_on(daemon.probe()).unwrap();
         let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 64 }).unwrap();
-        let mode = ferrum::app::choose_mode(&store, &info, None).unwrap();
+        let mode = ferrum::choose_mode(&store, &info, None).unwrap();
         let index = Arc::new(Index::new(store).unwrap());
         let source = Arc::new(DaemonSource { daemon, rest_blocks: info.rest, rest_spent: info.spenttxouts });
         let indexer = Indexer::new(index.clone(), source, mode, config, StopSignal::default());

@@ -11,14 +11,14 @@ use crate::electrum::state::SessionState;
 use crate::electrum::{Electrum, MAX_CHUNK_SIZE};
 use crate::types::BlockHash;
 
-pub fn headers_subscribe(e: &Electrum, session: &mut SessionState) -> Result<Value, RpcError> {
+pub(super) fn headers_subscribe(e: &Electrum, session: &mut SessionState) -> Result<Value, RpcError> {
     let (h, header) = tip_header(e)?;
     session.subscribe_headers(h, BlockHash::of_header(&header));
     Ok(json!({"hex": hex::encode(header), "height": h}))
 }
 
 /// `blockchain.block.header`, with a proof up to `cp` unless it is 0.
-pub fn block_header(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
+pub(super) fn block_header(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
     let header = e.reader.query().header(h).ok_or_else(|| out_of_range(h))?;
     if cp == 0 {
         return Ok(json!(hex::encode(header)));
@@ -31,7 +31,13 @@ pub fn block_header(e: &Electrum, h: u32, cp: u32) -> Result<Value, RpcError> {
 }
 
 /// `blockchain.block.headers`: a list of headers from 1.6, one hex string before.
-pub fn block_headers(e: &Electrum, session: &SessionState, start: u32, count: u32, cp: u32) -> Result<Value, RpcError> {
+pub(super) fn block_headers(
+    e: &Electrum,
+    session: &SessionState,
+    start: u32,
+    count: u32,
+    cp: u32,
+) -> Result<Value, RpcError> {
     let count = count.min(MAX_CHUNK_SIZE);
     let headers: Vec<[u8; 80]> =
         (start..start.saturating_add(count)).map_while(|h| e.reader.query().header(h)).collect();
@@ -50,11 +56,11 @@ pub fn block_headers(e: &Electrum, session: &SessionState, start: u32, count: u3
     Ok(result)
 }
 
-pub async fn estimate_fee(e: &Electrum, number: u32, mode: Option<String>) -> Result<Value, RpcError> {
+pub(super) async fn estimate_fee(e: &Electrum, number: u32, mode: Option<String>) -> Result<Value, RpcError> {
     Ok(e.daemon.fee_estimate(bucket_target(number), mode, e.index.tip().hash).await?)
 }
 
-pub async fn relay_fee(e: &Electrum) -> Result<Value, RpcError> {
+pub(super) async fn relay_fee(e: &Electrum) -> Result<Value, RpcError> {
     Ok(json!(e.daemon.recent_network_info().await?.relayfee))
 }
 

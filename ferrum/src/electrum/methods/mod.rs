@@ -18,21 +18,21 @@ use super::state::SessionState;
 use super::Electrum;
 
 /// What a method may use: the shared state and the calling session's.
-pub struct Context<'a> {
-    pub electrum: &'a Arc<Electrum>,
-    pub session: &'a mut SessionState,
+pub(crate) struct Context<'a> {
+    pub(crate) electrum: &'a Arc<Electrum>,
+    pub(crate) session: &'a mut SessionState,
 }
 
 /// A method's result: a JSON value, or JSON text written directly (large answers skip building
 /// a value tree, which costs more than computing them).
 #[derive(Debug)]
-pub enum ResultJson {
+pub(crate) enum ResultJson {
     Value(Value),
     Text(String),
 }
 
 /// Answers one request.
-pub async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJson, RpcError> {
+pub(crate) async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJson, RpcError> {
     let Context { electrum: e, session } = cx;
     let value = match request {
         Request::BlockHeader { height, cp_height } => blockchain::block_header(e, height, cp_height)?,

@@ -10,12 +10,12 @@ use crate::query::HistoryEntry;
 use crate::types::{push_hex_rev, ScriptHash};
 
 /// `get_history`, written as JSON text (a long history's value tree costs more than the answer).
-pub async fn get_history(e: &Electrum, sh: ScriptHash) -> Result<String, RpcError> {
+pub(super) async fn get_history(e: &Electrum, sh: ScriptHash) -> Result<String, RpcError> {
     Ok(history_text(&e.history(sh).await?))
 }
 
 /// A history as JSON text, in ElectrumX's key order.
-pub fn history_text(items: &[HistoryEntry]) -> String {
+pub(super) fn history_text(items: &[HistoryEntry]) -> String {
     let mut out = String::with_capacity(items.len() * 96 + 2);
     out.push('[');
     for (n, item) in items.iter().enumerate() {
@@ -36,7 +36,7 @@ pub fn history_text(items: &[HistoryEntry]) -> String {
     out
 }
 
-pub async fn get_mempool(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
+pub(super) async fn get_mempool(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
     let summary = e.reader.summary(sh).await?;
     let pending = e.reader.mempool_part(&sh, &summary.history);
     Ok(Value::Array(
@@ -48,12 +48,12 @@ pub async fn get_mempool(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError
     ))
 }
 
-pub async fn get_balance(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
+pub(super) async fn get_balance(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
     let (_, _, balance) = e.reader.balance(sh).await?;
     Ok(json!({"confirmed": balance.confirmed, "unconfirmed": balance.unconfirmed}))
 }
 
-pub async fn listunspent(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
+pub(super) async fn listunspent(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
     let spendable = e.reader.spendable(sh).await?;
     Ok(Value::Array(
         spendable
@@ -65,7 +65,7 @@ pub async fn listunspent(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError
 
 /// `subscribe`: the status now; notifications as it changes. `shown` is the script hash as
 /// the client wrote it, repeated in the notifications.
-pub async fn subscribe(
+pub(super) async fn subscribe(
     e: &Electrum,
     session: &mut SessionState,
     sh: ScriptHash,
@@ -76,6 +76,6 @@ pub async fn subscribe(
     Ok(status_json(s))
 }
 
-pub fn unsubscribe(session: &mut SessionState, sh: &ScriptHash) -> Value {
+pub(super) fn unsubscribe(session: &mut SessionState, sh: &ScriptHash) -> Value {
     json!(session.unsubscribe(sh))
 }

@@ -10,7 +10,7 @@ use crate::electrum::{server_version, Electrum};
 
 /// `server.version`: the first message of a session. Sets the session's version, or asks for
 /// the session to be closed after the error reply.
-pub fn version(
+pub(super) fn version(
     session: &mut SessionState,
     client_name: Option<Value>,
     requested: Option<Value>,
@@ -43,25 +43,25 @@ pub fn version(
     }
 }
 
-pub fn donation_address(e: &Electrum) -> Value {
+pub(super) fn donation_address(e: &Electrum) -> Value {
     json!(e.config.donation_address)
 }
 
 /// Ferrum does no peer discovery: it knows of no other servers.
-pub fn peers_subscribe() -> Value {
+pub(super) fn peers_subscribe() -> Value {
     json!([])
 }
 
-pub fn add_peer() -> Value {
+pub(super) fn add_peer() -> Value {
     json!(false)
 }
 
-pub fn ping() -> Value {
+pub(super) fn ping() -> Value {
     Value::Null
 }
 
 /// `server.features`, truthful: genesis hash, the announced services, protocol range.
-pub fn features(e: &Electrum) -> Value {
+pub(super) fn features(e: &Electrum) -> Value {
     let mut hosts: Map<String, Value> = Map::new();
     for s in &e.config.report_services {
         let entry = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
@@ -85,7 +85,7 @@ pub fn features(e: &Electrum) -> Value {
 }
 
 /// The banner file with ElectrumX's substitutions, or a default line.
-pub async fn banner(e: &Electrum) -> Result<Value, RpcError> {
+pub(super) async fn banner(e: &Electrum) -> Result<Value, RpcError> {
     let default = format!("You are connected to a {} server.", server_version());
     let Some(path) = &e.config.banner_file else { return Ok(json!(default)) };
     let text = match tokio::fs::read_to_string(path).await {

@@ -11,7 +11,7 @@ use crate::electrum::{daemon_error, Electrum};
 use crate::merkle;
 use crate::types::Txid;
 
-pub async fn broadcast(e: &Electrum, session: &SessionState, hex: String) -> Result<Value, RpcError> {
+pub(super) async fn broadcast(e: &Electrum, session: &SessionState, hex: String) -> Result<Value, RpcError> {
     match e.daemon.send_raw_transaction(&hex).await {
         Ok(txid) => {
             tracing::info!(%txid, session = session.id, "sent transaction");
@@ -28,7 +28,7 @@ pub async fn broadcast(e: &Electrum, session: &SessionState, hex: String) -> Res
 
 /// `broadcast_package`: bitcoind's `submitpackage` answer when `verbose`, else ElectrumX's
 /// summary of it.
-pub async fn broadcast_package(e: &Electrum, raw_txs: Vec<String>, verbose: bool) -> Result<Value, RpcError> {
+pub(super) async fn broadcast_package(e: &Electrum, raw_txs: Vec<String>, verbose: bool) -> Result<Value, RpcError> {
     let result = match e.daemon.submit_package(&raw_txs).await {
         Ok(r) => r,
         Err(DaemonError::Rejected { message, .. }) => {
@@ -61,7 +61,7 @@ pub async fn broadcast_package(e: &Electrum, raw_txs: Vec<String>, verbose: bool
     Ok(out)
 }
 
-pub async fn get(e: &Electrum, id: Txid, verbose: bool) -> Result<Value, RpcError> {
+pub(super) async fn get(e: &Electrum, id: Txid, verbose: bool) -> Result<Value, RpcError> {
     if verbose {
         Ok(e.reader.verbose_tx(id).await?)
     } else {
@@ -69,7 +69,7 @@ pub async fn get(e: &Electrum, id: Txid, verbose: bool) -> Result<Value, RpcErro
     }
 }
 
-pub async fn get_merkle(e: &Electrum, id: Txid, h: u32) -> Result<Value, RpcError> {
+pub(super) async fn get_merkle(e: &Electrum, id: Txid, h: u32) -> Result<Value, RpcError> {
     let txids = block_txids(e, h).await?;
     let pos = txids
         .iter()
@@ -78,7 +78,7 @@ pub async fn get_merkle(e: &Electrum, id: Txid, h: u32) -> Result<Value, RpcErro
     Ok(json!({"block_height": h, "merkle": branch(&txids, pos), "pos": pos}))
 }
 
-pub async fn id_from_pos(e: &Electrum, h: u32, pos: u64, want_merkle: bool) -> Result<Value, RpcError> {
+pub(super) async fn id_from_pos(e: &Electrum, h: u32, pos: u64, want_merkle: bool) -> Result<Value, RpcError> {
     let txids = match block_txids(e, h).await {
         // ElectrumX reports its database's error here.
         Err(_) if h > e.index.tip().height.unwrap_or(0) => {

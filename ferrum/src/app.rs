@@ -11,7 +11,7 @@ use crate::daemon::{p2p, zmq, Daemon, DaemonError, NodeInfo};
 use crate::electrum::{events, Electrum};
 use crate::index::{DaemonSource, Index, Indexer};
 use crate::mempool::Mempool;
-use crate::monitor::{LogControl, Monitor};
+use crate::monitor::{LogControl, Monitor, Watched};
 use crate::server::tls::{CertSource, Tls};
 use crate::server::{self, Server};
 use crate::shutdown::StopSignal;
@@ -190,16 +190,16 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
     let electrum =
         Arc::new(Electrum::new(config.electrum.clone(), index.clone(), mempool.clone(), daemon.clone(), info.clone()));
     let server = Server::new(electrum.clone(), tls.clone(), config.server.limits.clone());
-    let monitor = Monitor::new(
-        electrum.clone(),
-        server.clone(),
-        daemon.clone(),
-        mempool.clone(),
+    let monitor = Monitor::new(Watched {
+        electrum: electrum.clone(),
+        server: server.clone(),
+        daemon: daemon.clone(),
+        mempool: mempool.clone(),
         mode,
-        config.index_dir(),
-        stop.clone(),
+        index_dir: config.index_dir(),
+        stop: stop.clone(),
         log,
-    );
+    });
     let mut tasks = vec![
         tokio::spawn(server.clone().serve(bound)),
         tokio::spawn(events::coordinate(electrum.clone(), mempool.clone(), stop.clone())),

@@ -53,18 +53,22 @@ pub(crate) struct Monitor {
     exposition: Exposition,
 }
 
+/// What the monitor reports on and acts through: the running server's parts.
+pub(crate) struct Watched {
+    pub(crate) electrum: Arc<Electrum>,
+    pub(crate) server: Arc<Server>,
+    pub(crate) daemon: Arc<Daemon>,
+    pub(crate) mempool: Arc<Mempool>,
+    pub(crate) mode: PrevoutMode,
+    pub(crate) index_dir: PathBuf,
+    pub(crate) stop: StopSignal,
+    /// Changes the log filter (the admin RPC's `log` command), when logging allows it.
+    pub(crate) log: Option<LogControl>,
+}
+
 impl Monitor {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        electrum: Arc<Electrum>,
-        server: Arc<Server>,
-        daemon: Arc<Daemon>,
-        mempool: Arc<Mempool>,
-        mode: PrevoutMode,
-        index_dir: PathBuf,
-        stop: StopSignal,
-        log: Option<LogControl>,
-    ) -> Arc<Monitor> {
+    pub(crate) fn new(watched: Watched) -> Arc<Monitor> {
+        let Watched { electrum, server, daemon, mempool, mode, index_dir, stop, log } = watched;
         let node = NodeState {
             reachable: true,
             height: electrum.node.blocks,

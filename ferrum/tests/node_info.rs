@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::process::ferrum::rpc_args;
 use testkit::{Node, NodeOptions};
 
 fn ferrum(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -16,20 +17,9 @@ fn ferrum(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.output().expect("run ferrum")
 }
 
-fn node_args(node: &Node) -> Vec<String> {
-    vec![
-        "--network".into(),
-        "regtest".into(),
-        "--daemon-rpc-addr".into(),
-        node.rpc_addr(),
-        "--cookie-file".into(),
-        node.cookie_file().display().to_string(),
-    ]
-}
-
 fn report(node: &Node) -> Value {
     let mut args = vec!["node-info".to_string(), "--json".to_string()];
-    args.extend(node_args(node));
+    args.extend(rpc_args(node));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ferrum(&args, &[]);
     assert!(out.status.success(), "ferrum failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -84,7 +74,7 @@ fn report_for_a_node_with_rest_and_txindex() {
 fn human_report_names_the_prevout_mode() {
     let node = Node::start(NodeOptions::rest()).unwrap();
     let mut args = vec!["node-info".to_string()];
-    args.extend(node_args(&node));
+    args.extend(rpc_args(&node));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ferrum(&args, &[]);
     assert!(out.status.success());
@@ -136,7 +126,7 @@ fn wrong_credentials() {
 fn wrong_network() {
     let node = Node::start(NodeOptions::default()).unwrap();
     let mut args = vec!["node-info".to_string()];
-    args.extend(node_args(&node));
+    args.extend(rpc_args(&node));
     args[2] = "testnet4".into();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let e = failure(&args, &[]);
@@ -147,7 +137,7 @@ fn wrong_network() {
 fn pruned_node() {
     let node = Node::start(NodeOptions { extra_args: vec!["-prune=550".into()], ..Default::default() }).unwrap();
     let mut args = vec!["node-info".to_string()];
-    args.extend(node_args(&node));
+    args.extend(rpc_args(&node));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let e = failure(&args, &[]);
     assert!(e.contains("is pruned"), "{e}");
@@ -161,7 +151,7 @@ fn node_warming_up() {
     let mut node = Node::start(NodeOptions::default()).unwrap();
     node.mine(1500).unwrap();
     let mut args = vec!["node-info".to_string()];
-    args.extend(node_args(&node));
+    args.extend(rpc_args(&node));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut seen = None;
     for _ in 0..5 {

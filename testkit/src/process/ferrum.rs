@@ -12,9 +12,8 @@ use serde_json::Value;
 use crate::process::node::Node;
 use crate::process::spawn::die_with_parent;
 
-/// The arguments that point a `ferrum` at `node` (regtest, RPC, cookie, P2P) with its data in
-/// `db_dir`.
-pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
+/// The arguments that reach `node`'s RPC: network, address, cookie (what `node-info` needs).
+pub fn rpc_args(node: &Node) -> Vec<String> {
     vec![
         "--network".into(),
         "regtest".into(),
@@ -22,11 +21,15 @@ pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
         node.rpc_addr(),
         "--cookie-file".into(),
         node.cookie_file().display().to_string(),
-        "--daemon-p2p-addr".into(),
-        node.p2p_addr(),
-        "--db-dir".into(),
-        db_dir.display().to_string(),
     ]
+}
+
+/// The arguments that point a `ferrum` at `node` (regtest, RPC, cookie, P2P) with its data in
+/// `db_dir`.
+pub fn node_args(node: &Node, db_dir: &Path) -> Vec<String> {
+    let mut args = rpc_args(node);
+    args.extend(["--daemon-p2p-addr".into(), node.p2p_addr(), "--db-dir".into(), db_dir.display().to_string()]);
+    args
 }
 
 /// [`node_args`] with the small cache tests run with (many run at once), without any service.

@@ -42,7 +42,7 @@ pub use config::{
     check_log_filter, reference as config_reference, Cli, Command, Config, Options, ProcessEnv, DEFAULT_LOG,
     DEFAULT_RPC_PORT,
 };
-pub use daemon::{zmq::Subscriber as ZmqSubscriber, Auth, Daemon, DaemonConfig, DaemonError, NodeInfo};
+pub use daemon::{zmq::Subscriber as ZmqSubscriber, Auth, Daemon, DaemonConfig, DaemonError, NodeInfo, NodeTip};
 pub use inspect::run as inspect;
 pub use monitor::LogControl;
 pub use shutdown::StopSignal;
@@ -53,6 +53,6 @@ pub use index::{build, BlockSource, DaemonSource, Index, IndexConfig, Indexer};
 pub use mempool::Mempool;
 pub use network::Network;
 pub use query::Query;
-pub use store::{PrevoutMode, RawRow, Store, StoreConfig, Table};
+pub use store::{DiskUsage, Level, PrevoutMode, RawRow, Store, StoreConfig, Table};
 
 pub use ferrum_codec::{parse, protocol::Method, rows::sh_prefix, types};

@@ -77,15 +77,15 @@ pub struct ChainInfo {
 /// The node's best chain as it reports it, and whether that chain is the network's yet.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NodeTip {
-    pub(crate) height: u32,
-    pub(crate) hash: BlockHash,
+    pub height: u32,
+    pub hash: BlockHash,
     /// The node is in initial block download: its tip is behind the network's, perhaps by
     /// months, and must not be presented to wallets as current.
-    pub(crate) initial_block_download: bool,
+    pub initial_block_download: bool,
     /// Headers the node has: about the network's height, once its header sync is done.
-    pub(crate) headers: u32,
+    pub headers: u32,
     /// `verificationprogress`: the node's estimate of how much of the chain it has, 0 to 1.
-    pub(crate) progress: f64,
+    pub progress: f64,
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use tokio::sync::watch;
@@ -68,7 +68,8 @@ pub enum IndexError {
 pub struct IndexTip {
     pub height: Option<u32>,
     pub hash: Option<BlockHash>,
-    pub(crate) tx_count: u64,
+    /// Transactions in the chain up to the tip, coinbases included.
+    pub tx_count: u64,
     /// Changes whenever blocks are undone; rows and txids of a reader's view stay valid only
     /// while it is unchanged.
     pub(crate) generation: u64,
@@ -130,6 +131,8 @@ pub struct Index {
     touched: std::sync::Mutex<Touched>,
     /// Counts syncs that ended at the node's tip: a reorg's undo and redo settle as one.
     settled: watch::Sender<u64>,
+    /// The compaction after initial sync is running.
+    compacting: AtomicBool,
 }
 
 #[derive(Default)]
@@ -177,7 +180,14 @@ impl Index {
             status: RwLock::new(SyncStatus { index_height, ..Default::default() }),
             touched: std::sync::Mutex::new(Touched::default()),
             settled: watch::channel(0).0,
+            compacting: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the compaction that follows initial sync is still running (it runs in the
+    /// background while the index serves and follows new blocks).
+    pub fn compacting(&self) -> bool {
+        self.compacting.load(Ordering::SeqCst)
     }
 
     /// The store's read side: readers never reach its writes.

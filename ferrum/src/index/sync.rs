@@ -3,6 +3,7 @@
 //! behind the node (initial sync) the commits are in bulk mode, which ends, with a compaction,
 //! at the first sync that reaches the tip of a node out of initial block download.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -132,6 +133,7 @@ impl<S: BlockSource> Indexer<S> {
         if self.index.store.set_bulk(false)? {
             // Merge what bulk mode left behind, in the background: new blocks keep coming.
             let index = self.index.clone();
+            index.compacting.store(true, Ordering::SeqCst);
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
                 tracing::info!("initial sync done; compacting the index in the background");
@@ -139,6 +141,7 @@ impl<S: BlockSource> Indexer<S> {
                     Ok(()) => tracing::info!("compaction done in {:.1} s", started.elapsed().as_secs_f64()),
                     Err(e) => tracing::error!("compaction failed: {e}"),
                 }
+                index.compacting.store(false, Ordering::SeqCst);
             });
         }
         if !was_caught_up {

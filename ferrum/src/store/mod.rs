@@ -30,8 +30,8 @@ use crate::network::Network;
 
 pub(crate) use batch::Batch;
 pub(crate) use ferrum_codec::rows;
-pub use read::RawRow;
 pub(crate) use read::Reader;
+pub use read::{DiskUsage, Level, RawRow};
 
 /// Version of the on-disk layout. Bumped whenever a row's meaning or encoding changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -103,7 +103,7 @@ pub enum PrevoutMode {
 }
 
 impl PrevoutMode {
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             PrevoutMode::Spenttxouts => "spenttxouts",
             PrevoutMode::Utxo => "utxo",

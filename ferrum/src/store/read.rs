@@ -25,6 +25,34 @@ pub(crate) struct CfStats {
     pub(crate) bytes: u64,
 }
 
+/// One level of RocksDB's tree, all tables together.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Level {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Where the index's bytes are on disk, and what compaction still owes.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DiskUsage {
+    /// SST files by level, 0 to the deepest holding any.
+    pub levels: Vec<Level>,
+    /// SST bytes by table.
+    pub tables: Vec<(&'static str, u64)>,
+    /// RocksDB's estimate of the bytes compaction has yet to rewrite.
+    pub pending_compaction_bytes: u64,
+    /// Rows written but not yet flushed to an SST file.
+    pub memtable_bytes: u64,
+    /// The txid file (32 bytes a transaction).
+    pub txids_bytes: u64,
+}
+
+impl DiskUsage {
+    pub fn sst_bytes(&self) -> u64 {
+        self.levels.iter().map(|l| l.bytes).sum()
+    }
+}
+
 /// The read side of an open index: sees every committed batch, reaches no write. A commit may
 /// land between two reads, which is why readers hold a view (a transaction count) and ignore
 /// rows past it.
@@ -164,6 +192,53 @@ impl Reader {
         }
         let tx_count = self.tip().map_or(0, |t| t.tx_count);
         out.push(CfStats { name: "txids.dat", rows: tx_count, exact: true, bytes: tx_count * 32 });
+        Ok(out)
+    }
+
+    /// SST files by level and table, and compaction's debt.
+    pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
+        let db = &*self.db;
+        let files = db.rocks.live_files().map_err(|e| db.error(e))?;
+        let mut usage = DiskUsage::default();
+        for file in &files {
+            let level = usize::try_from(file.level).unwrap_or(0);
+            if usage.levels.len() <= level {
+                usage.levels.resize(level + 1, Level::default());
+            }
+            if let Some(l) = usage.levels.get_mut(level) {
+                l.files += 1;
+                l.bytes += file.size as u64;
+            }
+        }
+        for name in ALL_CFS {
+            let bytes = files.iter().filter(|f| f.column_family_name == name).map(|f| f.size as u64).sum();
+            usage.tables.push((name, bytes));
+            let cf = db.cf(name)?;
+            let prop = |p: &str| db.rocks.property_int_value_cf(&cf, p).ok().flatten().unwrap_or(0);
+            usage.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes");
+            usage.memtable_bytes += prop("rocksdb.cur-size-all-mem-tables");
+        }
+        usage.txids_bytes = self.tip().map_or(0, |t| t.tx_count * 32);
+        Ok(usage)
+    }
+
+    /// Every row of every table by name, and the txid file as rows (transaction number, txid):
+    /// what two indexes of one chain must agree on, whichever way they were built. The tables
+    /// that exist in one prevout mode only (`utxo`, `undo`) come last, when `mode_tables`.
+    pub fn dump_tables(&self, mode_tables: bool) -> Result<Vec<(&'static str, Vec<RawRow>)>, StoreError> {
+        let mut out = Vec::new();
+        for t in Table::ALL.into_iter().filter(|t| !t.utxo_mode_only()) {
+            out.push((t.name(), self.dump(t)?));
+        }
+        let txids = self.txids();
+        let count = self.tip().map_or(0, |t| t.tx_count);
+        let rows = (0..count).filter_map(|n| Some((n.to_be_bytes().to_vec(), txids.get(n)?.0.to_vec()))).collect();
+        out.push(("txids", rows));
+        if mode_tables {
+            for t in Table::ALL.into_iter().filter(|t| t.utxo_mode_only()) {
+                out.push((t.name(), self.dump(t)?));
+            }
+        }
         Ok(out)
     }
 

@@ -13,7 +13,7 @@ use ferrum::{
     merkle,
     types::{ScriptHash, Txid},
     Auth, Daemon, DaemonConfig, DaemonSource, Index, IndexConfig, Indexer, Network, PrevoutMode, Query, RawRow,
-    StopSignal, Store, StoreConfig, Table,
+    StopSignal, Store, StoreConfig,
 };
 use testkit::chain::truth::Truth;
 use testkit::Node;
@@ -161,24 +161,14 @@ pub type Dump = Vec<(&'static str, Vec<RawRow>)>;
 /// tables exist in one mode only; `meta` records the mode).
 pub fn dump_rows(dir: &Path) -> Dump {
     let store = Store::open_read_only(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
-    let mut out: Dump =
-        Table::ALL.into_iter().filter(|t| !t.utxo_mode_only()).map(|t| (t.name(), store.dump(t).unwrap())).collect();
-    let tip = store.tip().unwrap();
-    let txids: Vec<RawRow> =
-        (0..tip.tx_count).map(|n| (n.to_be_bytes().to_vec(), store.txids().get(n).unwrap().0.to_vec())).collect();
-    out.push(("txids", txids));
-    out
+    store.dump_tables(false).unwrap()
 }
 
 /// Like [`dump_rows`] but with the mode-specific tables too, for comparing two indexes of
 /// the same mode.
 pub fn dump_all(dir: &Path) -> Dump {
     let store = Store::open_read_only(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
-    let mut out = dump_rows(dir);
-    for t in [Table::Utxo, Table::Undo] {
-        out.push((t.name(), store.dump(t).unwrap()));
-    }
-    out
+    store.dump_tables(true).unwrap()
 }
 
 /// An index of the node's chain built in this process from scratch, for comparisons.

@@ -3,18 +3,14 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Result};
-use bitcoin::blockdata::opcodes::all::OP_RETURN;
-use bitcoin::blockdata::script::{Builder, PushBytesBuf};
+use anyhow::Result;
 use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Sequence, Transaction, TxOut, Txid};
 use testkit::chain::rng::Rng;
 use testkit::keys::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
 
 use super::block::subsidy;
+use super::shape::{self, kind_slot, Payees, DUST, KIND_NAMES};
 use super::{Manifest, Preset, Probe, FUNDING_BLOCKS, GENERATOR_VERSION};
-
-/// Outputs below this are not created.
-const DUST: u64 = 1_000;
 
 /// A coin of the generator's pool, with the address it belongs to.
 struct Coin {
@@ -31,22 +27,35 @@ struct Stats {
     kinds: [u64; 7],
 }
 
+/// Every address made, by id, with its keys, and how many transactions touched each.
+struct Book {
+    seed: u64,
+    signer: Signer,
+    next_key: u64,
+    addrs: Vec<Arc<Receiver>>,
+    touches: Vec<u32>,
+}
+
+impl Book {
+    fn new_addr(&mut self, kind: Kind) -> u32 {
+        let keys =
+            (0..kind.key_count()).map(|_| next_seeded_key(b"ferrum-chaingen", self.seed, &mut self.next_key)).collect();
+        let r = Arc::new(self.signer.receiver(kind, keys));
+        self.addrs.push(r);
+        self.touches.push(0);
+        (self.addrs.len() - 1) as u32
+    }
+}
+
 /// The state of a chain being generated: every address made, how often each was touched, the
 /// coins that can be spent, and the figures of the manifest. Deterministic by seed.
 pub(super) struct Generator {
     preset: Preset,
     seed: u64,
     rng: Rng,
-    signer: Signer,
-    next_key: u64,
-    /// Every address made, by id.
-    addrs: Vec<Arc<Receiver>>,
-    /// Transactions touching each address.
-    touches: Vec<u32>,
-    /// Addresses that get paid again: the long tail of reuse.
-    reusable: Vec<u32>,
-    /// The hot addresses and the chance that a transaction pays each.
-    hot: Vec<(u32, f64)>,
+    book: Book,
+    /// The hot addresses, and the long tail of addresses paid again.
+    payees: Payees,
     /// Mining pools' payout addresses.
     miners: Vec<u32>,
     /// Funding coinbases' addresses and txids, by height.
@@ -59,27 +68,13 @@ pub(super) struct Generator {
     stats: Stats,
 }
 
-/// Output script kinds of new addresses, in per-mille, after mainnet's outputs of 2024–2025.
-const KIND_MIX: [(Kind, u64); 6] = [
-    (Kind::P2wpkh, 500),
-    (Kind::P2tr, 180),
-    (Kind::P2pkh, 140),
-    (Kind::P2shP2wpkh, 120),
-    (Kind::P2wshMultisig, 50),
-    (Kind::BareMultisig, 10),
-];
-
 impl Generator {
     pub(super) fn new(preset: Preset, seed: u64) -> Generator {
         let mut g = Generator {
             rng: Rng::new(seed ^ 0x6665_7272_756d),
             seed,
-            signer: Signer::default(),
-            next_key: 0,
-            addrs: Vec::new(),
-            touches: Vec::new(),
-            reusable: Vec::new(),
-            hot: Vec::new(),
+            book: Book { seed, signer: Signer::default(), next_key: 0, addrs: Vec::new(), touches: Vec::new() },
+            payees: Payees::default(),
             miners: Vec::new(),
             funding: Vec::new(),
             funding_txids: Vec::new(),
@@ -92,57 +87,14 @@ impl Generator {
         // Payments alone reach the target; spends of the coins add to it.
         let hot: Vec<u64> = g.preset.hot.clone();
         for target in hot {
-            let a = g.new_addr(Kind::P2wpkh);
-            g.hot.push((a, target as f64 / g.preset.txs as f64));
+            let a = g.book.new_addr(Kind::P2wpkh);
+            g.payees.hot.push((a, target as f64 / g.preset.txs as f64));
         }
         for _ in 0..5 {
-            let a = g.new_addr(Kind::P2wpkh);
+            let a = g.book.new_addr(Kind::P2wpkh);
             g.miners.push(a);
         }
         g
-    }
-
-    fn new_addr(&mut self, kind: Kind) -> u32 {
-        let keys =
-            (0..kind.key_count()).map(|_| next_seeded_key(b"ferrum-chaingen", self.seed, &mut self.next_key)).collect();
-        let r = Arc::new(self.signer.receiver(kind, keys));
-        self.addrs.push(r);
-        self.touches.push(0);
-        (self.addrs.len() - 1) as u32
-    }
-
-    fn random_kind(&mut self) -> Kind {
-        let mut x = self.rng.below(1000);
-        for (kind, share) in KIND_MIX {
-            if x < share {
-                return kind;
-            }
-            x -= share;
-        }
-        Kind::P2wpkh
-    }
-
-    /// Where a payment goes: a hot address (at most once per transaction: `hot`), a reused one
-    /// (heavily skewed to a few), or a new one (a fifth of which will be paid again later).
-    fn payee(&mut self, hot: bool) -> u32 {
-        let u = self.rng.unit();
-        let mut acc = 0.0;
-        for &(a, p) in self.hot.iter().filter(|_| hot) {
-            acc += p;
-            if u < acc {
-                return a;
-            }
-        }
-        if !self.reusable.is_empty() && self.rng.chance(0.15) {
-            let skew = self.rng.unit().powi(4);
-            return self.reusable[(skew * self.reusable.len() as f64) as usize];
-        }
-        let kind = self.random_kind();
-        let a = self.new_addr(kind);
-        if self.rng.chance(0.2) {
-            self.reusable.push(a);
-        }
-        a
     }
 
     /// Transactions generated so far, coinbases included.
@@ -152,14 +104,14 @@ impl Generator {
 
     pub(super) fn miner_script(&mut self, height: u32) -> ScriptBuf {
         if height <= FUNDING_BLOCKS {
-            let a = self.new_addr(Kind::P2wpkh);
+            let a = self.book.new_addr(Kind::P2wpkh);
             self.funding.push(a);
-            self.touches[a as usize] += 1;
-            return self.addrs[a as usize].script_pubkey.clone();
+            self.book.touches[a as usize] += 1;
+            return self.book.addrs[a as usize].script_pubkey.clone();
         }
         let a = self.miners[(height % self.miners.len() as u32) as usize];
-        self.touches[a as usize] += 1;
-        self.addrs[a as usize].script_pubkey.clone()
+        self.book.touches[a as usize] += 1;
+        self.book.addrs[a as usize].script_pubkey.clone()
     }
 
     pub(super) fn coinbase_value(&self, height: u32) -> u64 {
@@ -187,7 +139,7 @@ impl Generator {
         if height <= 2 * FUNDING_BLOCKS {
             // Split the coinbase of `height - 100`, now mature.
             let funder = self.funding[(height - FUNDING_BLOCKS - 1) as usize];
-            let r = self.addrs[funder as usize].clone();
+            let r = self.book.addrs[funder as usize].clone();
             let source = height - FUNDING_BLOCKS;
             let value = subsidy(source);
             let coinbase_txid = self.funding_txids[(source - 1) as usize];
@@ -208,14 +160,7 @@ impl Generator {
         let base = self.preset.txs / u64::from(self.preset.blocks);
         let count = self.rng.range(base / 2, base + base / 2);
         for _ in 0..count {
-            let (n_in, n_out) = match self.rng.below(100) {
-                0..=54 => (1, 2),
-                55..=74 => (2, 2),
-                75..=82 => (1, 1),
-                83..=85 => (1, self.rng.range(10, 200) as usize),
-                86..=88 => (self.rng.range(10, 60) as usize, 1),
-                _ => (self.rng.range(2, 5) as usize, self.rng.range(2, 5) as usize),
-            };
+            let (n_in, n_out) = shape::inputs_outputs(&mut self.rng);
             if self.pool.len() < n_in {
                 break;
             }
@@ -235,50 +180,21 @@ impl Generator {
     /// parts of a batch), the last change to a new address of the spender's kind.
     fn transaction(&mut self, coins: Vec<Coin>, n_out: usize, op_return: bool) -> Result<Transaction> {
         let total: u64 = coins.iter().map(|c| c.utxo.txout.value.to_sat()).sum();
-        let fee = 110 + 90 * coins.len() as u64 + 40 * n_out as u64;
-        let available = total.saturating_sub(fee);
-        let mut recipients = Vec::with_capacity(n_out);
-        if n_out >= 3 || available < 4 * DUST {
-            // A batch (or a sweep of a small coin): equal parts, no change.
-            let n = if available < 4 * DUST { 1 } else { n_out };
-            for k in 0..n {
-                let a = self.payee(k == 0);
-                recipients.push((a, available / n as u64));
-            }
-        } else if n_out == 1 {
-            let a = self.payee(true);
-            recipients.push((a, available));
-        } else {
-            let share = 0.05 + 0.9 * self.rng.unit();
-            let pay = ((available as f64 * share) as u64).clamp(DUST, available - DUST);
-            let payee = self.payee(true);
-            recipients.push((payee, pay));
-            // Change: mostly to a new address of the spender's kind, sometimes back to it.
-            let change = if self.rng.chance(0.05) {
-                coins[0].addr
-            } else {
-                let kind = coins[0].utxo.receiver.kind;
-                self.new_addr(kind)
-            };
-            recipients.push((change, available - pay));
-        }
+        let spender = (coins[0].addr, coins[0].utxo.receiver.kind);
+        let book = &mut self.book;
+        let recipients =
+            self.payees.recipients(&mut self.rng, &mut |kind| book.new_addr(kind), total, coins.len(), n_out, spender);
         let mut output: Vec<TxOut> = recipients
             .iter()
             .filter(|(_, v)| *v >= DUST)
             .map(|&(a, v)| TxOut {
                 value: Amount::from_sat(v),
-                script_pubkey: self.addrs[a as usize].script_pubkey.clone(),
+                script_pubkey: self.book.addrs[a as usize].script_pubkey.clone(),
             })
             .collect();
         let paid: Vec<u32> = recipients.iter().filter(|(_, v)| *v >= DUST).map(|&(a, _)| a).collect();
         if op_return || output.is_empty() {
-            let mut data = PushBytesBuf::new();
-            data.extend_from_slice(&self.rng.next_u64().to_le_bytes()).map_err(|e| anyhow!("{e}"))?;
-            data.extend_from_slice(&self.rng.next_u64().to_le_bytes()).map_err(|e| anyhow!("{e}"))?;
-            output.push(TxOut {
-                value: Amount::ZERO,
-                script_pubkey: Builder::new().push_opcode(OP_RETURN).push_slice(data).into_script(),
-            });
+            output.push(TxOut { value: Amount::ZERO, script_pubkey: shape::op_return(&mut self.rng) });
             self.stats.kinds[6] += 1;
         }
         let out_value: u64 = output.iter().map(|o| o.value.to_sat()).sum();
@@ -288,17 +204,17 @@ impl Generator {
             ..unsigned_tx(coins.iter().map(|c| c.utxo.outpoint), Sequence::ENABLE_RBF_NO_LOCKTIME)
         };
         let utxos: Vec<Utxo> = coins.iter().map(|c| c.utxo.clone()).collect();
-        self.signer.sign(&mut tx, &utxos)?;
+        self.book.signer.sign(&mut tx, &utxos)?;
         let txid = tx.compute_txid();
         // Each address once per transaction, however many of its coins or outputs it has.
         let mut touched: Vec<u32> = coins.iter().map(|c| c.addr).chain(paid.iter().copied()).collect();
         touched.sort_unstable();
         touched.dedup();
         for a in touched {
-            self.touches[a as usize] += 1;
+            self.book.touches[a as usize] += 1;
         }
         for (vout, a) in paid.into_iter().enumerate() {
-            let r = self.addrs[a as usize].clone();
+            let r = self.book.addrs[a as usize].clone();
             self.stats.kinds[kind_slot(r.kind)] += 1;
             self.pending.push(Coin {
                 utxo: Utxo {
@@ -317,10 +233,9 @@ impl Generator {
     }
 
     pub(super) fn manifest(&mut self, height: u32, tip: BlockHash, build_seconds: f64) -> Manifest {
-        let names = ["p2pkh", "p2sh-p2wpkh", "p2wpkh", "p2wsh-multisig", "p2tr", "bare-multisig", "op_return"];
-        let output_kinds = names.iter().zip(self.stats.kinds).map(|(n, c)| (n.to_string(), c)).collect();
+        let output_kinds = KIND_NAMES.iter().zip(self.stats.kinds).map(|(n, c)| (n.to_string(), c)).collect();
         let mut buckets = [0u64; 5];
-        for &t in &self.touches {
+        for &t in &self.book.touches {
             match t {
                 0 => {}
                 1 => buckets[0] += 1,
@@ -333,27 +248,29 @@ impl Generator {
         let address_use =
             ["1", "2", "3-10", "11-100", "101+"].iter().zip(buckets).map(|(n, c)| (n.to_string(), c)).collect();
         let probe = |g: &Generator, a: u32| Probe {
-            scripthash: g.addrs[a as usize].scripthash(),
-            txs: u64::from(g.touches[a as usize]),
+            scripthash: g.book.addrs[a as usize].scripthash(),
+            txs: u64::from(g.book.touches[a as usize]),
         };
-        let mut probes: Vec<Probe> = self.hot.iter().map(|&(a, _)| probe(self, a)).collect();
+        let mut probes: Vec<Probe> = self.payees.hot.iter().map(|&(a, _)| probe(self, a)).collect();
         // An address used by exactly one transaction, and the busiest of the long tail.
-        if let Some(a) = (0..self.touches.len() as u32).rev().find(|&a| self.touches[a as usize] == 1) {
+        if let Some(a) = (0..self.book.touches.len() as u32).rev().find(|&a| self.book.touches[a as usize] == 1) {
             probes.push(probe(self, a));
         }
-        if let Some(&a) = self.reusable.iter().max_by_key(|&&a| (self.touches[a as usize], std::cmp::Reverse(a))) {
+        if let Some(&a) =
+            self.payees.reusable.iter().max_by_key(|&&a| (self.book.touches[a as usize], std::cmp::Reverse(a)))
+        {
             probes.push(probe(self, a));
         }
         probes.sort_by_key(|p| p.txs);
         // Wallets: ordinary addresses, drawn without replacement.
         let mut ordinary: Vec<u32> =
-            (0..self.touches.len() as u32).filter(|&a| (1..=3).contains(&self.touches[a as usize])).collect();
+            (0..self.book.touches.len() as u32).filter(|&a| (1..=3).contains(&self.book.touches[a as usize])).collect();
         let mut wallets = Vec::new();
         while wallets.len() < 8 && ordinary.len() >= 1000 {
             let wallet = (0..1000)
                 .map(|_| {
                     let i = self.rng.below(ordinary.len() as u64) as usize;
-                    self.addrs[ordinary.swap_remove(i) as usize].scripthash()
+                    self.book.addrs[ordinary.swap_remove(i) as usize].scripthash()
                 })
                 .collect();
             wallets.push(wallet);
@@ -374,16 +291,5 @@ impl Generator {
             wallets,
             build_seconds,
         }
-    }
-}
-
-fn kind_slot(kind: Kind) -> usize {
-    match kind {
-        Kind::P2pkh => 0,
-        Kind::P2shP2wpkh => 1,
-        Kind::P2wpkh => 2,
-        Kind::P2wshMultisig => 3,
-        Kind::P2tr => 4,
-        Kind::BareMultisig => 5,
     }
 }

@@ -14,6 +14,7 @@
 
 mod block;
 mod generator;
+pub mod shape;
 #[cfg(test)]
 mod tests;
 
@@ -25,8 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use testkit::{Node, NodeOptions};
 
-use block::assemble;
-pub use block::{block_on_tip, submit};
+pub use block::{assemble, block_on_tip, submit, subsidy};
 use generator::Generator;
 
 /// Bumped whenever the generator's output changes, so a cached chain of an older generator is

@@ -1,5 +1,6 @@
 """The chart of one benchmark run: initial sync, history latency by address size, wallet-sync
-throughput and notification latency, for every server of the run."""
+throughput and notification latency, for every server of the run; or, for a scale run (its JSON
+has `samples`), indexing rate, memory and disk against the transactions indexed."""
 import json
 import sys
 
@@ -12,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main(results, out):
     with open(results) as f:
         run = json.load(f)
+    if "samples" in run:
+        return scale(run, out)
     servers = run["servers"]
     names = [s["server"] for s in servers]
     palette = ["#b7410e", "#e08a5a", "#4c72b0", "#55a868", "#8c8c8c", "#8172b2", "#ccb974", "#64b5cd", "#c44e52"]
@@ -65,6 +68,35 @@ def main(results, out):
     ax.set_title("New block → notification, p50")
     ax.invert_yaxis()
 
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
+def scale(run, out):
+    samples = run["samples"] + [run["last"]]
+    txs = [s["txs"] / 1e6 for s in samples]
+    mib = 1 << 20
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig.suptitle(f"Index alone, {run['mode']} mode: {samples[-1]['txs']:,} transactions — {run['machine']}", fontsize=11)
+    ax = axes[0]
+    ax.plot(txs[:-1], [s["tx_per_sec"] for s in samples[:-1]], color="#b7410e")
+    ax.set_title("indexing rate (tx/s)")
+    ax.set_ylim(bottom=0)
+    ax = axes[1]
+    ax.plot(txs, [s["rss_bytes"] / mib for s in samples], color="#b7410e", label="RSS")
+    ax.plot(txs, [s["rss_anon_bytes"] / mib for s in samples], color="#4c72b0", label="RSS without file pages")
+    ax.axhline(1024, color="#8c8c8c", linestyle="--", linewidth=1, label="1 GiB")
+    ax.set_title("memory (MiB)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax = axes[2]
+    ax.plot(txs, [s["disk_bytes"] / mib for s in samples], color="#b7410e", label="index directory")
+    ax.plot(txs, [s["pending_compaction_bytes"] / mib for s in samples], color="#8c8c8c", label="pending compaction")
+    ax.set_title("disk (MiB)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    for ax in axes:
+        ax.set_xlabel("transactions indexed (millions)")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 

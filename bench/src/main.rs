@@ -26,7 +26,9 @@
 mod chaingen;
 mod measure;
 mod report;
+mod scale;
 mod servers;
+mod synth;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -202,6 +204,11 @@ pub struct Run {
 }
 
 fn main() -> Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("synth") => return synth_command(),
+        Some("scale") => return scale_command(),
+        _ => {}
+    }
     let o = parse_options()?;
     if o.report_only {
         return report::write_markdown(&o.results, &o.markdown);
@@ -372,4 +379,85 @@ fn machine() -> String {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     format!("{cores} cores ({}), {:.0} GiB RAM", model.unwrap_or("unknown CPU"), mem_kib as f64 / 1048576.0)
+}
+
+/// `bench synth --seed N --to TXS`: the scale benchmark's block generator, writing to stdout.
+fn synth_command() -> Result<()> {
+    let (mut seed, mut to) = (1, 0);
+    let mut args = std::env::args().skip(2);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seed" => seed = value.parse().context("--seed")?,
+            "--to" => to = parse_count(&value).context("--to")?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    synth::stream::generate(seed, to)
+}
+
+/// `bench scale [--to N] [--every N] [--mode spenttxouts|utxo|both] [--seed N] [--dir DIR]
+/// [--results DIR] [--markdown FILE] [--no-chart]`: the index alone on a synthetic chain
+/// (`scale/`).
+fn scale_command() -> Result<()> {
+    let mut o = scale::Options {
+        seed: 1,
+        to: 100_000_000,
+        every: 1_000_000,
+        mode: ferrum::PrevoutMode::Spenttxouts,
+        dir: chaingen::cache_root().join("scale-index"),
+    };
+    let mut modes = vec![ferrum::PrevoutMode::Spenttxouts, ferrum::PrevoutMode::Utxo];
+    let mut results = root().join("bench/results");
+    let mut markdown = root().join("BENCHMARKS.md");
+    let mut chart = true;
+    let mut args = std::env::args().skip(2);
+    while let Some(flag) = args.next() {
+        if flag == "--no-chart" {
+            chart = false;
+            continue;
+        }
+        let value = args.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seed" => o.seed = value.parse().context("--seed")?,
+            "--to" => o.to = parse_count(&value).context("--to")?,
+            "--every" => o.every = parse_count(&value).context("--every")?,
+            "--dir" => o.dir = PathBuf::from(value),
+            "--results" => results = PathBuf::from(value),
+            "--markdown" => markdown = PathBuf::from(value),
+            "--mode" => {
+                modes = match value.as_str() {
+                    "spenttxouts" => vec![ferrum::PrevoutMode::Spenttxouts],
+                    "utxo" => vec![ferrum::PrevoutMode::Utxo],
+                    "both" => modes,
+                    other => bail!("--mode {other}: spenttxouts, utxo or both"),
+                }
+            }
+            other => bail!("unknown argument {other}; see bench/README.md"),
+        }
+    }
+    let dir = results.join("scale");
+    std::fs::create_dir_all(&dir)?;
+    for mode in modes {
+        o.mode = mode;
+        eprintln!("scale: {} mode, to {} transactions, index in {}", mode.name(), o.to, o.dir.display());
+        let run = scale::run(&o)?;
+        let json = dir.join(format!("{}.json", mode.name()));
+        std::fs::write(&json, serde_json::to_vec_pretty(&run)?)?;
+        if chart {
+            report::chart(&json, &json.with_extension("png"))?;
+        }
+    }
+    report::write_markdown(&results, &markdown)
+}
+
+/// A count with an optional `k`, `M` or `G` suffix: `250k`, `10M`.
+fn parse_count(text: &str) -> Result<u64> {
+    let (digits, factor) = match text.chars().last() {
+        Some('k') => (&text[..text.len() - 1], 1_000),
+        Some('M') => (&text[..text.len() - 1], 1_000_000),
+        Some('G') => (&text[..text.len() - 1], 1_000_000_000),
+        _ => (text, 1),
+    };
+    Ok(digits.parse::<u64>().with_context(|| format!("{text:?} is not a count"))? * factor)
 }

@@ -35,6 +35,7 @@ pub fn write_markdown(results: &Path, out: &Path) -> Result<()> {
     for run in &runs {
         preset_section(&mut md, run, results);
     }
+    crate::scale::report::section(&mut md, &crate::scale::report::runs(results)?, results);
     std::fs::write(out, md)?;
     Ok(())
 }

@@ -223,14 +223,19 @@ pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
         .map_or(Ok(0.0), |(u, s)| -> Result<f64> { Ok(u.parse::<f64>()? + s.parse::<f64>()?) })?;
     // SAFETY: sysconf only reads a constant of the system.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kib: u64 = status
+    Ok((ticks / hz, status_bytes(pid, "VmHWM")))
+}
+
+/// A memory figure of `/proc/PID/status` (`VmRSS`, `RssAnon`, `VmHWM`...) in bytes; 0 if absent.
+pub fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Ok((ticks / hz, hwm_kib * 1024))
+    kib * 1024
 }
 
 /// Bytes of the files under `path`.

@@ -1,7 +1,8 @@
 //! The benchmark end to end on the tiny preset with Ferrum alone, on the node and behind a front
 //! that answers as Bitcoin Core 29 does: the chain is generated (or taken from the cache), the
-//! node copied and started, every measurement taken, and the results and the report written. Figures are not judged here (no timing assertions); what is
-//! checked is that every step produced them.
+//! node copied and started, every measurement taken, and the results and the report written;
+//! and the scale run, short. Figures are not judged here (no timing assertions); what is checked
+//! is that every step produced them.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -57,4 +58,56 @@ fn tiny_preset_runs_every_step() {
         assert!(md.contains(heading), "{heading} missing from the report");
     }
     assert!(md.contains("utxo mode behind Core 29 within 1.5×"), "the Core 29 target missing from the report");
+}
+
+/// The scale run, short: both modes on the same synthetic chain, every sample taken, the report
+/// written. The two modes index the same chain, so their probes find the same histories.
+#[test]
+fn scale_run_samples_both_modes() {
+    let out = tempfile::tempdir().unwrap();
+    let markdown = out.path().join("BENCHMARKS.md");
+    let status = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["scale", "--to", "200k", "--every", "50k", "--mode", "both", "--no-chart"])
+        .arg("--dir")
+        .arg(out.path().join("index"))
+        .arg("--results")
+        .arg(out.path())
+        .arg("--markdown")
+        .arg(&markdown)
+        .status()
+        .unwrap();
+    assert!(status.success(), "bench scale failed: {status}");
+    let mut probes = Vec::new();
+    for mode in ["spenttxouts", "utxo"] {
+        let path = out.path().join(format!("scale/{mode}.json"));
+        let run: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(run["mode"], mode);
+        let samples = run["samples"].as_array().unwrap();
+        // Samples are taken as commits land: in bulk mode, a commit every 128 MB of rows.
+        assert!(!samples.is_empty());
+        let last = &run["last"];
+        assert!(last["txs"].as_u64().unwrap() >= 200_000, "{last}");
+        for s in samples.iter().chain([last]) {
+            assert!(s["tx_per_sec"].as_f64().unwrap() > 0.0 || s == last);
+            for field in ["cpu_seconds", "write_amplification"] {
+                assert!(s[field].as_f64().unwrap() > 0.0, "{field}: {s}");
+            }
+            for field in ["rss_bytes", "rss_anon_bytes", "disk_bytes", "txids_bytes", "written_bytes"] {
+                assert!(s[field].as_u64().unwrap() > 0, "{field}: {s}");
+            }
+        }
+        assert!(last["sst_bytes"].as_u64().unwrap() > 0 && !last["levels"].as_array().unwrap().is_empty());
+        assert!(run["peak_disk_bytes"].as_u64().unwrap() >= last["disk_bytes"].as_u64().unwrap());
+        // The busiest address holds about 1% of the transactions.
+        let history: Vec<u64> = last["probes"].as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap()).collect();
+        assert!(history[0] > 1_000 && history[0] > history[1] && history[1] > history[2], "{history:?}");
+        probes.push(history);
+    }
+    assert_eq!(probes[0], probes[1], "the two modes indexed different histories");
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    for heading in
+        ["## Scale: the index alone", "### spenttxouts mode, as the index grows", "### utxo mode, as the index grows"]
+    {
+        assert!(md.contains(heading), "{heading} missing from the report");
+    }
 }

@@ -1,0 +1,277 @@
+//! Synthetic mainnet-shaped chains for the scale benchmark: blocks made as fast as an indexer
+//! can take them, without a node and without signatures.
+//!
+//! The transactions have chaingen's shape ([`crate::chaingen::shape`]: the same mix of kinds and
+//! sizes, the same skewed address reuse and hot addresses), with three differences that make a
+//! hundred million transactions affordable:
+//! - addresses are numbers, and an output script is derived from its number, so no key is made;
+//! - inputs carry placeholder signatures of the real sizes (a node accepts such blocks only
+//!   under `-assumevalid`, which skips script checks; `bench/tests/synth.rs` does exactly that);
+//! - the unspent outputs are kept to about [`UTXO_SHARE`] of the transactions so far, as on
+//!   mainnet (170M unspent outputs for 1.2 billion transactions), by adding inputs while the
+//!   set is above that share; spends favour recent outputs but reach back to the oldest.
+//!
+//! The hot addresses receive a fixed share of all payments ([`HOT_SHARES`]), so a shorter run is
+//! a prefix of a longer one with the same seed. Each block comes with its spent outputs in
+//! `/rest/spenttxouts` form, for Ferrum's spenttxouts mode, and the block and that data are
+//! deterministic by seed.
+
+mod scripts;
+pub mod source;
+pub mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+
+use anyhow::Result;
+use bitcoin::consensus::Encodable;
+use bitcoin::hashes::Hash;
+use bitcoin::{absolute, Amount, BlockHash, OutPoint, Sequence, Transaction, TxIn, TxOut, Txid, VarInt, Witness};
+use testkit::chain::rng::Rng;
+use testkit::keys::Kind;
+
+use crate::chaingen::shape::{self, Payees, DUST};
+use crate::chaingen::{assemble, subsidy};
+
+/// Unspent outputs kept, as a share of the transactions made so far.
+pub const UTXO_SHARE: f64 = 0.3;
+/// The chance that a payment goes to each hot address. A transaction makes more than one
+/// payment choice (batches, change), so each is touched by about 1.85 times its share of all
+/// transactions: at 100M, about 1.8M, 180k and 18k.
+pub const HOT_SHARES: [f64; 3] = [0.01, 0.001, 0.0001];
+/// Coinbases are spendable this many blocks later.
+const MATURITY: u32 = 100;
+/// The first block's time (2020-09-13), then ten minutes a block.
+const FIRST_TIME: u32 = 1_600_000_000;
+
+/// How big the blocks are.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Transactions per block (coinbase not counted), drawn evenly from this range once enough
+    /// coins are spendable.
+    pub txs_per_block: (u64, u64),
+    /// Blocks of this height and above carry only their coinbase (for the node test, which
+    /// needs two weeks' worth of blocks on top of the last one whose scripts it skips).
+    pub empty_from: u32,
+}
+
+impl Shape {
+    /// Mainnet's blocks of the last years: 1,500 to 3,500 transactions.
+    pub fn mainnet() -> Shape {
+        Shape { txs_per_block: (1_500, 3_500), empty_from: u32::MAX }
+    }
+}
+
+/// One block as a node serves it.
+pub struct Frame {
+    pub height: u32,
+    pub hash: BlockHash,
+    pub block: Vec<u8>,
+    /// The outputs spent by each transaction, in `/rest/spenttxouts/<hash>.bin` form.
+    pub spent: Vec<u8>,
+    /// Transactions in the block, the coinbase included.
+    pub txs: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Coin {
+    txid: Txid,
+    vout: u32,
+    addr: u32,
+    value: u64,
+}
+
+/// The generator: an endless iterator of blocks on regtest's genesis, deterministic by seed.
+pub struct Synth {
+    seed: u64,
+    shape: Shape,
+    rng: Rng,
+    /// Each address's kind, by number.
+    kinds: Vec<Kind>,
+    payees: Payees,
+    miners: Vec<u32>,
+    pool: Vec<Coin>,
+    /// Outputs of the block being made: spendable from the next.
+    pending: Vec<Coin>,
+    /// Coinbases, with the height from which they can be spent.
+    immature: VecDeque<(u32, Coin)>,
+    tip: BlockHash,
+    height: u32,
+    txs: u64,
+}
+
+impl Synth {
+    pub fn new(seed: u64, shape: Shape) -> Synth {
+        let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
+        let mut s = Synth {
+            seed,
+            shape,
+            rng: Rng::new(seed ^ 0x7379_6e74_6800),
+            kinds: Vec::new(),
+            payees: Payees::default(),
+            miners: Vec::new(),
+            pool: Vec::new(),
+            pending: Vec::new(),
+            immature: VecDeque::new(),
+            tip: genesis.block_hash(),
+            height: 0,
+            txs: 1,
+        };
+        for share in HOT_SHARES {
+            let a = s.new_addr(Kind::P2wpkh);
+            s.payees.hot.push((a, share));
+        }
+        for _ in 0..5 {
+            let a = s.new_addr(Kind::P2wpkh);
+            s.miners.push(a);
+        }
+        s
+    }
+
+    fn new_addr(&mut self, kind: Kind) -> u32 {
+        self.kinds.push(kind);
+        (self.kinds.len() - 1) as u32
+    }
+
+    /// The scripts the scale benchmark reads back as it grows: the hot addresses, most used
+    /// first, then a mining pool's payout address (a coinbase every fifth block).
+    pub fn probe_scripts(&self) -> Vec<bitcoin::ScriptBuf> {
+        let hot = self.payees.hot.iter().map(|&(a, _)| a);
+        hot.chain(self.miners.first().copied()).map(|a| scripts::output(self.seed, a, Kind::P2wpkh)).collect()
+    }
+
+    /// Transactions in the chain so far, genesis included.
+    pub fn transactions(&self) -> u64 {
+        self.txs
+    }
+
+    /// Unspent outputs the generator holds (spendable, and made in the last block).
+    pub fn unspent(&self) -> usize {
+        self.pool.len() + self.pending.len() + self.immature.len()
+    }
+
+    /// The next block.
+    pub fn next_block(&mut self) -> Result<Frame> {
+        let height = self.height + 1;
+        self.pool.append(&mut self.pending);
+        while self.immature.front().is_some_and(|(h, _)| *h <= height) {
+            if let Some((_, c)) = self.immature.pop_front() {
+                self.pool.push(c);
+            }
+        }
+        let mut txs = Vec::new();
+        let mut spent = Vec::new();
+        let mut fees = 0;
+        if height < self.shape.empty_from {
+            let (lo, hi) = self.shape.txs_per_block;
+            let count = self.rng.range(lo, hi);
+            for _ in 0..count {
+                let Some((tx, outs, fee)) = self.transaction()? else { break };
+                txs.push(tx);
+                spent.push(outs);
+                fees += fee;
+            }
+        }
+        let miner = self.miners[(height % self.miners.len() as u32) as usize];
+        let value = subsidy(height) + fees;
+        let script = scripts::output(self.seed, miner, Kind::P2wpkh);
+        let block = assemble(self.tip, height, FIRST_TIME + 600 * height, script, value, txs)?;
+        let coinbase = Coin { txid: block.txdata[0].compute_txid(), vout: 0, addr: miner, value };
+        self.immature.push_back((height + MATURITY, coinbase));
+        let mut spent_bytes = Vec::new();
+        VarInt(block.txdata.len() as u64).consensus_encode(&mut spent_bytes)?;
+        VarInt(0).consensus_encode(&mut spent_bytes)?;
+        for outs in &spent {
+            VarInt(outs.len() as u64).consensus_encode(&mut spent_bytes)?;
+            for c in outs {
+                c.value.consensus_encode(&mut spent_bytes)?;
+                scripts::output(self.seed, c.addr, self.kinds[c.addr as usize]).consensus_encode(&mut spent_bytes)?;
+            }
+        }
+        self.height = height;
+        self.tip = block.block_hash();
+        self.txs += block.txdata.len() as u64;
+        Ok(Frame {
+            height,
+            hash: self.tip,
+            txs: block.txdata.len() as u32,
+            block: bitcoin::consensus::encode::serialize(&block),
+            spent: spent_bytes,
+        })
+    }
+
+    /// A transaction of the chain's shape, the coins it spends and its fee; `None` when too
+    /// few coins are spendable.
+    fn transaction(&mut self) -> Result<Option<(Transaction, Vec<Coin>, u64)>> {
+        let (mut n_in, n_out) = shape::inputs_outputs(&mut self.rng);
+        if self.pool.len() as f64 > UTXO_SHARE * self.txs as f64 + 1_000.0 {
+            // Too many unspent outputs: this one consolidates.
+            n_in = n_in.max(n_out + 1 + self.rng.below(2) as usize);
+        }
+        if self.pool.len() < n_in {
+            return Ok(None);
+        }
+        let coins: Vec<Coin> = (0..n_in)
+            .map(|_| {
+                // Mostly recent outputs (the pool's end), sometimes the oldest.
+                let back = (self.rng.unit().powi(3) * self.pool.len() as f64) as usize;
+                self.pool.swap_remove(self.pool.len() - 1 - back.min(self.pool.len() - 1))
+            })
+            .collect();
+        let op_return = self.rng.chance(0.03);
+        let total: u64 = coins.iter().map(|c| c.value).sum();
+        let spender = (coins[0].addr, self.kinds[coins[0].addr as usize]);
+        let kinds = &mut self.kinds;
+        let mut new_addr = |kind| {
+            kinds.push(kind);
+            (kinds.len() - 1) as u32
+        };
+        let recipients = self.payees.recipients(&mut self.rng, &mut new_addr, total, n_in, n_out, spender);
+        let paid: Vec<(u32, u64)> = recipients.into_iter().filter(|(_, v)| *v >= DUST).collect();
+        let mut output: Vec<TxOut> = paid
+            .iter()
+            .map(|&(a, v)| TxOut {
+                value: Amount::from_sat(v),
+                script_pubkey: scripts::output(self.seed, a, self.kinds[a as usize]),
+            })
+            .collect();
+        if op_return || output.is_empty() {
+            output.push(TxOut { value: Amount::ZERO, script_pubkey: shape::op_return(&mut self.rng) });
+        }
+        let input = coins
+            .iter()
+            .map(|c| {
+                let (script_sig, witness) = scripts::spend(self.kinds[c.addr as usize]);
+                TxIn {
+                    previous_output: OutPoint { txid: c.txid, vout: c.vout },
+                    script_sig,
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: Witness::from_slice(&witness),
+                }
+            })
+            .collect();
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input,
+            output,
+        };
+        let fee = total - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+        let txid = tx.compute_txid();
+        for (vout, &(addr, value)) in paid.iter().enumerate() {
+            self.pending.push(Coin { txid, vout: vout as u32, addr, value });
+        }
+        Ok(Some((tx, coins, fee)))
+    }
+
+    /// The regtest genesis block's hash: the chain's height 0.
+    pub fn genesis() -> BlockHash {
+        bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest).block_hash()
+    }
+
+    /// `hash` as Ferrum's type.
+    pub fn ferrum_hash(hash: BlockHash) -> ferrum::types::BlockHash {
+        ferrum::types::BlockHash(hash.to_byte_array())
+    }
+}

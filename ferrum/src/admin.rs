@@ -108,11 +108,11 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
         }
         "sessions" => {
             arity(0, 0)?;
-            Ok(Value::Array(m.server.sessions().iter().map(|s| session_json(s)).collect()))
+            Ok(Value::Array(m.parts.server.sessions().iter().map(|s| session_json(s)).collect()))
         }
         "groups" => {
             arity(0, 0)?;
-            Ok(groups(&m.server.sessions(), &m.server.ledger().groups()))
+            Ok(groups(&m.parts.server.sessions(), &m.parts.server.ledger().groups()))
         }
         "peers" => {
             arity(0, 0)?;
@@ -128,7 +128,7 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
         "log" => {
             arity(1, 1)?;
             let filter = args.first().map(String::as_str).unwrap_or_default();
-            let control = m.log.as_ref().ok_or_else(|| RpcError::internal("the log filter cannot be changed here"))?;
+            let control = m.parts.log.as_ref().ok_or_else(|| RpcError::internal("the log filter cannot be changed here"))?;
             control(filter).map_err(|e| RpcError::invalid_params(format!("bad log filter {filter:?}: {e}")))?;
             tracing::info!("log filter set to {filter:?} by the admin");
             Ok(json!({"log": filter}))
@@ -156,7 +156,7 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
         "stop" => {
             arity(0, 0)?;
             tracing::info!("stop requested over the admin RPC");
-            m.stop.stop();
+            m.parts.stop.stop();
             Ok(json!("stopping"))
         }
         other => Err(RpcError::new(
@@ -172,9 +172,9 @@ fn getinfo(m: &Monitor) -> Value {
     let mut info = m.status();
     if let Value::Object(map) = &mut info {
         map.insert("memory".into(), json!({"resident_bytes": resident_bytes()}));
-        map.insert("groups".into(), json!(group_map(&m.server.sessions()).len()));
+        map.insert("groups".into(), json!(group_map(&m.parts.server.sessions()).len()));
         let methods: serde_json::Map<String, Value> =
-            m.electrum.metrics.methods().into_iter().map(|f| (f.method.to_string(), json!(f.count))).collect();
+            m.parts.electrum.metrics.methods().into_iter().map(|f| (f.method.to_string(), json!(f.count))).collect();
         if let Some(Value::Object(requests)) = map.get_mut("requests") {
             requests.remove("per_second");
             requests.insert("by_method".into(), Value::Object(methods));
@@ -226,7 +226,7 @@ fn groups(sessions: &[Arc<SessionInfo>], costs: &[(String, f64)]) -> Value {
 
 /// Closes the sessions named by id or by client IP address.
 fn disconnect(m: &Monitor, targets: &[String]) -> Result<Value, RpcError> {
-    let sessions = m.server.sessions();
+    let sessions = m.parts.server.sessions();
     let mut out = Vec::new();
     for target in targets {
         let chosen: Vec<&Arc<SessionInfo>> = if let Ok(id) = target.parse::<u64>() {
@@ -250,8 +250,8 @@ fn disconnect(m: &Monitor, targets: &[String]) -> Result<Value, RpcError> {
 
 async fn query(m: &Arc<Monitor>, target: &str, limit: usize) -> Result<Value, RpcError> {
     let sh: ScriptHash =
-        crate::inspect::parse_target(m.network, target).map_err(|e| RpcError::invalid_params(format!("{e:#}")))?;
-    let (summary, mempool, balance) = m.electrum.reader().balance(sh).await?;
+        crate::inspect::parse_target(m.network(), target).map_err(|e| RpcError::invalid_params(format!("{e:#}")))?;
+    let (summary, mempool, balance) = m.parts.electrum.reader().balance(sh).await?;
     Ok(json!({
         "scripthash": sh.to_hex(),
         "transactions": summary.history.len(),
@@ -272,16 +272,17 @@ async fn query(m: &Arc<Monitor>, target: &str, limit: usize) -> Result<Value, Rp
 /// Compares the last `depth` indexed blocks with the node's active chain: where they part, the
 /// node has reorganised and the index will follow at its next sync.
 async fn reorg_check(m: &Monitor, depth: u32) -> Result<Value, RpcError> {
-    let tip = m.electrum.index.tip();
+    let tip = m.parts.electrum.index.tip();
     let Some(height) = tip.height else {
         return Ok(json!({"height": null, "checked": 0, "consistent": true}));
     };
     let from = height.saturating_sub(depth - 1);
     let ours: Vec<_> = {
-        let chain = m.electrum.index.chain();
+        let chain = m.parts.electrum.index.chain();
         (from..=height).map(|h| chain.hash(h)).collect()
     };
     let theirs = m
+        .parts
         .daemon
         .block_hashes(from, height - from + 1)
         .await
@@ -300,7 +301,7 @@ async fn reorg_check(m: &Monitor, depth: u32) -> Result<Value, RpcError> {
         "from": from,
         "consistent": fork.is_none(),
         "first_difference": fork,
-        "node_height": m.electrum.index.status().node_height,
+        "node_height": m.parts.electrum.index.status().node_height,
     }))
 }
 

@@ -38,15 +38,7 @@ struct NodeState {
 }
 
 pub(crate) struct Monitor {
-    pub(crate) electrum: Arc<Electrum>,
-    pub(crate) server: Arc<Server>,
-    pub(crate) daemon: Arc<Daemon>,
-    pub(crate) mempool: Arc<Mempool>,
-    pub(crate) network: Network,
-    pub(crate) mode: PrevoutMode,
-    pub(crate) index_dir: PathBuf,
-    pub(crate) stop: StopSignal,
-    pub(crate) log: Option<LogControl>,
+    pub(crate) parts: Watched,
     node: Mutex<NodeState>,
     db_bytes: AtomicU64,
     /// Reads this monitor at each scrape (through a weak handle: it lives inside it).
@@ -67,35 +59,26 @@ pub(crate) struct Watched {
 }
 
 impl Monitor {
-    pub(crate) fn new(watched: Watched) -> Arc<Monitor> {
-        let Watched { electrum, server, daemon, mempool, mode, index_dir, stop, log } = watched;
+    pub(crate) fn new(parts: Watched) -> Arc<Monitor> {
+        let node = &parts.electrum.node;
         let node = NodeState {
             reachable: true,
-            height: electrum.node.blocks,
-            headers: electrum.node.headers,
-            initial_block_download: electrum.node.initial_block_download,
-            verification_progress: electrum.node.verification_progress,
+            height: node.blocks,
+            headers: node.headers,
+            initial_block_download: node.initial_block_download,
+            verification_progress: node.verification_progress,
             error: None,
         };
-        let db_bytes = AtomicU64::new(dir_size(&index_dir));
+        let db_bytes = AtomicU64::new(dir_size(&parts.index_dir));
         Arc::new_cyclic(|me: &Weak<Monitor>| {
             let me = me.clone();
-            let exposition = Exposition::new(&electrum.metrics, move || me.upgrade().map(|m| m.scrape()));
-            Monitor {
-                network: electrum.config.network,
-                electrum,
-                server,
-                daemon,
-                mempool,
-                mode,
-                index_dir,
-                stop,
-                log,
-                node: Mutex::new(node),
-                db_bytes,
-                exposition,
-            }
+            let exposition = Exposition::new(&parts.electrum.metrics, move || me.upgrade().map(|m| m.scrape()));
+            Monitor { parts, node: Mutex::new(node), db_bytes, exposition }
         })
+    }
+
+    pub(crate) fn network(&self) -> Network {
+        self.parts.electrum.config.network
     }
 
     /// Samples the node and the index size until the task is dropped.
@@ -107,7 +90,7 @@ impl Monitor {
     }
 
     pub(crate) async fn sample_once(&self) {
-        let state = match self.daemon.chain_info().await {
+        let state = match self.parts.daemon.chain_info().await {
             Ok(c) => NodeState {
                 reachable: true,
                 height: c.blocks,
@@ -122,7 +105,7 @@ impl Monitor {
             }
         };
         *self.node.locked() = state;
-        let dir = self.index_dir.clone();
+        let dir = self.parts.index_dir.clone();
         if let Ok(bytes) = tokio::task::spawn_blocking(move || dir_size(&dir)).await {
             self.db_bytes.store(bytes, Ordering::Relaxed);
         }
@@ -130,12 +113,12 @@ impl Monitor {
 
     /// Serving normally: caught up with the node, and the node answering.
     pub(crate) fn healthy(&self) -> bool {
-        self.electrum.index.status().unavailable().is_none() && self.node.locked().reachable
+        self.parts.electrum.index.status().unavailable().is_none() && self.node.locked().reachable
     }
 
     /// The snapshot behind the status page (`/api/status`).
     pub(crate) fn status(&self) -> Value {
-        let e = &self.electrum;
+        let e = &self.parts.electrum;
         let tip = e.index.tip();
         let sync = e.index.status();
         let tip_time = tip.height.and_then(|h| {
@@ -145,9 +128,9 @@ impl Monitor {
             Some(u32::from_le_bytes(bytes))
         });
         let node = self.node.locked().clone();
-        let stats = self.daemon.rpc().stats();
+        let stats = self.parts.daemon.rpc().stats();
         let rpc_requests = stats.requests.load(Ordering::Relaxed);
-        let sessions = self.server.sessions();
+        let sessions = self.parts.server.sessions();
         let by_protocol: serde_json::Map<String, Value> = [Protocol::Tcp, Protocol::Ssl, Protocol::Ws, Protocol::Wss]
             .iter()
             .map(|p| (p.name().to_string(), json!(sessions.iter().filter(|s| s.protocol == *p).count())))
@@ -157,7 +140,7 @@ impl Monitor {
         json!({
             "server": {
                 "version": server_version(),
-                "network": self.network.name(),
+                "network": self.network().name(),
                 "uptime_s": e.metrics.uptime().as_secs(),
                 "pid": std::process::id(),
             },
@@ -172,13 +155,13 @@ impl Monitor {
                 "transactions": tip.tx_count,
                 "blocks_per_s": if sync.caught_up { 0.0 } else { sync.blocks_per_sec },
                 "eta_s": if sync.caught_up { None } else { sync.eta_secs },
-                "prevout_mode": self.mode.name(),
+                "prevout_mode": self.parts.mode.name(),
                 "db_bytes": self.db_bytes.load(Ordering::Relaxed),
             },
             "node": {
                 "reachable": node.reachable,
                 "error": node.error,
-                "address": self.daemon.rpc().addr(),
+                "address": self.parts.daemon.rpc().addr(),
                 "version": e.node.version_string(),
                 "subversion": e.node.subversion,
                 "height": node.height,
@@ -188,11 +171,11 @@ impl Monitor {
                 "rpc_latency_ms": (rpc_requests > 0)
                     .then(|| stats.last_micros.load(Ordering::Relaxed) as f64 / 1000.0),
             },
-            "tls": self.server.tls_fingerprint().map(|sha256| json!({ "sha256": sha256 })),
+            "tls": self.parts.server.tls_fingerprint().map(|sha256| json!({ "sha256": sha256 })),
             "sessions": {
                 "current": sessions.len(),
-                "total": self.server.accepted(),
-                "refused": self.server.refused(),
+                "total": self.parts.server.accepted(),
+                "refused": self.parts.server.refused(),
                 "subscriptions": subscriptions,
                 "by_protocol": by_protocol,
             },
@@ -203,9 +186,9 @@ impl Monitor {
                 "per_second": e.metrics.requests_per_second(),
             },
             "mempool": {
-                "transactions": self.mempool.len(),
-                "vsize": self.mempool.vsize(),
-                "fee_histogram": self.mempool.histogram().into_iter().map(|(r, v)| json!([r, v])).collect::<Vec<_>>(),
+                "transactions": self.parts.mempool.len(),
+                "vsize": self.parts.mempool.vsize(),
+                "fee_histogram": self.parts.mempool.histogram().into_iter().map(|(r, v)| json!([r, v])).collect::<Vec<_>>(),
             },
         })
     }
@@ -217,17 +200,17 @@ impl Monitor {
 
     /// What `/metrics` shows besides the request metrics.
     fn scrape(&self) -> Scrape {
-        let e = &self.electrum;
+        let e = &self.parts.electrum;
         let tip = e.index.tip();
         let sync = e.index.status();
         let node = self.node.locked().clone();
-        let stats = self.daemon.rpc().stats();
+        let stats = self.parts.daemon.rpc().stats();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let sessions = self.server.sessions();
-        let (requests_throttled, sessions_cost_dropped) = self.server.cost_actions();
+        let sessions = self.parts.server.sessions();
+        let (requests_throttled, sessions_cost_dropped) = self.parts.server.cost_actions();
         Scrape {
-            network: self.network.name(),
-            prevout_mode: self.mode.name(),
+            network: self.network().name(),
+            prevout_mode: self.parts.mode.name(),
             uptime: e.metrics.uptime(),
             resident_memory_bytes: resident_bytes(),
             index_height: tip.height,
@@ -254,14 +237,14 @@ impl Monitor {
                 .iter()
                 .map(|p| (p.name(), sessions.iter().filter(|s| s.protocol == *p).count()))
                 .collect(),
-            sessions_accepted: self.server.accepted(),
-            sessions_refused: self.server.refused(),
+            sessions_accepted: self.parts.server.accepted(),
+            sessions_refused: self.parts.server.refused(),
             requests_throttled,
             sessions_cost_dropped,
-            cost_groups: self.server.ledger().groups().len(),
+            cost_groups: self.parts.server.ledger().groups().len(),
             subscriptions: sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum(),
-            mempool_transactions: self.mempool.len(),
-            mempool_vsize_bytes: self.mempool.vsize(),
+            mempool_transactions: self.parts.mempool.len(),
+            mempool_vsize_bytes: self.parts.mempool.vsize(),
         }
     }
 }

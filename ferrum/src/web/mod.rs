@@ -87,7 +87,7 @@ fn route(method: &Method, path: &str, monitor: &Monitor) -> Response<Full<Bytes>
         "/health" => {
             if monitor.healthy() {
                 text(StatusCode::OK, "ok\n".into())
-            } else if let Some(reason) = monitor.electrum.index.status().unavailable() {
+            } else if let Some(reason) = monitor.parts.electrum.index.status().unavailable() {
                 text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"))
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "bitcoind unreachable\n".into())

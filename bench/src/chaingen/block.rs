@@ -20,12 +20,15 @@ pub fn block_on_tip(node: &Node, script: ScriptBuf) -> Result<Block> {
     let header = node.call("getblockheader", json!([tip.to_string()]))?;
     let height = header["height"].as_u64().ok_or_else(|| anyhow!("getblockheader: no height"))? as u32 + 1;
     let time = header["time"].as_u64().ok_or_else(|| anyhow!("getblockheader: no time"))? as u32 + 600;
-    assemble(tip, height, time, script, subsidy(height), Vec::new())
+    assemble(tip, height, time, script, subsidy(height, REGTEST_HALVING), Vec::new())
 }
 
-/// The coinbase subsidy at `height` on regtest (halving every 150 blocks).
-pub fn subsidy(height: u32) -> u64 {
-    (50 * 100_000_000u64).checked_shr(height / 150).unwrap_or(0)
+/// Blocks between halvings of the coinbase subsidy on regtest.
+pub const REGTEST_HALVING: u32 = 150;
+
+/// The coinbase subsidy at `height`, halving every `halving` blocks.
+pub fn subsidy(height: u32, halving: u32) -> u64 {
+    (50 * 100_000_000u64).checked_shr(height / halving).unwrap_or(0)
 }
 
 /// A block with a BIP34 coinbase, the witness commitment, and proof of work at regtest's target.

@@ -8,7 +8,7 @@ use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Sequence, Transacti
 use testkit::chain::rng::Rng;
 use testkit::keys::{next_seeded_key, unsigned_tx, Kind, Receiver, Signer, Utxo};
 
-use super::block::subsidy;
+use super::block::{subsidy, REGTEST_HALVING};
 use super::shape::{self, kind_slot, Payees, DUST, KIND_NAMES};
 use super::{Manifest, Preset, Probe, FUNDING_BLOCKS, GENERATOR_VERSION};
 
@@ -115,7 +115,7 @@ impl Generator {
     }
 
     pub(super) fn coinbase_value(&self, height: u32) -> u64 {
-        subsidy(height) + self.fees
+        subsidy(height, REGTEST_HALVING) + self.fees
     }
 
     pub(super) fn record_block(&mut self, height: u32, block: &Block) {
@@ -141,7 +141,7 @@ impl Generator {
             let funder = self.funding[(height - FUNDING_BLOCKS - 1) as usize];
             let r = self.book.addrs[funder as usize].clone();
             let source = height - FUNDING_BLOCKS;
-            let value = subsidy(source);
+            let value = subsidy(source, REGTEST_HALVING);
             let coinbase_txid = self.funding_txids[(source - 1) as usize];
             let coin = Coin {
                 utxo: Utxo {

@@ -27,6 +27,8 @@ use serde_json::json;
 use testkit::{Node, NodeOptions};
 
 pub use block::{assemble, block_on_tip, submit, subsidy};
+#[cfg(test)]
+pub use block::REGTEST_HALVING;
 use generator::Generator;
 
 /// Bumped whenever the generator's output changes, so a cached chain of an older generator is

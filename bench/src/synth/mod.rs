@@ -45,7 +45,7 @@ const MATURITY: u32 = 100;
 /// The first block's time (2020-09-13), then ten minutes a block.
 const FIRST_TIME: u32 = 1_600_000_000;
 
-/// How big the blocks are.
+/// How big the blocks are, and what they pay their miners.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
     /// Transactions per block (coinbase not counted), drawn evenly from this range once enough
@@ -54,12 +54,18 @@ pub struct Shape {
     /// Blocks of this height and above carry only their coinbase (for the node test, which
     /// needs two weeks' worth of blocks on top of the last one whose scripts it skips).
     pub empty_from: u32,
+    /// Blocks between halvings of the coinbase subsidy: regtest's 150 for a chain a node
+    /// validates, mainnet's 210,000 otherwise. On regtest's schedule all the money there will
+    /// ever be (15,000 BTC) is paid by height 5,000, and a chain of tens of millions of
+    /// transactions splits it so fine that payouts fall under the dust limit and the unspent
+    /// set stops growing.
+    pub halving: u32,
 }
 
 impl Shape {
     /// Mainnet's blocks of the last years: 1,500 to 3,500 transactions.
     pub fn mainnet() -> Shape {
-        Shape { txs_per_block: (1_500, 3_500), empty_from: u32::MAX }
+        Shape { txs_per_block: (1_500, 3_500), empty_from: u32::MAX, halving: 210_000 }
     }
 }
 
@@ -174,7 +180,7 @@ impl Synth {
             }
         }
         let miner = self.miners[(height % self.miners.len() as u32) as usize];
-        let value = subsidy(height) + fees;
+        let value = subsidy(height, self.shape.halving) + fees;
         let script = scripts::output(self.seed, miner, Kind::P2wpkh);
         let block = assemble(self.tip, height, FIRST_TIME + 600 * height, script, value, txs)?;
         let coinbase = Coin { txid: block.txdata[0].compute_txid(), vout: 0, addr: miner, value };

@@ -17,11 +17,11 @@ use testkit::Node;
 use super::source::SynthSource;
 use super::stream::{read_frame, write_frame};
 use super::{Frame, Shape, Synth};
-use crate::chaingen::node_options;
+use crate::chaingen::{node_options, REGTEST_HALVING};
 
 /// Blocks with transactions to height 260, then empty ones: a node skips the scripts of a block
 /// only under two weeks' worth of blocks (2,016 on regtest) on top of it.
-const SHAPE: Shape = Shape { txs_per_block: (20, 60), empty_from: 261 };
+const SHAPE: Shape = Shape { txs_per_block: (20, 60), empty_from: 261, halving: REGTEST_HALVING };
 const BLOCKS: u32 = 2_281;
 
 fn frames(seed: u64, shape: Shape, count: u32) -> Vec<Frame> {
@@ -39,7 +39,7 @@ fn stream(frames: &[Frame]) -> Vec<u8> {
 
 #[test]
 fn deterministic_by_seed_and_framed_losslessly() {
-    let shape = Shape { txs_per_block: (200, 400), empty_from: u32::MAX };
+    let shape = Shape { txs_per_block: (200, 400), empty_from: u32::MAX, halving: REGTEST_HALVING };
     let a = stream(&frames(3, shape, 180));
     assert_eq!(a, stream(&frames(3, shape, 180)), "same seed, same blocks");
     assert_ne!(a, stream(&frames(4, shape, 180)), "another seed, another chain");

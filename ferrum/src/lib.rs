@@ -47,7 +47,7 @@ pub use inspect::run as inspect;
 pub use monitor::LogControl;
 pub use shutdown::StopSignal;
 
-// The pipeline, driven stage by stage by the tests and the fuzz targets.
+// The pipeline, driven stage by stage by the tests, the fuzz targets and the scale benchmark.
 pub use electrum::{session::Session, state::SessionState, Electrum, ElectrumConfig};
 pub use index::{build, BlockSource, DaemonSource, Index, IndexConfig, Indexer};
 pub use mempool::Mempool;

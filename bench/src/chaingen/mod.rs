@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use testkit::{Node, NodeOptions};
 
-pub use block::{assemble, block_on_tip, submit, subsidy};
 #[cfg(test)]
 pub use block::REGTEST_HALVING;
+pub use block::{assemble, block_on_tip, submit, subsidy};
 use generator::Generator;
 
 /// Bumped whenever the generator's output changes, so a cached chain of an older generator is

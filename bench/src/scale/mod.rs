@@ -198,7 +198,7 @@ fn sample(
     let tip = index.tip();
     let seconds = started.elapsed().as_secs_f64();
     let me = std::process::id();
-    let (cpu, _) = process_usage(me).unwrap_or_default();
+    let (cpu, peak_rss) = process_usage(me).unwrap_or_default();
     let (generator_cpu, _) = process_usage(generator).unwrap_or_default();
     let usage = index.store().disk_usage().unwrap_or_default();
     let disk = dir_bytes(dir);
@@ -213,7 +213,7 @@ fn sample(
         generator_cpu_seconds: round(generator_cpu, 1),
         rss_bytes: status_bytes(me, "VmRSS"),
         rss_anon_bytes: status_bytes(me, "RssAnon"),
-        peak_rss_bytes: status_bytes(me, "VmHWM"),
+        peak_rss_bytes: peak_rss,
         disk_bytes: disk,
         sst_bytes: usage.sst_bytes(),
         txids_bytes: usage.txids_bytes,

@@ -64,6 +64,11 @@ pub struct Sample {
     pub levels: Vec<ferrum::Level>,
     pub tables: Vec<(&'static str, u64)>,
     pub pending_compaction_bytes: u64,
+    /// RocksDB's own memory: memtables, block cache (and its pinned part), table readers.
+    pub memtable_bytes: u64,
+    pub block_cache_bytes: u64,
+    pub block_cache_pinned_bytes: u64,
+    pub table_readers_bytes: u64,
     /// Bytes this process has had written to disk, and that over the index's size.
     pub written_bytes: u64,
     pub write_amplification: f64,
@@ -221,6 +226,10 @@ fn sample(
         levels: usage.levels,
         tables: usage.tables,
         pending_compaction_bytes: usage.pending_compaction_bytes,
+        memtable_bytes: usage.memtable_bytes,
+        block_cache_bytes: usage.block_cache_bytes,
+        block_cache_pinned_bytes: usage.block_cache_pinned_bytes,
+        table_readers_bytes: usage.table_readers_bytes,
         written_bytes: written,
         probes: probe_latencies(index, probes),
     }

@@ -45,6 +45,11 @@ pub struct DiskUsage {
     pub memtable_bytes: u64,
     /// The txid file (32 bytes a transaction).
     pub txids_bytes: u64,
+    /// Memory RocksDB reports: its block cache (and the part pinned there), and the open
+    /// tables' readers outside it.
+    pub block_cache_bytes: u64,
+    pub block_cache_pinned_bytes: u64,
+    pub table_readers_bytes: u64,
 }
 
 impl DiskUsage {
@@ -217,6 +222,10 @@ impl Reader {
             let prop = |p: &str| db.rocks.property_int_value_cf(&cf, p).ok().flatten().unwrap_or(0);
             usage.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes");
             usage.memtable_bytes += prop("rocksdb.cur-size-all-mem-tables");
+            usage.table_readers_bytes += prop("rocksdb.estimate-table-readers-mem");
+            // One cache serves every table.
+            usage.block_cache_bytes = prop("rocksdb.block-cache-usage");
+            usage.block_cache_pinned_bytes = prop("rocksdb.block-cache-pinned-usage");
         }
         usage.txids_bytes = self.tip().map_or(0, |t| t.tx_count * 32);
         Ok(usage)

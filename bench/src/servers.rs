@@ -228,14 +228,17 @@ pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
 
 /// A memory figure of `/proc/PID/status` (`VmRSS`, `RssAnon`, `VmHWM`...) in bytes; 0 if absent.
 pub fn status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: u64 = status
-        .lines()
+    proc_field(&format!("/proc/{pid}/status"), field) * 1024
+}
+
+/// The number after `field:` in a `/proc` file of `name: value [unit]` lines; 0 if absent.
+pub fn proc_field(path: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    kib * 1024
+        .unwrap_or(0)
 }
 
 /// Bytes of the files under `path`.

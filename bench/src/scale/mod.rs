@@ -27,7 +27,7 @@ use serde::Serialize;
 pub mod report;
 
 use crate::measure::round;
-use crate::servers::{dir_bytes, process_usage, status_bytes};
+use crate::servers::{dir_bytes, proc_field, process_usage, status_bytes};
 use crate::synth::source::SynthSource;
 use crate::synth::{Shape, Synth};
 
@@ -207,7 +207,8 @@ fn sample(
     let (generator_cpu, _) = process_usage(generator).unwrap_or_default();
     let usage = index.store().disk_usage().unwrap_or_default();
     let disk = dir_bytes(dir);
-    let written = proc_io("write_bytes");
+    // Bytes this process had written to storage.
+    let written = proc_field("/proc/self/io", "write_bytes");
     let (prev_txs, prev_secs) = prev.map_or((0, 0.0), |p| (p.txs, p.seconds));
     Sample {
         txs: tip.tx_count,
@@ -255,10 +256,4 @@ fn probe_latencies(index: &Arc<Index>, probes: &[ScriptHash]) -> Vec<(u64, f64)>
             (txs, round(times[1], 2))
         })
         .collect()
-}
-
-/// A counter of `/proc/self/io` (`write_bytes`: bytes this process had written to storage).
-fn proc_io(field: &str) -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    io.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }

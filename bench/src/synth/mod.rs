@@ -109,7 +109,6 @@ pub struct Synth {
 
 impl Synth {
     pub fn new(seed: u64, shape: Shape) -> Synth {
-        let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
         let mut s = Synth {
             seed,
             shape,
@@ -120,7 +119,7 @@ impl Synth {
             pool: Vec::new(),
             pending: Vec::new(),
             immature: VecDeque::new(),
-            tip: genesis.block_hash(),
+            tip: Synth::genesis().block_hash(),
             height: 0,
             txs: 1,
         };
@@ -271,9 +270,9 @@ impl Synth {
         Ok(Some((tx, coins, fee)))
     }
 
-    /// The regtest genesis block's hash: the chain's height 0.
-    pub fn genesis() -> BlockHash {
-        bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest).block_hash()
+    /// The regtest genesis block: the chain's height 0.
+    pub fn genesis() -> bitcoin::Block {
+        bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest)
     }
 
     /// `hash` as Ferrum's type.

@@ -58,11 +58,10 @@ impl SynthSource {
     /// Reads `input` on a thread of its own, keeping at most `capacity` bytes of blocks that
     /// have not been fetched yet.
     pub fn spawn(input: impl Read + Send + 'static, capacity: usize, keep_spent: bool) -> Arc<SynthSource> {
-        let genesis = Synth::ferrum_hash(Synth::genesis());
+        let block = Synth::genesis();
+        let genesis = Synth::ferrum_hash(block.block_hash());
         let mut state = State { hashes: vec![genesis], tx_totals: vec![1], ..State::default() };
-        let raw = bitcoin::consensus::encode::serialize(&bitcoin::blockdata::constants::genesis_block(
-            bitcoin::Network::Regtest,
-        ));
+        let raw = bitcoin::consensus::encode::serialize(&block);
         // The genesis coinbase spends nothing: one transaction with no spent outputs.
         state.buffered.insert(genesis, Buffered { block: Some(raw), spent: keep_spent.then(|| vec![1, 0]) });
         let source = Arc::new(SynthSource {

@@ -52,7 +52,7 @@ pub use electrum::{session::Session, state::SessionState, Electrum, ElectrumConf
 pub use index::{build, BlockSource, DaemonSource, Index, IndexConfig, Indexer};
 pub use mempool::Mempool;
 pub use network::Network;
-pub use query::Query;
+pub use query::{Query, ScriptCacheConfig, ScriptCacheStats};
 pub use store::{DiskUsage, Level, PrevoutMode, RawRow, Store, StoreConfig, Table};
 
 pub use ferrum_codec::{parse, protocol::Method, rows::sh_prefix, types};

@@ -245,6 +245,7 @@ impl Monitor {
             subscriptions: sessions.iter().map(|s| s.subscriptions.load(Ordering::Relaxed)).sum(),
             mempool_transactions: self.parts.mempool.len(),
             mempool_vsize_bytes: self.parts.mempool.vsize(),
+            history_cache: e.history_cache(),
         }
     }
 }

@@ -180,6 +180,9 @@ fn metrics_health_and_status_page() {
     assert!(sample(&all, "ferrum_node_requests_total") > 0.0);
     assert!(sample(&all, "ferrum_resident_memory_bytes") > 0.0);
     assert!(all.iter().any(|(n, _)| n.starts_with("ferrum_mempool_transactions")));
+    // Small histories: read whole, none kept.
+    assert!(sample(&all, "ferrum_history_cache_misses_total") >= 5.0);
+    assert_eq!(sample(&all, "ferrum_history_cache_entries"), 0.0);
     // The histogram is cumulative and ends at the count.
     let buckets: Vec<f64> = all
         .iter()

@@ -360,3 +360,80 @@ fn broadcasts_relay_and_packages_submit() {
     let verbose = c.call("blockchain.transaction.broadcast_package", json!([package, true])).unwrap();
     assert_eq!(verbose["package_msg"], "success");
 }
+
+/// A busy script (more rows than the cache's threshold of 100) is answered from the kept
+/// answer through a mempool payment, a new block and a reorg that puts the payment back into
+/// the mempool: every answer is the node's, and `/metrics` shows the kept answer was used.
+#[test]
+fn a_busy_scripts_kept_answer_follows_the_mempool_new_blocks_and_reorgs() {
+    let (node, mut wallet) = scenario::busy_chain(NodeOptions::rest(), 43, 120).unwrap();
+    let busy = wallet.receiver(Kind::P2wpkh);
+    scenario::histories(&node, &mut wallet, std::slice::from_ref(&busy.script_pubkey), &[130]).unwrap();
+    let s = Served::start(ferrum_exe(), &node, &[]).unwrap();
+    let sh = busy.scripthash();
+    let mut c = s.client().unwrap();
+    let metric = |name: &str| -> f64 {
+        let (_, _, text) = testkit::client::http::request(s.http.as_deref().unwrap(), "GET", "/metrics").unwrap();
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // The answers against the node's: confirmed history and balance, and the mempool part.
+    let check = |c: &mut Client, mempool: &[(String, u64)], when: &str| {
+        let truth = Truth::from_node(&node).unwrap();
+        let t = &truth.scripts[&sh];
+        let history = c.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
+        let got: Vec<(i64, String)> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["height"].as_i64().unwrap(), h["tx_hash"].as_str().unwrap().to_string()))
+            .collect();
+        let mut want: Vec<(i64, String)> =
+            t.history.iter().map(|h| (i64::from(h.height), h.txid.to_string())).collect();
+        want.extend(mempool.iter().map(|(txid, _)| (0, txid.clone())));
+        assert_eq!(got, want, "{when}: history");
+        let balance = c.call("blockchain.scripthash.get_balance", json!([sh])).unwrap();
+        let unconfirmed: u64 = mempool.iter().map(|(_, v)| v).sum();
+        assert_eq!(balance, json!({"confirmed": t.balance, "unconfirmed": unconfirmed}), "{when}: balance");
+        let unspent = c.call("blockchain.scripthash.listunspent", json!([sh])).unwrap();
+        let unspent = unspent.as_array().unwrap();
+        assert_eq!(unspent.len(), t.unspent.len() + mempool.len(), "{when}: unspent outputs");
+        for (txid, value) in mempool {
+            assert!(unspent.iter().any(|u| u["tx_hash"] == json!(txid) && u["height"] == 0 && u["value"] == *value));
+        }
+        let status = c.call("blockchain.scripthash.subscribe", json!([sh])).unwrap();
+        assert_eq!(status, status_of_history(&history).unwrap(), "{when}: status");
+        t.history.len()
+    };
+
+    assert!(check(&mut c, &[], "first") >= 130);
+    assert_eq!(metric("ferrum_history_cache_entries"), 1.0, "the busy script is kept");
+    let misses = metric("ferrum_history_cache_misses_total");
+
+    // A payment in the mempool: laid over the kept confirmed answer.
+    let paid = wallet.pay(&node, &busy.script_pubkey, Amount::from_sat(7_000)).unwrap().compute_txid().to_string();
+    wait_mempool(&mut c, &sh, 1);
+    let in_mempool = [(paid.clone(), 7_000)];
+    check(&mut c, &in_mempool, "paid, unconfirmed");
+
+    // Mined: the kept answer is brought forward by the new block's rows.
+    node.mine(1).unwrap();
+    s.wait_synced(&node).unwrap();
+    wait_mempool(&mut c, &sh, 0);
+    let confirmed = check(&mut c, &[], "mined");
+    assert_eq!(metric("ferrum_history_cache_misses_total"), misses, "brought forward, not read whole");
+
+    // The block undone, replaced by two empty ones: the payment is back in the mempool.
+    node.reorg_with(1, &[vec![], vec![]]).unwrap();
+    s.wait_synced(&node).unwrap();
+    wait_mempool(&mut c, &sh, 1);
+    assert_eq!(check(&mut c, &in_mempool, "after the reorg"), confirmed - 1);
+    assert!(metric("ferrum_history_cache_misses_total") > misses, "read whole after the reorg");
+
+    // Mined again on the new branch.
+    node.mine(1).unwrap();
+    s.wait_synced(&node).unwrap();
+    wait_mempool(&mut c, &sh, 0);
+    assert_eq!(check(&mut c, &[], "mined again"), confirmed);
+    assert!(metric("ferrum_history_cache_hits_total") >= 8.0);
+}

@@ -216,6 +216,11 @@ pub struct Options {
     #[arg(long, env = "FERRUM_MAX_SEND", global = true)]
     pub(crate) max_send: Option<usize>,
 
+    /// Memory for the answers of busy scripts (100 rows or more) kept between requests and
+    /// brought forward block by block, in MiB; 0 turns it off [default: 64]
+    #[arg(long, env = "FERRUM_HISTORY_CACHE_MB", global = true)]
+    pub(crate) history_cache_mb: Option<usize>,
+
     /// Largest message accepted from a client, bytes [default: 1000000]
     #[arg(long, env = "FERRUM_MAX_RECV", global = true)]
     pub(crate) max_recv: Option<usize>,

@@ -117,6 +117,7 @@ impl fmt::Debug for Config {
             .field("banner_file", &self.electrum.banner_file)
             .field("donation_address", &self.electrum.donation_address)
             .field("max_send", &self.electrum.max_send)
+            .field("history_cache_mb", &(self.electrum.script_cache.bytes >> 20))
             .field("limits", &self.server.limits)
             .field("log", &self.log)
             .finish()

@@ -144,6 +144,7 @@ mod tests {
             ("reindex-on-format-change", index.reindex_on_format_change.to_string()),
             ("poll-interval-ms", index.poll_interval.as_millis().to_string()),
             ("max-send", electrum.max_send.to_string()),
+            ("history-cache-mb", (electrum.script_cache.bytes >> 20).to_string()),
             ("max-recv", limits.max_recv.to_string()),
             ("max-sessions", limits.max_sessions.to_string()),
             ("max-sessions-per-ip", limits.max_sessions_per_ip.to_string()),

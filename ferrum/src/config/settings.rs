@@ -180,6 +180,10 @@ pub(super) fn electrum(opts: &Options, network: Network) -> Result<ElectrumConfi
     given(&mut electrum.banner_file, opts.banner_file.clone().map(Some));
     given(&mut electrum.donation_address, opts.donation_address.clone());
     given(&mut electrum.max_send, opts.max_send);
+    if let Some(mb) = opts.history_cache_mb {
+        electrum.script_cache.bytes =
+            mb.checked_mul(1 << 20).ok_or_else(|| invalid("--history-cache-mb", "too large"))?;
+    }
     if electrum.max_send < 350_000 {
         let max_send = electrum.max_send;
         return Err(invalid("--max-send", format!("{max_send} is below the minimum of 350000 bytes")));

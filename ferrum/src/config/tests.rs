@@ -230,6 +230,7 @@ fn printed_as_one_flat_list() {
         "banner_file",
         "donation_address",
         "max_send",
+        "history_cache_mb",
         "limits",
         "log",
     ];

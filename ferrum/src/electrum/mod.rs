@@ -18,7 +18,7 @@ use crate::daemon::{Daemon, DaemonError, NodeInfo};
 use crate::index::Index;
 use crate::mempool::Mempool;
 use crate::network::Network;
-use crate::query::{HistoryEntry, QueryError, Reader};
+use crate::query::{HistoryEntry, QueryError, Reader, ScriptCacheConfig};
 use crate::types::ScriptHash;
 use events::Event;
 use jsonrpc::RpcError;
@@ -50,6 +50,8 @@ pub struct ElectrumConfig {
     pub(crate) max_send: usize,
     /// Concurrent index reads on the blocking pool.
     pub(crate) query_threads: usize,
+    /// The answers of busy scripts kept between requests.
+    pub(crate) script_cache: ScriptCacheConfig,
 }
 
 impl Default for ElectrumConfig {
@@ -61,6 +63,7 @@ impl Default for ElectrumConfig {
             report_services: Vec::new(),
             max_send: 8_100_000,
             query_threads: 4,
+            script_cache: ScriptCacheConfig::default(),
         }
     }
 }
@@ -90,7 +93,7 @@ impl Electrum {
     ) -> Electrum {
         let (events, _) = broadcast::channel(256);
         Electrum {
-            reader: Reader::new(index.clone(), mempool, daemon.clone(), config.query_threads, node.blockpart),
+            reader: Reader::new(index.clone(), mempool, daemon.clone(), &config, node.blockpart),
             config,
             index,
             daemon,
@@ -102,6 +105,11 @@ impl Electrum {
     }
 
     /// The read side, for answers outside the protocol (the admin RPC's `query`).
+    /// What the cache of busy scripts' answers holds and did.
+    pub(crate) fn history_cache(&self) -> crate::query::ScriptCacheStats {
+        self.reader.query().cache_stats()
+    }
+
     pub(crate) fn reader(&self) -> &Reader {
         &self.reader
     }

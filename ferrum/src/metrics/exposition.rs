@@ -50,6 +50,7 @@ pub(crate) struct Scrape {
     pub(crate) subscriptions: usize,
     pub(crate) mempool_transactions: usize,
     pub(crate) mempool_vsize_bytes: u64,
+    pub(crate) history_cache: crate::query::ScriptCacheStats,
 }
 
 /// One table of the index (or the txid file), as the store estimates it.
@@ -186,7 +187,12 @@ impl Collector for Scraped {
         gauge(e, "cost_groups", "Client groups with a cost.", s.cost_groups)?;
         gauge(e, "subscriptions", "Script hashes subscribed to, over all sessions.", s.subscriptions)?;
         gauge(e, "mempool_transactions", "Transactions in the mempool.", s.mempool_transactions)?;
-        gauge(e, "mempool_vsize_bytes", "Virtual size of the mempool.", s.mempool_vsize_bytes)
+        gauge(e, "mempool_vsize_bytes", "Virtual size of the mempool.", s.mempool_vsize_bytes)?;
+        let cache = &s.history_cache;
+        gauge(e, "history_cache_entries", "Busy scripts whose answers are kept.", cache.entries)?;
+        gauge(e, "history_cache_bytes", "Memory of the kept answers (estimated).", cache.bytes)?;
+        counter(e, "history_cache_hits", "Script answers served from the kept ones.", cache.hits)?;
+        counter(e, "history_cache_misses", "Script answers read from all of the script's rows.", cache.misses)
     }
 }
 

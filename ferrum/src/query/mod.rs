@@ -11,6 +11,7 @@
 //! It knows nothing of JSON-RPC: the protocol layer (`electrum`) turns its errors into the
 //! codes and texts wallets expect.
 
+mod cache;
 pub(crate) mod history;
 mod scripts;
 mod txs;
@@ -25,6 +26,7 @@ use crate::index::Index;
 use crate::mempool::Mempool;
 use crate::store::StoreError;
 
+pub use cache::{ScriptCacheConfig, ScriptCacheStats};
 pub(crate) use history::HistoryEntry;
 pub use view::Query;
 
@@ -67,15 +69,15 @@ impl Reader {
         index: Arc<Index>,
         mempool: Arc<Mempool>,
         daemon: Arc<Daemon>,
-        threads: usize,
+        config: &crate::electrum::ElectrumConfig,
         blockpart: bool,
     ) -> Reader {
         Reader {
-            query: Query::new(index.clone()),
+            query: Query::with_cache(index.clone(), config.script_cache),
             index,
             mempool,
             daemon,
-            blocking: Arc::new(Semaphore::new(threads.max(1))),
+            blocking: Arc::new(Semaphore::new(config.query_threads.max(1))),
             blockpart,
         }
     }

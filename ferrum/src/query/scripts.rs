@@ -2,6 +2,7 @@
 //! with the mempool laid over it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::history::{mempool_order, HistoryEntry};
 use super::view::{ConfirmedTx, ScriptSummary};
@@ -30,7 +31,7 @@ pub(crate) struct Spendable {
 impl Reader {
     /// Confirmed part of a script's summary, with ambiguous prevout references resolved from
     /// the spending transactions themselves.
-    pub(crate) async fn summary(&self, sh: ScriptHash) -> Result<ScriptSummary, QueryError> {
+    pub(crate) async fn summary(&self, sh: ScriptHash) -> Result<Arc<ScriptSummary>, QueryError> {
         let mut exact: HashMap<(u64, u32), Txid> = HashMap::new();
         for _ in 0..3 {
             let e = exact.clone();
@@ -39,7 +40,7 @@ impl Reader {
             if summary.ambiguous.is_empty() {
                 return Ok(summary);
             }
-            for (tx_num, index) in summary.ambiguous {
+            for &(tx_num, index) in &summary.ambiguous {
                 let Some((height, pos)) = self.index.chain().locate(tx_num) else { continue };
                 let txid = self.index.store().txids().get(tx_num).ok_or(QueryError::MissingTxid(tx_num))?;
                 let raw = self.confirmed_tx(&txid, height, pos).await?;
@@ -79,7 +80,10 @@ impl Reader {
     }
 
     /// The summary and the mempool transactions touching the script, with its balance.
-    pub(crate) async fn balance(&self, sh: ScriptHash) -> Result<(ScriptSummary, Vec<Pending>, Balance), QueryError> {
+    pub(crate) async fn balance(
+        &self,
+        sh: ScriptHash,
+    ) -> Result<(Arc<ScriptSummary>, Vec<Pending>, Balance), QueryError> {
         let summary = self.summary(sh).await?;
         let mempool = self.mempool_part(&sh, &summary.history);
         let delta: i128 = mempool.iter().map(|m| m.delta(&sh)).sum();

@@ -106,6 +106,11 @@ impl Reader {
     /// The `script` rows of a script hash (all rows sharing its 8-byte prefix), in key order:
     /// by `tx_num`, then input/output index.
     pub(crate) fn script_rows(&self, sh: &ScriptHash) -> Result<Vec<rows::ScriptRow>, StoreError> {
+        self.script_rows_from(sh, 0)
+    }
+
+    /// The `script` rows of a script hash whose `tx_num` is `from` or more, in key order.
+    pub(crate) fn script_rows_from(&self, sh: &ScriptHash, from: u64) -> Result<Vec<rows::ScriptRow>, StoreError> {
         let db = &*self.db;
         let prefix = rows::sh_prefix(sh);
         let cf = db.table(Table::Script)?;
@@ -114,7 +119,10 @@ impl Reader {
         let mut out = Vec::new();
         // The raw iterator lends each key and value; the plain one copies both into new boxes.
         let mut it = db.rocks.raw_iterator_cf_opt(&cf, opts);
-        it.seek(prefix);
+        let mut start = [0u8; rows::SH_PREFIX + rows::TX_NUM_LEN];
+        start[..rows::SH_PREFIX].copy_from_slice(&prefix);
+        start[rows::SH_PREFIX..].copy_from_slice(&rows::tx_num_bytes(from));
+        it.seek(start);
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             if !key.starts_with(&prefix) {
                 break;

@@ -43,6 +43,11 @@ use testkit::Node;
 use measure::{Ceiling, Latency, Percentiles, WalletSync};
 use servers::{Kind, Server};
 
+/// The server's allocator, so that `bench scale` measures the indexer as the server runs it.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 struct Options {
     preset: Preset,
     seed: u64,

@@ -98,6 +98,7 @@ fn scale_run_samples_both_modes() {
         }
         assert!(last["sst_bytes"].as_u64().unwrap() > 0 && !last["levels"].as_array().unwrap().is_empty());
         assert!(run["peak_disk_bytes"].as_u64().unwrap() >= last["disk_bytes"].as_u64().unwrap());
+        assert!(run["peak_rss_anon_bytes"].as_u64().unwrap() >= last["rss_anon_bytes"].as_u64().unwrap());
         // The busiest address holds about 1% of the transactions.
         let history: Vec<u64> = last["probes"].as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap()).collect();
         assert!(history[0] > 1_000 && history[0] > history[1] && history[1] > history[2], "{history:?}");

@@ -9,6 +9,12 @@ use clap::Parser;
 
 use ferrum::{Cli, Command, Config, Daemon, DaemonError, LogControl, NodeInfo, ProcessEnv, StopSignal};
 
+/// jemalloc, not the C library's allocator: RocksDB's threads fragment glibc's arenas, which
+/// doubled the index's memory during initial sync (docs/architecture.md, "Memory").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ConfigReference) = cli.command {

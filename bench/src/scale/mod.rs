@@ -87,6 +87,9 @@ pub struct Run {
     pub index_seconds: f64,
     pub compaction_seconds: f64,
     pub peak_disk_bytes: u64,
+    /// The highest RSS without file pages seen, sampled every 200 ms through sync and
+    /// compaction (the kernel keeps no peak of it).
+    pub peak_rss_anon_bytes: u64,
     /// After compaction.
     pub last: Sample,
 }
@@ -132,8 +135,11 @@ pub fn run(o: &Options) -> Result<Run> {
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let peak_disk = Arc::new(AtomicU64::new(0));
+    let peak_anon = Arc::new(AtomicU64::new(0));
+    let me = std::process::id();
     let sampler = {
         let (index, done, peak_disk, dir) = (index.clone(), done.clone(), peak_disk.clone(), o.dir.clone());
+        let peak_anon = peak_anon.clone();
         let (every, generator_pid, probes) = (o.every, generator.0.id(), probes.clone());
         std::thread::spawn(move || {
             let mut samples: Vec<Sample> = Vec::new();
@@ -156,6 +162,7 @@ pub fn run(o: &Options) -> Result<Run> {
                     next = (tip.tx_count / every + 1) * every;
                 }
                 peak_disk.fetch_max(dir_bytes(&dir), Ordering::SeqCst);
+                peak_anon.fetch_max(status_bytes(me, "RssAnon"), Ordering::SeqCst);
             }
             samples
         })
@@ -173,6 +180,7 @@ pub fn run(o: &Options) -> Result<Run> {
     let index_seconds = started.elapsed().as_secs_f64();
     while index.compacting() {
         peak_disk.fetch_max(dir_bytes(&o.dir), Ordering::SeqCst);
+        peak_anon.fetch_max(status_bytes(me, "RssAnon"), Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(200));
     }
     let compaction_seconds = started.elapsed().as_secs_f64() - index_seconds;
@@ -188,6 +196,7 @@ pub fn run(o: &Options) -> Result<Run> {
         index_seconds: round(index_seconds, 1),
         compaction_seconds: round(compaction_seconds, 1),
         peak_disk_bytes: peak_disk.load(Ordering::SeqCst).max(last.disk_bytes),
+        peak_rss_anon_bytes: peak_anon.load(Ordering::SeqCst).max(last.rss_anon_bytes),
         last,
     })
 }

@@ -54,15 +54,15 @@ pub fn section(md: &mut String, runs: &[Value], results: &Path) {
         seed = u(&first["seed"]),
     );
     md.push_str(
-        "| mode | transactions | sync | compaction | tx/s overall | bytes/tx | peak disk | peak RSS | CPU s |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| mode | transactions | sync | compaction | tx/s overall | bytes/tx | peak disk | peak RSS | peak anon | CPU s |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for run in runs {
         let last = &run["last"];
         let total = run["index_seconds"].as_f64().unwrap_or(0.0) + run["compaction_seconds"].as_f64().unwrap_or(0.0);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} s | {:.0} s | {:.0} | {} | {} MiB | {} MiB | {:.0} |",
+            "| {} | {} | {:.0} s | {:.0} s | {:.0} | {} | {} MiB | {} MiB | {} MiB | {:.0} |",
             run["mode"].as_str().unwrap_or("?"),
             millions(u(&last["txs"])),
             run["index_seconds"].as_f64().unwrap_or(0.0),
@@ -71,6 +71,7 @@ pub fn section(md: &mut String, runs: &[Value], results: &Path) {
             per_tx(last),
             mib(&run["peak_disk_bytes"]),
             mib(&last["peak_rss_bytes"]),
+            mib(&run["peak_rss_anon_bytes"]),
             last["cpu_seconds"].as_f64().unwrap_or(0.0),
         );
     }

@@ -249,11 +249,17 @@ pub type UtxoKey = [u8; UTXO_TXID_PREFIX + 5];
 pub fn utxo_key(txid: &[u8; 32], vout: u32) -> (UtxoKey, usize) {
     let mut k = [0u8; UTXO_TXID_PREFIX + 5];
     k[..UTXO_TXID_PREFIX].copy_from_slice(&txid[..UTXO_TXID_PREFIX]);
-    let mut v = Vec::with_capacity(5);
-    put_leb128(&mut v, u64::from(vout));
-    let len = UTXO_TXID_PREFIX + v.len();
-    if let Some(dst) = k.get_mut(UTXO_TXID_PREFIX..len) {
-        dst.copy_from_slice(&v);
+    // LEB128 in place: a u32 takes at most 5 bytes (no allocation: this runs for every input).
+    let mut len = UTXO_TXID_PREFIX;
+    let mut n = vout;
+    for slot in k.iter_mut().skip(UTXO_TXID_PREFIX) {
+        len += 1;
+        if n < 0x80 {
+            *slot = n as u8;
+            break;
+        }
+        *slot = (n as u8) | 0x80;
+        n >>= 7;
     }
     (k, len)
 }
@@ -328,6 +334,18 @@ pub fn decode_tip(value: &[u8]) -> Result<Tip, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utxo_keys_end_in_the_output_index_as_leb128() {
+        let txid = [7u8; 32];
+        for vout in [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, u32::MAX] {
+            let (key, len) = utxo_key(&txid, vout);
+            let mut want = txid[..UTXO_TXID_PREFIX].to_vec();
+            put_leb128(&mut want, u64::from(vout));
+            assert_eq!(&key[..len], want.as_slice(), "{vout}");
+            assert!(key[len..].iter().all(|b| *b == 0));
+        }
+    }
 
     #[test]
     fn leb128_round_trip_and_rejects_garbage() {

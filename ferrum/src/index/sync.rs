@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::StreamExt;
 
 use super::build;
-use super::chunk::Chunk;
+use super::chunk::{Chunk, NewBlocks};
 use super::progress::Progress;
 use super::{BlockSource, Index, IndexError};
 use crate::daemon::DaemonError;
@@ -217,11 +217,14 @@ impl<S: BlockSource> Indexer<S> {
         let undo_from = end.saturating_sub(self.config.undo_depth);
         let mut chunk = self.new_chunk();
         let mut expected_prev = self.index.chain().tip_hash();
+        // The commit of the previous chunk, written while the next one is built.
+        let mut in_flight = None;
         while let Some(data) = blocks.next().await {
             let data = match data {
                 Ok(d) => d,
                 Err(e) => {
-                    self.commit_chunk(chunk, durability).await?;
+                    self.commit_chunk(chunk, durability, &mut in_flight).await?;
+                    self.land(in_flight.take()).await?;
                     return Err(e);
                 }
             };
@@ -242,30 +245,52 @@ impl<S: BlockSource> Indexer<S> {
                 Ok(chunk)
             })?;
             if chunk.is_full(&self.config) || self.stop.is_stopped() {
-                chunk = self.commit_chunk(chunk, durability).await?;
+                chunk = self.commit_chunk(chunk, durability, &mut in_flight).await?;
                 self.log_progress(end, false);
                 if self.stop.is_stopped() {
+                    self.land(in_flight.take()).await?;
                     return Ok(());
                 }
             }
         }
-        self.commit_chunk(chunk, durability).await?;
+        self.commit_chunk(chunk, durability, &mut in_flight).await?;
+        self.land(in_flight.take()).await?;
         self.log_progress(end, true);
         Ok(())
     }
 
     fn new_chunk(&self) -> Chunk {
         let chain = self.index.chain();
-        Chunk::new(self.index.store.batch(chain.tx_count()), chain.tx_count(), self.index.tracking())
+        Chunk::new(self.index.store.batch(chain.tx_count()), chain.tx_count(), self.index.tracking(), None)
     }
 
-    /// Commits a chunk, publishes its blocks, returns a fresh chunk.
-    async fn commit_chunk(&mut self, chunk: Chunk, durability: Durability) -> Result<Chunk, IndexError> {
+    /// Starts the commit of a chunk on a blocking thread, once the previous commit has landed
+    /// (commits are written in order), and returns the next chunk: the indexer builds it while
+    /// RocksDB writes and flushes this one. The blocks are published when the commit lands.
+    async fn commit_chunk(
+        &mut self,
+        chunk: Chunk,
+        durability: Durability,
+        in_flight: &mut Option<InFlight>,
+    ) -> Result<Chunk, IndexError> {
         if chunk.is_empty() {
             return Ok(chunk);
         }
-        let (batch, blocks, touched) = chunk.finish(self.mode)?;
-        self.commit_blocking(batch, durability).await?;
+        let next_tx = chunk.next_tx();
+        let done = chunk.finish(self.mode)?;
+        self.land(in_flight.take()).await?;
+        let index = self.index.clone();
+        let batch = done.batch;
+        let commit = tokio::task::spawn_blocking(move || index.store.commit(batch, durability));
+        *in_flight = Some(InFlight { commit, blocks: done.blocks, touched: done.touched });
+        let inherited = (!done.created.is_empty()).then(|| Arc::new(done.created));
+        Ok(Chunk::new(self.index.store.batch(next_tx), next_tx, self.index.tracking(), inherited))
+    }
+
+    /// Waits for a commit to be written, then publishes its blocks.
+    async fn land(&mut self, in_flight: Option<InFlight>) -> Result<(), IndexError> {
+        let Some(InFlight { commit, blocks, touched }) = in_flight else { return Ok(()) };
+        commit.await.map_err(|e| IndexError::Task(e.to_string()))??;
         self.index.record_touched(touched);
         {
             let mut chain = self.index.chain.writing();
@@ -274,6 +299,13 @@ impl<S: BlockSource> Indexer<S> {
             }
         }
         self.index.publish();
-        Ok(self.new_chunk())
+        Ok(())
     }
+}
+
+/// A chunk's commit on its way to the store, and what to publish once it is there.
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<(), crate::store::StoreError>>,
+    blocks: NewBlocks,
+    touched: Vec<[u8; 8]>,
 }

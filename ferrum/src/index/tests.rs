@@ -242,6 +242,35 @@ async fn both_modes_write_the_same_rows() {
     assert!(x.index.store.dump(Table::Utxo).unwrap().is_empty());
 }
 
+/// In utxo mode each chunk reads the outputs of the one before while that one's commit is
+/// still being written: indexed in chunks of 1, 2 and 4 blocks or all at once, every table is
+/// the same, the `utxo` table included (an output created in one chunk and spent in the next
+/// is deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_overlapping_the_next_chunk_leave_the_same_tables() {
+    let src = Arc::new(MemorySource::default());
+    let mut chain = Vec::new();
+    extend(&src, &mut chain, &mut Vec::new(), 40, 11);
+    *src.best.lock().unwrap() = chain.clone();
+    let mut tables = Vec::new();
+    for chunk_blocks in [1, 2, 4, u32::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
+        store.set_mode(PrevoutMode::Utxo).unwrap();
+        let index = Arc::new(Index::new(store).unwrap());
+        let config = IndexConfig { chunk_blocks, bulk_threshold: 10, undo_depth: 100, ..IndexConfig::default() };
+        let mut ix = Indexer::new(index, src.clone(), PrevoutMode::Utxo, config, StopSignal::default());
+        ix.sync().await.unwrap();
+        assert_eq!(ix.index.tip().hash, chain.last().copied());
+        tables.push(rows(&ix, true));
+    }
+    let utxo = Table::ALL.iter().position(|t| *t == Table::Utxo).unwrap();
+    assert!(!tables[0][utxo].is_empty());
+    for (i, t) in tables.iter().enumerate().skip(1) {
+        assert_eq!(t, &tables[0], "chunking {i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_prevout_is_an_error_not_a_wrong_index() {
     let src = Arc::new(MemorySource::default());

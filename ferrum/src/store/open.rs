@@ -236,7 +236,6 @@ fn open_db(path: &Path, config: &StoreConfig, read_only: bool) -> Result<DB, Sto
         b.set_block_size(block_size);
         b.set_bloom_filter(10.0, false);
         b.set_cache_index_and_filter_blocks(true);
-        b.set_pin_l0_filter_and_index_blocks_in_cache(true);
         if prefix_bloom {
             b.set_whole_key_filtering(false);
         }

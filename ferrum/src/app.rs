@@ -219,7 +219,12 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
     let indexer = Indexer::new(index.clone(), source, mode, config.index.indexer.clone(), stop.clone());
     let trigger = Arc::new(p2p::Announcements::default());
     if let Some(addr) = config.daemon.p2p_addr.clone() {
-        let triggers = p2p::Triggers { blocks: trigger.clone(), txs: Some(electrum.mempool_trigger.clone()) };
+        let tip_of = index.clone();
+        let triggers = p2p::Triggers {
+            blocks: trigger.clone(),
+            txs: Some(electrum.mempool_trigger.clone()),
+            tip: Arc::new(move || tip_of.chain().tip_hash()),
+        };
         tasks.push(tokio::spawn(p2p::listen(addr, config.network, triggers)));
     }
     let node_host = config.daemon.rpc.rpc_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();

@@ -64,6 +64,8 @@ pub(crate) struct Triggers {
     pub(crate) blocks: Arc<Announcements>,
     /// `Some`: ask for transaction announcements too.
     pub(crate) txs: Option<Arc<Notify>>,
+    /// The index's tip, which the node is told of at connection: see [`getheaders`].
+    pub(crate) tip: Arc<dyn Fn() -> Option<BlockHash> + Send + Sync>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +196,11 @@ async fn session(
                 wire.send(NetworkMessage::SendHeaders).await?;
                 // BIP152: high-bandwidth, version 2 (segwit).
                 wire.send(NetworkMessage::SendCmpct(SendCmpct { send_compact: true, version: 2 })).await?;
+                // So that the first block after connecting comes as a compact block too, not as
+                // an `inv` up to 100 ms later: the node must count us as having its tip.
+                if let Some(tip) = (triggers.tip)() {
+                    wire.send(getheaders(bitcoin::BlockHash::from_byte_array(tip.0))).await?;
+                }
                 connected();
                 // Whatever happened while we were away.
                 triggers.blocks.block(None);
@@ -336,5 +343,35 @@ mod tests {
         };
         assert_eq!(block.compact_block.header.block_hash(), header.block_hash());
         assert_eq!(BlockHash(header.block_hash().to_byte_array()), BlockHash::of_header(&payload[..80]));
+    }
+
+    /// Told of the index's tip at connection, the node pushes the very next block as a compact
+    /// block (which names it) rather than announcing it by `inv` (which does not).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_block_after_connecting_comes_as_a_compact_block() {
+        let node = testkit::Node::start(testkit::NodeOptions::default()).unwrap();
+        node.mine(3).unwrap();
+        let tip = BlockHash(node.block_hash(3).unwrap().to_byte_array());
+        let blocks = Arc::new(Announcements::default());
+        let triggers = Triggers { blocks: blocks.clone(), txs: None, tip: Arc::new(move || Some(tip)) };
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connected = {
+            let up = up.clone();
+            move || up.store(true, Ordering::SeqCst)
+        };
+        let addr = node.p2p_addr();
+        let task = tokio::spawn(async move { session(&addr, Network::Regtest, &triggers, &connected).await });
+        testkit::wait_for("handshake", Duration::from_secs(30), || up.load(Ordering::SeqCst).then_some(())).unwrap();
+        // The node has answered our `getheaders` (with no headers: we have its tip).
+        testkit::wait_for("the node's answer to getheaders", Duration::from_secs(30), || {
+            let peers = node.call("getpeerinfo", serde_json::json!([])).ok()?;
+            peers.get(0)?["bytessent_per_msg"].get("headers").map(|_| ())
+        })
+        .unwrap();
+        let mined = node.mine(1).unwrap()[0];
+        let named =
+            testkit::wait_for("the block's announcement", Duration::from_secs(30), || blocks.take_latest()).unwrap();
+        assert_eq!(named, BlockHash(mined.to_byte_array()), "announced by a compact block naming it");
+        task.abort();
     }
 }

@@ -154,6 +154,26 @@ fn extend(src: &MemorySource, chain: &mut Vec<BlockHash>, utxos: &mut Vec<(OutPo
     }
 }
 
+/// A main chain of `main` blocks, and a branch forking from it at height 20 with `extra`
+/// blocks of its own: the main chain, its unspent coins, and the branch.
+fn main_and_branch(
+    src: &MemorySource,
+    main: u32,
+    extra: u32,
+) -> (Vec<BlockHash>, Vec<(OutPoint, TxOut)>, Vec<BlockHash>) {
+    let mut main_chain = Vec::new();
+    let mut utxos = Vec::new();
+    extend(src, &mut main_chain, &mut utxos, main, 0);
+    let mut branch = main_chain[..=20].to_vec();
+    // The branch's coins: the main chain replayed up to the fork.
+    let mut replay = Vec::new();
+    let mut branch_utxos = Vec::new();
+    extend(&MemorySource::default(), &mut replay, &mut branch_utxos, 21, 0);
+    assert_eq!(replay, branch);
+    extend(src, &mut branch, &mut branch_utxos, extra, 1000);
+    (main_chain, utxos, branch)
+}
+
 fn indexer(dir: &std::path::Path, src: Arc<MemorySource>, mode: PrevoutMode, undo_depth: u32) -> Indexer<MemorySource> {
     let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
     store.set_mode(mode).unwrap();
@@ -173,22 +193,8 @@ fn rows(ix: &Indexer<MemorySource>, with_mode_tables: bool) -> Vec<Vec<(Vec<u8>,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn branches_switch_both_ways_and_match_fresh_indexes() {
     let src = Arc::new(MemorySource::default());
-    let mut main_chain = Vec::new();
-    let mut utxos = Vec::new();
-    extend(&src, &mut main_chain, &mut utxos, 30, 0);
-    // A branch forking at height 20, longer by 5.
-    let mut branch = main_chain[..=20].to_vec();
-    let mut branch_utxos = Vec::new();
-    {
-        // Rebuild the branch's coin view by replaying the main chain up to the fork.
-        let mut replay = Vec::new();
-        let mut u = Vec::new();
-        let scratch = MemorySource::default();
-        extend(&scratch, &mut replay, &mut u, 21, 0);
-        assert_eq!(replay, branch);
-        branch_utxos.extend(u);
-    }
-    extend(&src, &mut branch, &mut branch_utxos, 14, 1000);
+    // A branch longer by 5.
+    let (mut main_chain, mut utxos, branch) = main_and_branch(&src, 30, 14);
 
     for mode in [PrevoutMode::Spenttxouts, PrevoutMode::Utxo] {
         let dir = tempfile::tempdir().unwrap();
@@ -367,13 +373,7 @@ async fn kept_answers_equal_fresh_ones_through_new_blocks_and_reorgs() {
     use crate::types::ScriptHash;
 
     let src = Arc::new(MemorySource::default());
-    let mut main_chain = Vec::new();
-    let mut utxos = Vec::new();
-    extend(&src, &mut main_chain, &mut utxos, 25, 0);
-    let mut branch = main_chain[..=20].to_vec();
-    let mut branch_utxos = Vec::new();
-    extend(&MemorySource::default(), &mut Vec::new(), &mut branch_utxos, 21, 0);
-    extend(&src, &mut branch, &mut branch_utxos, 10, 1000);
+    let (mut main_chain, mut utxos, branch) = main_and_branch(&src, 25, 10);
 
     let dir = tempfile::tempdir().unwrap();
     let mut ix = indexer(dir.path(), src.clone(), PrevoutMode::Spenttxouts, 3);

@@ -57,7 +57,12 @@ pub(crate) struct Entry {
 impl Entry {
     /// An entry for a summary computed from all rows on a view; `None` when it has ambiguous
     /// inputs (those depend on what the caller resolved).
-    pub(crate) fn new(tx_count: u64, generation: u64, summary: ScriptSummary, rows: &[ScriptRow]) -> Option<Entry> {
+    pub(crate) fn new(
+        tx_count: u64,
+        generation: u64,
+        summary: Arc<ScriptSummary>,
+        rows: &[ScriptRow],
+    ) -> Option<Entry> {
         if !summary.ambiguous.is_empty() {
             return None;
         }
@@ -69,7 +74,7 @@ impl Entry {
                 *references.entry((txid_prefix(&txid.0), index)).or_default() += 1;
             }
         }
-        Some(Entry { tx_count, generation, summary: Arc::new(summary), references: Arc::new(references) })
+        Some(Entry { tx_count, generation, summary, references: Arc::new(references) })
     }
 
     /// The entry brought forward to `tx_count` by `rows` (the script's rows from the entry's
@@ -295,7 +300,7 @@ mod tests {
         ];
         for cut in 0..=21 {
             let before: Vec<ScriptRow> = rows.iter().copied().filter(|r| r.tx_num < cut).collect();
-            let entry = Entry::new(cut, 0, full(&before), &before).unwrap();
+            let entry = Entry::new(cut, 0, Arc::new(full(&before)), &before).unwrap();
             let forward = entry.extended(21, &rows, |n| Some(tx(n))).unwrap();
             same(&forward.summary, &full(&rows));
             assert_eq!(forward.tx_count, 21);
@@ -308,7 +313,7 @@ mod tests {
     fn a_second_output_with_the_same_reference_needs_the_full_computation() {
         // Two transactions whose txids share the 8-byte prefix, paying the script at index 0.
         let rows = vec![output(1, 0, 10)];
-        let entry = Entry::new(2, 0, full(&rows), &rows).unwrap();
+        let entry = Entry::new(2, 0, Arc::new(full(&rows)), &rows).unwrap();
         let twin = output(3, 0, 20);
         let locate = |n: u64| Some(if n == 3 { ConfirmedTx { tx_num: 3, ..tx(1) } } else { tx(n) });
         assert!(entry.extended(4, &[twin], locate).is_none());
@@ -319,7 +324,7 @@ mod tests {
     #[test]
     fn kept_within_budget_newest_first() {
         let rows: Vec<ScriptRow> = (0..50).map(|n| output(n, 0, 1)).collect();
-        let entry = |count: u64, generation: u64| Entry::new(count, generation, full(&rows), &rows).unwrap();
+        let entry = |count: u64, generation: u64| Entry::new(count, generation, Arc::new(full(&rows)), &rows).unwrap();
         let one = entry(50, 0).bytes();
         let cache = ScriptCache::new(ScriptCacheConfig { bytes: one * 2, min_rows: 0 });
         let sh = |n: u8| ScriptHash([n; 32]);

@@ -166,14 +166,11 @@ impl Query {
         if !cacheable || !self.cache.enabled() || rows.len() < self.cache.min_rows() || !summary.ambiguous.is_empty() {
             return Arc::new(summary);
         }
-        match Entry::new(view.tx_count, view.generation, summary.clone(), rows) {
-            Some(entry) => {
-                let summary = entry.summary.clone();
-                self.cache.put(*sh, entry);
-                summary
-            }
-            None => Arc::new(summary),
+        let summary = Arc::new(summary);
+        if let Some(entry) = Entry::new(view.tx_count, view.generation, summary.clone(), rows) {
+            self.cache.put(*sh, entry);
         }
+        summary
     }
 
     fn script_in(

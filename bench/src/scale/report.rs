@@ -76,6 +76,7 @@ pub fn section(md: &mut String, runs: &[Value], results: &Path) {
         );
     }
     md.push('\n');
+    projection(md, runs);
     for run in runs {
         let mode = run["mode"].as_str().unwrap_or("?");
         let samples: Vec<&Value> = run["samples"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
@@ -114,5 +115,196 @@ pub fn section(md: &mut String, runs: &[Value], results: &Path) {
             );
         }
         md.push('\n');
+    }
+}
+
+/// Mainnet's transactions, about, at the end of 2026.
+const MAINNET_TXS: f64 = 1.2e9;
+
+/// Least-squares line `y = a + b·x` through `points`.
+fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
+    let (mx, my) = (sx / n, sy / n);
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let b = sxy / sxx;
+    Some((my - b * mx, b))
+}
+
+/// What a run's curves say of mainnet, for one mode.
+#[derive(Debug, PartialEq)]
+pub struct Projection {
+    /// Microseconds of the indexer's CPU a transaction, on the line at the run's end and at
+    /// mainnet's size.
+    pub cpu_per_tx: (f64, f64),
+    /// Cores the indexer kept busy on average (CPU over wall time).
+    pub cores: f64,
+    /// Seconds of sync to `MAINNET_TXS` at that many cores, compaction excluded.
+    pub sync_seconds: f64,
+    pub compaction_seconds: f64,
+    pub index_bytes: f64,
+    pub peak_disk_bytes: f64,
+    /// RSS without file pages: the line through the samples at mainnet's size, or the run's
+    /// highest sample where the line ends lower (a line falling over the run says nothing of
+    /// memory going down).
+    pub rss_anon_bytes: f64,
+}
+
+/// Fits the indexer's CPU time a transaction and its RSS without file pages against the
+/// transactions indexed, over the intervals past the first tenth of the run (leaving out those
+/// after a sample whose probes were read: that reading is CPU of the same process), and
+/// integrates the CPU time to mainnet's size, spread over the cores the indexer kept busy. The
+/// CPU time, not the rate: on a shared machine the rate also falls with what the other process
+/// (the chain's generator here, the node on a server) takes. Disk and compaction scale with
+/// the index, at the run's final bytes per transaction.
+pub fn project(run: &Value) -> Option<Projection> {
+    let samples = run["samples"].as_array()?;
+    let last = &run["last"];
+    let txs = u(&last["txs"]) as f64;
+    let f = |s: &Value, k: &str| s[k].as_f64().unwrap_or(0.0);
+    let mut cpu = Vec::new();
+    let mut rss = Vec::new();
+    let (mut busy, mut wall) = (0.0, 0.0);
+    for pair in samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let n = f(b, "txs") - f(a, "txs");
+        let probed = a["probes"].as_array().is_some_and(|p| !p.is_empty());
+        if f(b, "txs") < txs / 10.0 || n <= 0.0 || probed {
+            continue;
+        }
+        cpu.push((f(b, "txs"), (f(b, "cpu_seconds") - f(a, "cpu_seconds")) / n * 1e6));
+        rss.push((f(b, "txs"), f(b, "rss_anon_bytes")));
+        busy += f(b, "cpu_seconds") - f(a, "cpu_seconds");
+        wall += f(b, "seconds") - f(a, "seconds");
+    }
+    let (ca, cb) = fit(&cpu)?;
+    let (ra, rb) = fit(&rss)?;
+    if wall <= 0.0 || busy <= 0.0 {
+        return None;
+    }
+    let cores = busy / wall;
+    // ∫ (a + bN) dN from 0 to M, in microseconds.
+    let cpu_micros = ca * MAINNET_TXS + cb * MAINNET_TXS * MAINNET_TXS / 2.0;
+    let per_tx = u(&last["disk_bytes"]) as f64 / txs.max(1.0);
+    let scale = MAINNET_TXS / txs.max(1.0);
+    Some(Projection {
+        cpu_per_tx: (ca + cb * txs, ca + cb * MAINNET_TXS),
+        cores,
+        sync_seconds: cpu_micros / 1e6 / cores,
+        compaction_seconds: run["compaction_seconds"].as_f64().unwrap_or(0.0) * scale,
+        index_bytes: per_tx * MAINNET_TXS,
+        peak_disk_bytes: u(&run["peak_disk_bytes"]) as f64 * scale,
+        rss_anon_bytes: (ra + rb * MAINNET_TXS).max(rss.iter().map(|p| p.1).fold(0.0, f64::max)),
+    })
+}
+
+fn projection(md: &mut String, runs: &[Value]) {
+    let _ = writeln!(
+        md,
+        "### Projected to mainnet ({:.1} billion transactions)\n\n\
+         From each run's own curves (`src/scale/report.rs`): a least-squares line through the \
+         indexer's CPU time a transaction and one through its RSS without file pages, against \
+         the transactions indexed (intervals past the first tenth of the run, leaving out those \
+         that include a probe's reads), the CPU time integrated to mainnet's size and spread over \
+         the cores the indexer kept busy in the run; disk and compaction time scaled from the \
+         run's final bytes per transaction. The CPU time rather than the rate: on these 2 cores \
+         the rate also falls with what the chain's generator takes, as it would with the node. \
+         Mainnet's early blocks are smaller and its scripts more varied than the synthetic \
+         chain's: read these as the shape of the costs, not a promise. Peak disk is the final \
+         compaction's, which holds the level-0 files and their compacted copy at once.\n\n\
+         | mode | from | CPU µs/tx, at the end → at 1.2B | cores used | sync | compaction | index | peak disk | RSS without file pages |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        MAINNET_TXS / 1e9
+    );
+    for run in runs {
+        let Some(p) = project(run) else { continue };
+        let hours = |s: f64| format!("{:.1} h", s / 3600.0);
+        let gib = |b: f64| format!("{:.0} GiB", b / (1u64 << 30) as f64);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} → {:.1} | {:.2} | {} | {} | {} | {} | {:.2} GiB |",
+            run["mode"].as_str().unwrap_or("?"),
+            millions(u(&run["last"]["txs"])),
+            p.cpu_per_tx.0,
+            p.cpu_per_tx.1,
+            p.cores,
+            hours(p.sync_seconds),
+            hours(p.compaction_seconds),
+            gib(p.index_bytes),
+            gib(p.peak_disk_bytes),
+            p.rss_anon_bytes / (1u64 << 30) as f64,
+        );
+    }
+    md.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Samples a second apart: (transactions, CPU µs a transaction since the last, RSS).
+    fn run(points: &[(u64, f64, u64)]) -> Value {
+        let (mut cpu, mut prev, mut seconds) = (0.0, 0, 0.0);
+        let samples: Vec<Value> = points
+            .iter()
+            .map(|&(txs, micros, rss)| {
+                cpu += (txs - prev) as f64 * micros / 1e6;
+                seconds += 1.0;
+                prev = txs;
+                json!({"txs": txs, "seconds": seconds, "cpu_seconds": cpu, "rss_anon_bytes": rss, "probes": []})
+            })
+            .collect();
+        let txs = points.last().unwrap().0;
+        json!({
+            "mode": "spenttxouts",
+            "samples": samples,
+            "compaction_seconds": 10.0,
+            "peak_disk_bytes": 2 * 100 * txs,
+            "last": {"txs": txs, "disk_bytes": 100 * txs},
+        })
+    }
+
+    #[test]
+    fn a_steady_cost_projects_to_size_times_cost_over_cores() {
+        // 10 µs a transaction, 1M transactions a second: 10 cores busy.
+        let r = run(&[(10_000_000, 10.0, 1 << 28), (11_000_000, 10.0, 1 << 28), (12_000_000, 10.0, 1 << 28)]);
+        let p = project(&r).unwrap();
+        assert!((p.cores - 10.0).abs() < 1e-9, "{p:?}");
+        assert!((p.sync_seconds - MAINNET_TXS * 10e-6 / 10.0).abs() < 1e-3, "{p:?}");
+        assert!((p.cpu_per_tx.1 - 10.0).abs() < 1e-9);
+        assert!((p.index_bytes - 100.0 * MAINNET_TXS).abs() < 1.0);
+        assert!((p.peak_disk_bytes - 200.0 * MAINNET_TXS).abs() < 1.0);
+        assert!((p.compaction_seconds - 10.0 * MAINNET_TXS / 12e6).abs() < 1e-6);
+        assert!((p.rss_anon_bytes - f64::from(1u32 << 28)).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_growing_cost_takes_longer_and_probed_intervals_are_left_out() {
+        let steady = project(&run(&[(10_000_000, 10.0, 0), (11_000_000, 10.0, 0), (12_000_000, 10.0, 0)])).unwrap();
+        let growing = run(&[(10_000_000, 10.0, 1_000), (11_000_000, 10.0, 1_000), (12_000_000, 11.0, 2_000)]);
+        let p = project(&growing).unwrap();
+        assert!(p.sync_seconds > steady.sync_seconds && p.cpu_per_tx.1 > 11.0, "{p:?}");
+        // 1,000 bytes more a million transactions: 1.19 MB at 1.2 billion.
+        assert!((p.rss_anon_bytes - 1_190_000.0).abs() < 1.0, "the memory's line is extrapolated: {p:?}");
+        // A probe read after the second sample makes the third interval cost more: left out.
+        let mut probed =
+            run(&[(10_000_000, 10.0, 0), (11_000_000, 10.0, 0), (12_000_000, 50.0, 0), (13_000_000, 10.0, 0)]);
+        probed["samples"][1]["probes"] = json!([[5, 1.0]]);
+        let p = project(&probed).unwrap();
+        assert!((p.cpu_per_tx.1 - 10.0).abs() < 1e-9, "{p:?}");
+        // Falling memory: the run's own highest sample stands.
+        let falling = run(&[(10_000_000, 10.0, 0), (11_000_000, 10.0, 5_000), (12_000_000, 10.0, 1_000)]);
+        assert_eq!(project(&falling).unwrap().rss_anon_bytes, 5_000.0);
+        let mut md = String::new();
+        projection(&mut md, &[growing]);
+        assert!(md.contains("| spenttxouts | 12.0M | 11.0 → 1199.0 | 10.50 |"), "{md}");
     }
 }

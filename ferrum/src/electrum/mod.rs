@@ -93,7 +93,14 @@ impl Electrum {
     ) -> Electrum {
         let (events, _) = broadcast::channel(256);
         Electrum {
-            reader: Reader::new(index.clone(), mempool, daemon.clone(), &config, node.blockpart),
+            reader: Reader::new(
+                index.clone(),
+                mempool,
+                daemon.clone(),
+                config.query_threads,
+                config.script_cache,
+                node.blockpart,
+            ),
             config,
             index,
             daemon,

@@ -24,9 +24,9 @@ type Recorded = (Vec<u8>, Vec<u8>);
 
 /// Blocks by hash, and which of them form the best chain.
 #[derive(Default)]
-struct MemorySource {
+pub(crate) struct MemorySource {
     blocks: Mutex<HashMap<BlockHash, Recorded>>,
-    best: Mutex<Vec<BlockHash>>,
+    pub(crate) best: Mutex<Vec<BlockHash>>,
     /// Reports initial block download, with this many headers.
     syncing: Mutex<Option<u32>>,
 }
@@ -52,14 +52,20 @@ impl BlockSource for MemorySource {
     }
 }
 
-fn script(n: u64) -> ScriptBuf {
+pub(crate) fn script(n: u64) -> ScriptBuf {
     // A handful of scripts, so histories overlap.
     ScriptBuf::from_bytes(vec![0x51, 0x01, (n % 7) as u8])
 }
 
 /// Builds a branch of `n` blocks on top of `parent` (`None`: from genesis), spending coins
 /// from `utxos` (the branch's view, updated). `salt` makes branches differ.
-fn extend(src: &MemorySource, chain: &mut Vec<BlockHash>, utxos: &mut Vec<(OutPoint, TxOut)>, n: u32, salt: u64) {
+pub(crate) fn extend(
+    src: &MemorySource,
+    chain: &mut Vec<BlockHash>,
+    utxos: &mut Vec<(OutPoint, TxOut)>,
+    n: u32,
+    salt: u64,
+) {
     for _ in 0..n {
         let height = chain.len() as u32;
         let prev = chain.last().map_or(bitcoin::BlockHash::all_zeros(), |h| bitcoin::BlockHash::from_byte_array(h.0));
@@ -156,7 +162,7 @@ fn extend(src: &MemorySource, chain: &mut Vec<BlockHash>, utxos: &mut Vec<(OutPo
 
 /// A main chain of `main` blocks, and a branch forking from it at height 20 with `extra`
 /// blocks of its own: the main chain, its unspent coins, and the branch.
-fn main_and_branch(
+pub(crate) fn main_and_branch(
     src: &MemorySource,
     main: u32,
     extra: u32,
@@ -174,7 +180,17 @@ fn main_and_branch(
     (main_chain, utxos, branch)
 }
 
-fn indexer(dir: &std::path::Path, src: Arc<MemorySource>, mode: PrevoutMode, undo_depth: u32) -> Indexer<MemorySource> {
+/// The index an indexer writes, for readers' tests.
+pub(crate) fn index_of(ix: &Indexer<MemorySource>) -> Arc<Index> {
+    ix.index.clone()
+}
+
+pub(crate) fn indexer(
+    dir: &std::path::Path,
+    src: Arc<MemorySource>,
+    mode: PrevoutMode,
+    undo_depth: u32,
+) -> Indexer<MemorySource> {
     let store = Store::open(dir, Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
     store.set_mode(mode).unwrap();
     let index = Arc::new(Index::new(store).unwrap());
@@ -361,67 +377,4 @@ async fn a_syncing_node_is_indexed_in_bulk_chunks_but_never_presented_as_current
     *src.syncing.lock().unwrap() = Some(1000);
     ix.sync().await.unwrap();
     assert!(ix.index.status().unavailable().unwrap().starts_with("bitcoind is still syncing"));
-}
-
-/// The cache of busy scripts' answers, kept by one `Query` through new blocks and switches of
-/// branch, answers exactly what a `Query` without it computes from all rows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kept_answers_equal_fresh_ones_through_new_blocks_and_reorgs() {
-    use std::collections::HashMap as Map;
-
-    use crate::query::{Query, ScriptCacheConfig};
-    use crate::types::ScriptHash;
-
-    let src = Arc::new(MemorySource::default());
-    let (mut main_chain, mut utxos, branch) = main_and_branch(&src, 25, 10);
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut ix = indexer(dir.path(), src.clone(), PrevoutMode::Spenttxouts, 3);
-    let index = ix.index.clone();
-    let cached = Query::with_cache(index.clone(), ScriptCacheConfig { bytes: 1 << 30, min_rows: 0 });
-    let fresh = Query::with_cache(index.clone(), ScriptCacheConfig { bytes: 0, min_rows: 0 });
-    let scripts: Vec<ScriptHash> = (0..7).map(|n| ScriptHash::of_script(script(n).as_bytes())).collect();
-    let check = |when: &str| {
-        for sh in &scripts {
-            let (a, b) = (cached.script(sh, &Map::new()).unwrap(), fresh.script(sh, &Map::new()).unwrap());
-            assert!(!b.history.is_empty(), "{when}: every script has a history");
-            assert_eq!(a.history, b.history, "{when}: history");
-            assert_eq!(a.unspent, b.unspent, "{when}: unspent outputs");
-            assert_eq!(a.balance, b.balance, "{when}: balance");
-            assert_eq!(a.rows, b.rows, "{when}: rows");
-            assert_eq!(cached.history(sh).unwrap(), fresh.history(sh).unwrap(), "{when}: history alone");
-        }
-    };
-
-    *src.best.lock().unwrap() = main_chain.clone();
-    ix.sync().await.unwrap();
-    check("first read");
-    let first = cached.cache_stats();
-    assert_eq!((first.entries, first.misses), (7, 7), "each script read whole once, then kept");
-    assert!(fresh.cache_stats().entries == 0 && fresh.cache_stats().hits == 0);
-
-    // New blocks: every answer brought forward from the kept one, none read whole again.
-    for _ in 0..3 {
-        extend(&src, &mut main_chain, &mut utxos, 2, 0);
-        *src.best.lock().unwrap() = main_chain.clone();
-        ix.sync().await.unwrap();
-        check("after new blocks");
-    }
-    let forward = cached.cache_stats();
-    assert_eq!(forward.misses, first.misses, "brought forward, not read whole");
-    assert!(forward.hits > first.hits);
-
-    // A switch to a longer branch undoes blocks: the kept answers are not used again.
-    *src.best.lock().unwrap() = branch.clone();
-    ix.sync().await.unwrap();
-    assert_eq!(index.tip().hash, branch.last().copied());
-    check("on the branch");
-    assert_eq!(cached.cache_stats().misses, forward.misses + 7, "read whole after the reorg");
-
-    // And back to the main chain, made longer again.
-    extend(&src, &mut main_chain, &mut utxos, 6, 0);
-    *src.best.lock().unwrap() = main_chain.clone();
-    ix.sync().await.unwrap();
-    assert_eq!(index.tip().hash, main_chain.last().copied());
-    check("back on the main chain");
 }

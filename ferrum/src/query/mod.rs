@@ -14,6 +14,8 @@
 mod cache;
 pub(crate) mod history;
 mod scripts;
+#[cfg(test)]
+mod tests;
 mod txs;
 mod view;
 
@@ -69,15 +71,16 @@ impl Reader {
         index: Arc<Index>,
         mempool: Arc<Mempool>,
         daemon: Arc<Daemon>,
-        config: &crate::electrum::ElectrumConfig,
+        threads: usize,
+        cache: ScriptCacheConfig,
         blockpart: bool,
     ) -> Reader {
         Reader {
-            query: Query::with_cache(index.clone(), config.script_cache),
+            query: Query::with_cache(index.clone(), cache),
             index,
             mempool,
             daemon,
-            blocking: Arc::new(Semaphore::new(config.query_threads.max(1))),
+            blocking: Arc::new(Semaphore::new(threads.max(1))),
             blockpart,
         }
     }

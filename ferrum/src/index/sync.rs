@@ -239,11 +239,19 @@ impl<S: BlockSource> Indexer<S> {
             let mode = self.mode;
             let undo_depth = self.config.undo_depth;
             let keep_undo = data.height >= undo_from;
-            chunk = tokio::task::block_in_place(move || -> Result<Chunk, IndexError> {
+            let added = tokio::task::block_in_place(move || -> Result<Chunk, IndexError> {
                 let mut chunk = chunk;
                 chunk.add(&index.store, mode, data, keep_undo, undo_depth)?;
                 Ok(chunk)
-            })?;
+            });
+            chunk = match added {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // What was committed before stays published.
+                    self.land(in_flight.take()).await?;
+                    return Err(e);
+                }
+            };
             if chunk.is_full(&self.config) || self.stop.is_stopped() {
                 chunk = self.commit_chunk(chunk, durability, &mut in_flight).await?;
                 self.log_progress(end, false);
@@ -277,8 +285,10 @@ impl<S: BlockSource> Indexer<S> {
             return Ok(chunk);
         }
         let next_tx = chunk.next_tx();
-        let done = chunk.finish(self.mode)?;
+        let finished = chunk.finish(self.mode);
+        // Landed first, on every path: a failed chunk leaves the commits before it published.
         self.land(in_flight.take()).await?;
+        let done = finished?;
         let index = self.index.clone();
         let batch = done.batch;
         let commit = tokio::task::spawn_blocking(move || index.store.commit(batch, durability));

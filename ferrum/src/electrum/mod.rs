@@ -111,12 +111,12 @@ impl Electrum {
         }
     }
 
-    /// The read side, for answers outside the protocol (the admin RPC's `query`).
     /// What the cache of busy scripts' answers holds and did.
     pub(crate) fn history_cache(&self) -> crate::query::ScriptCacheStats {
         self.reader.query().cache_stats()
     }
 
+    /// The read side, for answers outside the protocol (the admin RPC's `query`).
     pub(crate) fn reader(&self) -> &Reader {
         &self.reader
     }

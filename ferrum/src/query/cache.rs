@@ -176,8 +176,12 @@ impl ScriptCache {
         self.config.bytes > 0
     }
 
-    pub(crate) fn min_rows(&self) -> usize {
-        self.config.min_rows
+    /// Whether the answer of a script with `rows` rows would be kept: busy enough, and not
+    /// larger than the whole budget (a row costs at least an entry of the history).
+    pub(crate) fn worth_keeping(&self, rows: usize) -> bool {
+        self.enabled()
+            && rows >= self.config.min_rows
+            && rows.saturating_mul(std::mem::size_of::<ConfirmedTx>()) <= self.config.bytes
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -163,7 +163,7 @@ impl Query {
         cacheable: bool,
     ) -> Arc<ScriptSummary> {
         self.cache.count(false);
-        if !cacheable || !self.cache.enabled() || rows.len() < self.cache.min_rows() || !summary.ambiguous.is_empty() {
+        if !cacheable || !self.cache.worth_keeping(rows.len()) || !summary.ambiguous.is_empty() {
             return Arc::new(summary);
         }
         let summary = Arc::new(summary);
@@ -248,7 +248,9 @@ impl Query {
                 return Ok((summary.rows, summary.history.clone()));
             }
             let rows = self.index.store().script_rows(sh)?;
-            if self.cache.enabled() && rows.len() >= self.cache.min_rows() {
+            // The whole summary only where it will be kept: it costs about three times the
+            // history alone.
+            if self.cache.worth_keeping(rows.len()) {
                 let summary = self.script_in(view, &rows, &HashMap::new())?;
                 let summary = self.keep(view, sh, summary, &rows, true);
                 return Ok((summary.rows, summary.history.clone()));

@@ -36,12 +36,26 @@ fn err(what: &'static str) -> RowError {
     RowError { what }
 }
 
-pub fn put_leb128(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
+pub fn put_leb128(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 10];
+    let len = leb128_into(&mut buf, n);
+    out.extend_from_slice(buf.get(..len).unwrap_or_default());
+}
+
+/// Writes `n` as LEB128 at the start of `buf` and returns the bytes written: at most 10, and
+/// no more than `buf` holds (callers size it for the largest value they write).
+pub fn leb128_into(buf: &mut [u8], mut n: u64) -> usize {
+    let mut len = 0;
+    for slot in buf.iter_mut() {
+        len += 1;
+        if n < 0x80 {
+            *slot = n as u8;
+            break;
+        }
+        *slot = (n as u8) | 0x80;
         n >>= 7;
     }
-    out.push(n as u8);
+    len
 }
 
 /// Reads a LEB128 integer from the front of `input`, advancing it.
@@ -117,9 +131,9 @@ impl Key {
     }
 
     fn push_leb128(&mut self, n: u64) {
-        let mut v = Vec::with_capacity(10);
-        put_leb128(&mut v, n);
-        self.push(&v);
+        let mut buf = [0u8; 10];
+        let len = leb128_into(&mut buf, n);
+        self.push(buf.get(..len).unwrap_or_default());
     }
 }
 
@@ -249,18 +263,8 @@ pub type UtxoKey = [u8; UTXO_TXID_PREFIX + 5];
 pub fn utxo_key(txid: &[u8; 32], vout: u32) -> (UtxoKey, usize) {
     let mut k = [0u8; UTXO_TXID_PREFIX + 5];
     k[..UTXO_TXID_PREFIX].copy_from_slice(&txid[..UTXO_TXID_PREFIX]);
-    // LEB128 in place: a u32 takes at most 5 bytes (no allocation: this runs for every input).
-    let mut len = UTXO_TXID_PREFIX;
-    let mut n = vout;
-    for slot in k.iter_mut().skip(UTXO_TXID_PREFIX) {
-        len += 1;
-        if n < 0x80 {
-            *slot = n as u8;
-            break;
-        }
-        *slot = (n as u8) | 0x80;
-        n >>= 7;
-    }
+    // In place, no allocation (this runs for every input): a u32 takes at most 5 bytes.
+    let len = UTXO_TXID_PREFIX + k.get_mut(UTXO_TXID_PREFIX..).map_or(0, |rest| leb128_into(rest, u64::from(vout)));
     (k, len)
 }
 
@@ -336,14 +340,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utxo_keys_end_in_the_output_index_as_leb128() {
+    fn leb128_as_specified_and_utxo_keys_end_in_it() {
+        for (n, bytes) in [(0u64, vec![0]), (127, vec![0x7f]), (128, vec![0x80, 1]), (300, vec![0xac, 2])] {
+            let mut out = Vec::new();
+            put_leb128(&mut out, n);
+            assert_eq!(out, bytes, "{n}");
+        }
+        let mut max = Vec::new();
+        put_leb128(&mut max, u64::MAX);
+        assert_eq!(max.len(), 10);
+        assert_eq!(get_leb128(&mut max.as_slice()), Some(u64::MAX));
         let txid = [7u8; 32];
         for vout in [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, u32::MAX] {
             let (key, len) = utxo_key(&txid, vout);
-            let mut want = txid[..UTXO_TXID_PREFIX].to_vec();
-            put_leb128(&mut want, u64::from(vout));
-            assert_eq!(&key[..len], want.as_slice(), "{vout}");
-            assert!(key[len..].iter().all(|b| *b == 0));
+            assert_eq!(&key[..UTXO_TXID_PREFIX], &txid[..UTXO_TXID_PREFIX]);
+            let mut tail = &key[UTXO_TXID_PREFIX..len];
+            assert_eq!(get_leb128(&mut tail), Some(u64::from(vout)), "{vout}");
+            assert!(tail.is_empty() && key[len..].iter().all(|b| *b == 0), "{vout}");
         }
     }
 

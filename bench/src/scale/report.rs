@@ -185,6 +185,8 @@ pub fn project(run: &Value) -> Option<Projection> {
         wall += f(b, "seconds") - f(a, "seconds");
     }
     let (ca, cb) = fit(&cpu)?;
+    // A cost falling over the run is taken as flat: extrapolated, it would reach zero.
+    let (ca, cb) = if cb < 0.0 { (cpu.iter().map(|p| p.1).sum::<f64>() / cpu.len() as f64, 0.0) } else { (ca, cb) };
     let (ra, rb) = fit(&rss)?;
     if wall <= 0.0 || busy <= 0.0 {
         return None;
@@ -300,6 +302,9 @@ mod tests {
         probed["samples"][1]["probes"] = json!([[5, 1.0]]);
         let p = project(&probed).unwrap();
         assert!((p.cpu_per_tx.1 - 10.0).abs() < 1e-9, "{p:?}");
+        // A falling cost is taken as flat, at its mean: extrapolated, it would reach zero.
+        let cheaper = project(&run(&[(10_000_000, 10.0, 0), (11_000_000, 10.0, 0), (12_000_000, 8.0, 0)])).unwrap();
+        assert!((cheaper.cpu_per_tx.1 - 9.0).abs() < 1e-9 && cheaper.sync_seconds > 0.0, "{cheaper:?}");
         // Falling memory: the run's own highest sample stands.
         let falling = run(&[(10_000_000, 10.0, 0), (11_000_000, 10.0, 5_000), (12_000_000, 10.0, 1_000)]);
         assert_eq!(project(&falling).unwrap().rss_anon_bytes, 5_000.0);

@@ -120,3 +120,81 @@ fn format_mismatch_is_reported() {
     let e = Store::open(dir.path(), Network::Regtest, &StoreConfig::default()).err().unwrap();
     assert!(matches!(e, StoreError::Format { found: 99, .. }), "{e}");
 }
+
+/// A pseudo-random txid for row `i`: keys spread over the whole key space, as real ones.
+fn spread_txid(i: u64) -> Txid {
+    let mut t = [0u8; 32];
+    for (j, chunk) in t.chunks_mut(8).enumerate() {
+        let x = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17 * j as u32 + 5);
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    Txid(t)
+}
+
+/// The bytes of table blocks this thread has read from files since the last call.
+fn block_bytes_read() -> u64 {
+    use rocksdb::perf::{PerfContext, PerfMetric};
+    thread_local!(static CTX: std::cell::RefCell<PerfContext> = std::cell::RefCell::new(PerfContext::default()));
+    CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        let n = c.metric(PerfMetric::BlockReadByte);
+        c.reset();
+        n
+    })
+}
+
+/// Once a table's files are large, their filters are megabytes: whole, larger than a shard of
+/// the block cache, which then cannot keep them, and every lookup read one again. Partitioned,
+/// a lookup reads a few small blocks.
+#[test]
+fn a_lookup_in_large_tables_reads_small_blocks_not_whole_filters() {
+    const ROWS: u64 = 600_000;
+    let dir = tempfile::tempdir().unwrap();
+    // The smallest cache: 8 MiB for reads, in shards of 512 KiB, while each table's filter
+    // would be about 750 KB whole.
+    let store = Store::open(dir.path(), Network::Regtest, &StoreConfig { cache_mb: 16 }).unwrap();
+    let coin = rows::Coin { sh: [3; 8], value: 700 };
+    for part in 0..4 {
+        let (from, to) = (part * ROWS / 4, (part + 1) * ROWS / 4);
+        let mut b = store.batch(from);
+        let mut keys: Vec<_> = (from..to).map(|i| (rows::utxo_key(&spread_txid(i).0, 0), i)).collect();
+        keys.sort_unstable();
+        for ((k, len), _) in &keys {
+            b.put_utxo(&k[..*len], &coin).unwrap();
+        }
+        let mut txid_rows: Vec<_> = (from..to).map(|i| rows::txid_key(&spread_txid(i), i)).collect();
+        txid_rows.sort_unstable();
+        for k in &txid_rows {
+            b.put_txid_row(k).unwrap();
+        }
+        b.add_txids(&(from..to).map(spread_txid).collect::<Vec<_>>());
+        b.set_tip(tip(part as u32, to));
+        store.commit(b, Durability::Bulk).unwrap();
+    }
+    let db = &store.reader.db;
+    for table in [Table::Utxo, Table::Txid] {
+        db.rocks.compact_range_cf(&db.table(table).unwrap(), None::<&[u8]>, None::<&[u8]>);
+    }
+    let props = db.rocks.property_value_cf(&db.table(Table::Txid).unwrap(), "rocksdb.aggregated-table-properties");
+    let props = props.unwrap().unwrap_or_default();
+    assert!(props.contains("# index partitions"), "{props}");
+
+    rocksdb::perf::set_perf_stats(rocksdb::perf::PerfStatsLevel::EnableCount);
+    let lookups = 2_000u64;
+    let run = |label: &str| {
+        block_bytes_read();
+        for n in 0..lookups {
+            let i = n.wrapping_mul(7_919) % ROWS;
+            let t = spread_txid(i);
+            assert_eq!(store.utxo_get(&[rows::utxo_key(&t.0, 0)]).unwrap(), vec![Some(coin)], "{label} {i}");
+            assert_eq!(store.txid_candidates(&t).unwrap(), vec![i], "{label} {i}");
+        }
+        block_bytes_read() / lookups
+    };
+    run("warm-up");
+    let per_lookup = run("measured");
+    rocksdb::perf::set_perf_stats(rocksdb::perf::PerfStatsLevel::Disable);
+    // A data block, an index partition and a filter partition per table: a few 4 KiB blocks
+    // when partitioned, against the whole filter (hundreds of KB) for every lookup when not.
+    assert!(per_lookup < 48 * 1024, "{per_lookup} bytes read from files per pair of lookups");
+}

@@ -144,10 +144,15 @@ pub struct Projection {
     /// Microseconds of the indexer's CPU a transaction, on the line at the run's end and at
     /// mainnet's size.
     pub cpu_per_tx: (f64, f64),
+    /// The same on the logarithmic curve.
+    pub cpu_per_tx_log: (f64, f64),
     /// Cores the indexer kept busy on average (CPU over wall time).
     pub cores: f64,
-    /// Seconds of sync to `MAINNET_TXS` at that many cores, compaction excluded.
+    /// Seconds of sync to `MAINNET_TXS` at that many cores, compaction excluded: the run's own
+    /// CPU time, then the line's from the run's end on.
     pub sync_seconds: f64,
+    /// The same with the logarithmic curve from the run's end on.
+    pub sync_seconds_log: f64,
     pub compaction_seconds: f64,
     pub index_bytes: f64,
     pub peak_disk_bytes: f64,
@@ -160,7 +165,11 @@ pub struct Projection {
 /// Fits the indexer's CPU time a transaction and its RSS without file pages against the
 /// transactions indexed, over the intervals past the first tenth of the run (leaving out those
 /// after a sample whose probes were read: that reading is CPU of the same process), and
-/// integrates the CPU time to mainnet's size, spread over the cores the indexer kept busy. The
+/// integrates the CPU time from the run's end to mainnet's size, spread over the cores the
+/// indexer kept busy. Two curves, as they bracket how a cost grows that is lookups in tables
+/// growing in size: a line `a + b·N` (a cost growing with the table, as when every lookup
+/// misses the caches and the misses cost more and more) and `a + b·ln N` (a cost growing with
+/// the depth of the tables' levels and indexes). The
 /// CPU time, not the rate: on a shared machine the rate also falls with what the other process
 /// (the chain's generator here, the node on a server) takes. Disk and compaction scale with
 /// the index, at the run's final bytes per transaction.
@@ -184,22 +193,32 @@ pub fn project(run: &Value) -> Option<Projection> {
         busy += f(b, "cpu_seconds") - f(a, "cpu_seconds");
         wall += f(b, "seconds") - f(a, "seconds");
     }
-    let (ca, cb) = fit(&cpu)?;
     // A cost falling over the run is taken as flat: extrapolated, it would reach zero.
-    let (ca, cb) = if cb < 0.0 { (cpu.iter().map(|p| p.1).sum::<f64>() / cpu.len() as f64, 0.0) } else { (ca, cb) };
+    let mean = cpu.iter().map(|p| p.1).sum::<f64>() / cpu.len().max(1) as f64;
+    let rising = |(a, b): (f64, f64)| if b < 0.0 { (mean, 0.0) } else { (a, b) };
+    let (ca, cb) = rising(fit(&cpu)?);
+    let logs: Vec<(f64, f64)> = cpu.iter().map(|&(n, c)| (n.ln(), c)).collect();
+    let (la, lb) = rising(fit(&logs)?);
     let (ra, rb) = fit(&rss)?;
-    if wall <= 0.0 || busy <= 0.0 {
+    if wall <= 0.0 || busy <= 0.0 || txs < 1.0 {
         return None;
     }
     let cores = busy / wall;
-    // ∫ (a + bN) dN from 0 to M, in microseconds.
-    let cpu_micros = ca * MAINNET_TXS + cb * MAINNET_TXS * MAINNET_TXS / 2.0;
-    let per_tx = u(&last["disk_bytes"]) as f64 / txs.max(1.0);
-    let scale = MAINNET_TXS / txs.max(1.0);
+    // The indexer's CPU to the end of the stream (the last sample; `last` includes compaction).
+    let run_cpu = samples.last().map_or(0.0, |s| f(s, "cpu_seconds"));
+    let (m, t) = (MAINNET_TXS.max(txs), txs);
+    // ∫ (a + bN) dN and ∫ (a + b·ln N) dN from the run's end to M, in microseconds.
+    let line_micros = ca * (m - t) + cb * (m * m - t * t) / 2.0;
+    let log_micros = la * (m - t) + lb * ((m * m.ln() - m) - (t * t.ln() - t));
+    let sync = |micros: f64| (run_cpu + micros / 1e6) / cores;
+    let per_tx = u(&last["disk_bytes"]) as f64 / txs;
+    let scale = MAINNET_TXS / txs;
     Some(Projection {
         cpu_per_tx: (ca + cb * txs, ca + cb * MAINNET_TXS),
+        cpu_per_tx_log: (la + lb * txs.ln(), la + lb * MAINNET_TXS.ln()),
         cores,
-        sync_seconds: cpu_micros / 1e6 / cores,
+        sync_seconds: sync(line_micros),
+        sync_seconds_log: sync(log_micros),
         compaction_seconds: run["compaction_seconds"].as_f64().unwrap_or(0.0) * scale,
         index_bytes: per_tx * MAINNET_TXS,
         peak_disk_bytes: u(&run["peak_disk_bytes"]) as f64 * scale,
@@ -211,17 +230,20 @@ fn projection(md: &mut String, runs: &[Value]) {
     let _ = writeln!(
         md,
         "### Projected to mainnet ({:.1} billion transactions)\n\n\
-         From each run's own curves (`src/scale/report.rs`): a least-squares line through the \
-         indexer's CPU time a transaction and one through its RSS without file pages, against \
-         the transactions indexed (intervals past the first tenth of the run, leaving out those \
-         that include a probe's reads), the CPU time integrated to mainnet's size and spread over \
-         the cores the indexer kept busy in the run; disk and compaction time scaled from the \
-         run's final bytes per transaction. The CPU time rather than the rate: on these 2 cores \
+         From each run's own curves (`src/scale/report.rs`): least-squares fits of the \
+         indexer's CPU time a transaction and of its RSS without file pages against the \
+         transactions indexed N (intervals past the first tenth of the run, leaving out those \
+         that include a probe's reads). The CPU time is fitted twice, as a line `a + b·N` and as \
+         `a + b·ln N`, which bracket a cost made of lookups in growing tables (growing with the \
+         tables as cache misses grow, or with the depth of their levels), and each curve is \
+         integrated from the run's end to mainnet's size, added to the run's own CPU time and \
+         spread over the cores the indexer kept busy in the run; disk and compaction time are \
+         scaled from the run's final bytes per transaction. The CPU time rather than the rate: on these 2 cores \
          the rate also falls with what the chain's generator takes, as it would with the node. \
          Mainnet's early blocks are smaller and its scripts more varied than the synthetic \
          chain's: read these as the shape of the costs, not a promise. Peak disk is the final \
          compaction's, which holds the level-0 files and their compacted copy at once.\n\n\
-         | mode | from | CPU µs/tx, at the end → at 1.2B | cores used | sync | compaction | index | peak disk | RSS without file pages |\n\
+         | mode | from | CPU µs/tx, at the end → at 1.2B: line; log | cores used | sync: line; log | compaction | index | peak disk | RSS without file pages |\n\
          |---|--:|--:|--:|--:|--:|--:|--:|--:|",
         MAINNET_TXS / 1e9
     );
@@ -231,13 +253,16 @@ fn projection(md: &mut String, runs: &[Value]) {
         let gib = |b: f64| format!("{:.0} GiB", b / (1u64 << 30) as f64);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} → {:.1} | {:.2} | {} | {} | {} | {} | {:.2} GiB |",
+            "| {} | {} | {:.1} → {:.1}; {:.1} → {:.1} | {:.2} | {}; {} | {} | {} | {} | {:.2} GiB |",
             run["mode"].as_str().unwrap_or("?"),
             millions(u(&run["last"]["txs"])),
             p.cpu_per_tx.0,
             p.cpu_per_tx.1,
+            p.cpu_per_tx_log.0,
+            p.cpu_per_tx_log.1,
             p.cores,
             hours(p.sync_seconds),
+            hours(p.sync_seconds_log),
             hours(p.compaction_seconds),
             gib(p.index_bytes),
             gib(p.peak_disk_bytes),
@@ -310,6 +335,22 @@ mod tests {
         assert_eq!(project(&falling).unwrap().rss_anon_bytes, 5_000.0);
         let mut md = String::new();
         projection(&mut md, &[growing]);
-        assert!(md.contains("| spenttxouts | 12.0M | 11.0 → 1199.0 | 10.50 |"), "{md}");
+        assert!(md.contains("| spenttxouts | 12.0M | 11.0 → 1199.0; 11.0 → 63.9 | 10.50 |"), "{md}");
+    }
+
+    #[test]
+    fn a_cost_growing_with_the_logarithm_is_found_by_the_log_curve_and_bounded_by_the_line() {
+        // 5 µs + 2 µs·ln N: the log curve finds it exactly, the line over-estimates it.
+        let cost = |n: u64| 5.0 + 2.0 * (n as f64).ln();
+        let points: Vec<(u64, f64, u64)> = (1..=20).map(|i| (i * 1_000_000, cost(i * 1_000_000), 0)).collect();
+        let p = project(&run(&points)).unwrap();
+        assert!((p.cpu_per_tx_log.1 - cost(MAINNET_TXS as u64)).abs() < 1e-6, "{p:?}");
+        assert!(p.cpu_per_tx.1 > p.cpu_per_tx_log.1 && p.sync_seconds > p.sync_seconds_log, "{p:?}");
+        // The sync is the run's own CPU time (the samples', to 20M) and the curve's from there.
+        let (m, t) = (MAINNET_TXS, 20e6);
+        let cpu_run: f64 =
+            points.windows(2).map(|w| (w[1].0 - w[0].0) as f64 * w[1].1 / 1e6).sum::<f64>() + points[0].1;
+        let tail = 5.0 * (m - t) + 2.0 * ((m * m.ln() - m) - (t * t.ln() - t));
+        assert!(((cpu_run + tail / 1e6) / p.cores - p.sync_seconds_log).abs() < 1e-3, "{p:?}");
     }
 }

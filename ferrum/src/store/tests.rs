@@ -157,9 +157,9 @@ fn a_lookup_in_large_tables_reads_small_blocks_not_whole_filters() {
     for part in 0..4 {
         let (from, to) = (part * ROWS / 4, (part + 1) * ROWS / 4);
         let mut b = store.batch(from);
-        let mut keys: Vec<_> = (from..to).map(|i| (rows::utxo_key(&spread_txid(i).0, 0), i)).collect();
+        let mut keys: Vec<_> = (from..to).map(|i| rows::utxo_key(&spread_txid(i).0, 0)).collect();
         keys.sort_unstable();
-        for ((k, len), _) in &keys {
+        for (k, len) in &keys {
             b.put_utxo(&k[..*len], &coin).unwrap();
         }
         let mut txid_rows: Vec<_> = (from..to).map(|i| rows::txid_key(&spread_txid(i), i)).collect();

@@ -418,20 +418,17 @@ fn scale_command() -> Result<()> {
     let mut chart = true;
     let mut args = std::env::args().skip(2);
     while let Some(flag) = args.next() {
-        if flag == "--no-chart" {
-            chart = false;
-            continue;
-        }
-        let value = args.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        let mut value = || args.next().ok_or_else(|| anyhow!("{flag} needs a value"));
         match flag.as_str() {
-            "--seed" => o.seed = value.parse().context("--seed")?,
-            "--to" => o.to = parse_count(&value).context("--to")?,
-            "--every" => o.every = parse_count(&value).context("--every")?,
-            "--dir" => o.dir = PathBuf::from(value),
-            "--results" => results = PathBuf::from(value),
-            "--markdown" => markdown = PathBuf::from(value),
+            "--no-chart" => chart = false,
+            "--seed" => o.seed = value()?.parse().context("--seed")?,
+            "--to" => o.to = parse_count(&value()?).context("--to")?,
+            "--every" => o.every = parse_count(&value()?).context("--every")?,
+            "--dir" => o.dir = PathBuf::from(value()?),
+            "--results" => results = PathBuf::from(value()?),
+            "--markdown" => markdown = PathBuf::from(value()?),
             "--mode" => {
-                modes = match value.as_str() {
+                modes = match value()?.as_str() {
                     "spenttxouts" => vec![ferrum::PrevoutMode::Spenttxouts],
                     "utxo" => vec![ferrum::PrevoutMode::Utxo],
                     "both" => modes,

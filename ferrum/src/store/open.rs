@@ -237,9 +237,9 @@ fn open_db(path: &Path, config: &StoreConfig, read_only: bool) -> Result<DB, Sto
         b.set_bloom_filter(10.0, false);
         b.set_cache_index_and_filter_blocks(true);
         // Index and filter in 4 KiB partitions under a small pinned top level. Whole, a file's
-        // filter grows to megabytes (6.7 MB for a 74 MB `txid` file) and is larger than a cache
-        // shard (capacity / 64): the cache cannot keep it, and every lookup read it again and
-        // hashed its checksum. That was utxo mode's cliff; see docs/architecture.md.
+        // filter grows to megabytes (6.7 MB for a 74 MB `txid` file, 4.2 MB for a 70 MB `utxo`
+        // one), about as large as a cache shard (capacity / 64) or larger: the cache cannot keep
+        // it, and every lookup read it again and hashed its checksum. That was utxo mode's cliff; see docs/architecture.md.
         b.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
         b.set_partition_filters(true);
         b.set_metadata_block_size(4096);

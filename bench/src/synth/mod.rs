@@ -16,6 +16,7 @@
 //! `/rest/spenttxouts` form, for Ferrum's spenttxouts mode, and the block and that data are
 //! deterministic by seed.
 
+pub mod chain;
 mod scripts;
 pub mod source;
 pub mod stream;
@@ -60,12 +61,21 @@ pub struct Shape {
     /// transactions splits it so fine that payouts fall under the dust limit and the unspent
     /// set stops growing.
     pub halving: u32,
+    /// A block takes no more transactions once its weight reaches this: [`NODE_WEIGHT`] for a
+    /// chain a node validates (its limit is 4M), none for the index alone, whose mainnet blocks
+    /// of 3,500 transactions can weigh more.
+    pub max_weight: u64,
 }
+
+/// Where a block a node validates stops taking transactions: the largest transaction the
+/// generator makes (a 200-output batch paid by consolidating 201 inputs) weighs under 150k, so
+/// the block stays under the node's 4M.
+pub const NODE_WEIGHT: u64 = 3_750_000;
 
 impl Shape {
     /// Mainnet's blocks of the last years: 1,500 to 3,500 transactions.
     pub fn mainnet() -> Shape {
-        Shape { txs_per_block: (1_500, 3_500), empty_from: u32::MAX, halving: 210_000 }
+        Shape { txs_per_block: (1_500, 3_500), empty_from: u32::MAX, halving: 210_000, max_weight: u64::MAX }
     }
 }
 
@@ -105,6 +115,37 @@ pub struct Synth {
     tip: BlockHash,
     height: u32,
     txs: u64,
+    /// What the chain holds, kept only when asked for ([`Synth::tally`]).
+    tally: Option<Tally>,
+}
+
+/// Counts of what the chain holds, for a benchmark chain's manifest.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// Transactions touching each address (as an input's coin or an output), by number.
+    pub touches: Vec<u32>,
+    /// Inputs and outputs, coinbases included.
+    pub inputs: u64,
+    pub outputs: u64,
+    /// Outputs by kind, in [`shape::KIND_NAMES`]' order.
+    pub kinds: [u64; 7],
+    /// Serialized size of all blocks.
+    pub block_bytes: u64,
+}
+
+impl Tally {
+    fn touch(&mut self, addrs: impl IntoIterator<Item = u32>) {
+        let mut addrs: Vec<u32> = addrs.into_iter().collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        for a in addrs {
+            let a = a as usize;
+            if self.touches.len() <= a {
+                self.touches.resize(a + 1, 0);
+            }
+            self.touches[a] += 1;
+        }
+    }
 }
 
 impl Synth {
@@ -122,6 +163,7 @@ impl Synth {
             tip: Synth::genesis().block_hash(),
             height: 0,
             txs: 1,
+            tally: None,
         };
         for share in HOT_SHARES {
             let a = s.new_addr(Kind::P2wpkh);
@@ -144,6 +186,41 @@ impl Synth {
     pub fn probe_scripts(&self) -> Vec<bitcoin::ScriptBuf> {
         let hot = self.payees.hot.iter().map(|&(a, _)| a);
         hot.chain(self.miners.first().copied()).map(|a| scripts::output(self.seed, a, Kind::P2wpkh)).collect()
+    }
+
+    /// Keeps a [`Tally`] of the blocks made from now on.
+    pub fn keep_tally(&mut self) {
+        self.tally = Some(Tally::default());
+    }
+
+    /// What the blocks made since [`Synth::keep_tally`] hold.
+    pub fn tally(&self) -> Option<&Tally> {
+        self.tally.as_ref()
+    }
+
+    /// Blocks from the next one on carry only their coinbase.
+    pub fn stop_transactions(&mut self) {
+        self.shape.empty_from = self.shape.empty_from.min(self.height + 1);
+    }
+
+    /// The height of the last block made.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// An address's output script.
+    pub fn script(&self, addr: u32) -> bitcoin::ScriptBuf {
+        scripts::output(self.seed, addr, self.kinds[addr as usize])
+    }
+
+    /// The hot addresses, most used first, and the mining pools' payout addresses.
+    pub fn hot_and_miners(&self) -> (Vec<u32>, Vec<u32>) {
+        (self.payees.hot.iter().map(|&(a, _)| a).collect(), self.miners.clone())
+    }
+
+    /// The addresses paid again after their first use, in the order they were made.
+    pub fn reusable(&self) -> &[u32] {
+        &self.payees.reusable
     }
 
     /// Transactions in the chain so far, genesis included.
@@ -171,8 +248,16 @@ impl Synth {
         if height < self.shape.empty_from {
             let (lo, hi) = self.shape.txs_per_block;
             let count = self.rng.range(lo, hi);
+            // The header, the transaction count and the coinbase, about.
+            let mut weight = 2_000;
             for _ in 0..count {
+                if weight >= self.shape.max_weight {
+                    break;
+                }
                 let Some((tx, outs, fee)) = self.transaction()? else { break };
+                if self.shape.max_weight != u64::MAX {
+                    weight += tx.weight().to_wu();
+                }
                 txs.push(tx);
                 spent.push(outs);
                 fees += fee;
@@ -197,13 +282,14 @@ impl Synth {
         self.height = height;
         self.tip = block.block_hash();
         self.txs += block.txdata.len() as u64;
-        Ok(Frame {
-            height,
-            hash: self.tip,
-            txs: block.txdata.len() as u32,
-            block: bitcoin::consensus::encode::serialize(&block),
-            spent: spent_bytes,
-        })
+        let bytes = bitcoin::consensus::encode::serialize(&block);
+        if let Some(t) = &mut self.tally {
+            t.touch([miner]);
+            t.inputs += 1;
+            t.outputs += block.txdata[0].output.len() as u64;
+            t.block_bytes += bytes.len() as u64;
+        }
+        Ok(Frame { height, hash: self.tip, txs: block.txdata.len() as u32, block: bytes, spent: spent_bytes })
     }
 
     /// A transaction of the chain's shape, the coins it spends and its fee; `None` when too
@@ -264,6 +350,15 @@ impl Synth {
         };
         let fee = total - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
         let txid = tx.compute_txid();
+        if let Some(t) = &mut self.tally {
+            t.touch(coins.iter().map(|c| c.addr).chain(paid.iter().map(|&(a, _)| a)));
+            t.inputs += tx.input.len() as u64;
+            t.outputs += tx.output.len() as u64;
+            for &(a, _) in &paid {
+                t.kinds[shape::kind_slot(self.kinds[a as usize])] += 1;
+            }
+            t.kinds[6] += (tx.output.len() - paid.len()) as u64;
+        }
         for (vout, &(addr, value)) in paid.iter().enumerate() {
             self.pending.push(Coin { txid, vout: vout as u32, addr, value });
         }

@@ -16,12 +16,13 @@ use testkit::Node;
 
 use super::source::SynthSource;
 use super::stream::{read_frame, write_frame};
-use super::{Frame, Shape, Synth};
+use super::{Frame, Shape, Synth, NODE_WEIGHT};
 use crate::chaingen::{node_options, REGTEST_HALVING};
 
 /// Blocks with transactions to height 260, then empty ones: a node skips the scripts of a block
 /// only under two weeks' worth of blocks (2,016 on regtest) on top of it.
-const SHAPE: Shape = Shape { txs_per_block: (20, 60), empty_from: 261, halving: REGTEST_HALVING };
+const SHAPE: Shape =
+    Shape { txs_per_block: (20, 60), empty_from: 261, halving: REGTEST_HALVING, max_weight: NODE_WEIGHT };
 const BLOCKS: u32 = 2_281;
 
 fn frames(seed: u64, shape: Shape, count: u32) -> Vec<Frame> {
@@ -39,7 +40,8 @@ fn stream(frames: &[Frame]) -> Vec<u8> {
 
 #[test]
 fn deterministic_by_seed_and_framed_losslessly() {
-    let shape = Shape { txs_per_block: (200, 400), empty_from: u32::MAX, halving: REGTEST_HALVING };
+    let shape =
+        Shape { txs_per_block: (200, 400), empty_from: u32::MAX, halving: REGTEST_HALVING, max_weight: u64::MAX };
     let a = stream(&frames(3, shape, 180));
     assert_eq!(a, stream(&frames(3, shape, 180)), "same seed, same blocks");
     assert_ne!(a, stream(&frames(4, shape, 180)), "another seed, another chain");
@@ -151,4 +153,111 @@ fn a_node_serves_the_same_chain_and_ferrum_indexes_the_same_rows() {
         }
         assert_eq!(ours.len(), theirs.len());
     }
+}
+
+#[test]
+fn a_synthetic_preset_on_a_node_holds_what_its_manifest_says() {
+    use std::collections::HashMap;
+
+    use bitcoin::consensus::{deserialize, Decodable};
+    use bitcoin::{Block, TxOut, VarInt};
+
+    use crate::chaingen::Preset;
+
+    let preset = Preset { name: "synthetic-test".into(), txs: 4_000, blocks: 0, hot: Vec::new(), synthetic: true };
+    let shape = Shape { empty_from: u32::MAX, ..SHAPE };
+    let dir = tempfile::tempdir().unwrap();
+    let m = super::chain::build(&preset, 5, shape, dir.path()).unwrap();
+
+    // The node holds the chain the manifest names.
+    let node = Node::start_in(dir.path(), node_options(false, false, &[])).unwrap();
+    assert_eq!(node.tip().unwrap().to_string(), m.tip);
+    assert_eq!(node.height().unwrap(), m.height);
+    let stats = node.call("getchaintxstats", json!([])).unwrap();
+    assert_eq!(stats["txcount"].as_u64().unwrap(), m.txs + 1, "{stats}");
+    // At most one block past the target, then the tail's coinbases.
+    let tail = u64::from(super::chain::EMPTY_TAIL);
+    assert!(m.txs >= preset.txs + tail && m.txs <= preset.txs + 60 + tail, "{} transactions", m.txs);
+
+    // Every figure of the manifest, counted again from the blocks and their spent outputs.
+    let mut touches: HashMap<String, u64> = HashMap::new();
+    let (mut inputs, mut outputs, mut bytes, mut last_with_txs) = (0, 0, 0, 0);
+    super::chain::generate(5, shape, preset.txs, false, |f| {
+        let block: Block = deserialize(&f.block).unwrap();
+        // `/rest/spenttxouts` form: a count of transactions, then each one's spent outputs.
+        let mut r = &f.spent[..];
+        let count = VarInt::consensus_decode(&mut r).unwrap().0;
+        let spent: Vec<Vec<TxOut>> = (0..count).map(|_| Vec::<TxOut>::consensus_decode(&mut r).unwrap()).collect();
+        assert!(r.is_empty());
+        assert_eq!(spent.len(), block.txdata.len());
+        if block.txdata.len() > 1 {
+            last_with_txs = f.height;
+        }
+        for (tx, prevouts) in block.txdata.iter().zip(&spent) {
+            let mut scripts: Vec<String> = tx
+                .output
+                .iter()
+                .chain(prevouts)
+                .filter(|o| !o.script_pubkey.is_op_return())
+                .map(|o| testkit::scripthash(&o.script_pubkey))
+                .collect();
+            scripts.sort();
+            scripts.dedup();
+            for s in scripts {
+                *touches.entry(s).or_default() += 1;
+            }
+            inputs += tx.input.len() as u64;
+            outputs += tx.output.len() as u64;
+        }
+        bytes += f.block.len() as u64;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((m.inputs, m.outputs, m.block_bytes), (inputs, outputs, bytes));
+    assert_eq!(m.height - last_with_txs, super::chain::EMPTY_TAIL);
+    for p in &m.probes {
+        assert_eq!(touches.get(&p.scripthash).copied(), Some(p.txs), "probe {}", p.scripthash);
+    }
+    assert_eq!(m.probes.first().unwrap().txs, 1, "{:?}", m.probes);
+    assert!(m.probes.last().unwrap().txs > 100, "{:?}", m.probes);
+    assert!(!m.wallets.is_empty());
+    for wallet in &m.wallets {
+        assert_eq!(wallet.len(), 1000);
+        for s in wallet {
+            assert!((1..=3).contains(&touches[s]), "wallet address {s}: {} transactions", touches[s]);
+        }
+    }
+    let mut buckets = [0u64; 5];
+    for &t in touches.values() {
+        buckets[match t {
+            1 => 0,
+            2 => 1,
+            3..=10 => 2,
+            11..=100 => 3,
+            _ => 4,
+        }] += 1;
+    }
+    assert_eq!(m.address_use.iter().map(|(_, c)| *c).collect::<Vec<_>>(), buckets);
+    let kinds: u64 = m.output_kinds.iter().map(|(_, c)| *c).sum();
+    // Coinbase outputs are the miners' (p2wpkh) and the witness commitment (an OP_RETURN).
+    assert_eq!(kinds + 2 * u64::from(m.height), outputs);
+}
+
+#[test]
+fn blocks_for_a_node_stay_under_its_weight_limit() {
+    use bitcoin::consensus::deserialize;
+
+    // More transactions a block than fit: the weight, not the count, ends the block.
+    let mut synth = Synth::new(3, Shape { txs_per_block: (6_000, 8_000), empty_from: u32::MAX, ..SHAPE });
+    let mut heaviest = 0;
+    for _ in 0..130 {
+        let f = synth.next_block().unwrap();
+        let block: bitcoin::Block = deserialize(&f.block).unwrap();
+        let weight = block.weight().to_wu();
+        assert!(weight <= 4_000_000, "block {}: weight {weight}", f.height);
+        if weight > heaviest {
+            heaviest = weight;
+        }
+    }
+    assert!(heaviest >= NODE_WEIGHT, "the heaviest block weighs {heaviest}: the limit was never reached");
 }

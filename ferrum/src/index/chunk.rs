@@ -32,7 +32,8 @@ pub(super) struct Chunk {
     /// Outputs created in this chunk and not spent yet (`utxo` mode): written at commit.
     created: HashMap<Key, Coin>,
     /// The outputs the previous chunk created, while its commit may still be on its way to the
-    /// store (`utxo` mode): read before the store, never changed.
+    /// store (`utxo` mode): read before the store, never changed, and let go of as soon as that
+    /// commit lands ([`Chunk::forget_inherited`]).
     inherited: Option<Arc<HashMap<Key, Coin>>>,
     /// Outputs from before this chunk that it spends (`utxo` mode): deleted at commit.
     spent_stored: Vec<Key>,
@@ -63,6 +64,12 @@ impl Chunk {
             script_rows: Vec::new(),
             txid_rows: Vec::new(),
         }
+    }
+
+    /// Lets go of the previous chunk's outputs: its commit has landed, so the store has them.
+    /// Held through this whole chunk, they were a second map of up to `utxo_cache_bytes`.
+    pub(super) fn forget_inherited(&mut self) {
+        self.inherited = None;
     }
 
     pub(super) fn is_empty(&self) -> bool {

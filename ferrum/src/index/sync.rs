@@ -252,6 +252,12 @@ impl<S: BlockSource> Indexer<S> {
                     return Err(e);
                 }
             };
+            if in_flight.as_ref().is_some_and(|f| f.commit.is_finished()) {
+                // Landed or failed: either way the previous chunk's outputs are no longer
+                // needed in memory (a failure is reported by the next `land`, before any
+                // lookup's).
+                chunk.forget_inherited();
+            }
             if chunk.is_full(&self.config) || self.stop.is_stopped() {
                 chunk = self.commit_chunk(chunk, durability, &mut in_flight).await?;
                 self.log_progress(end, false);

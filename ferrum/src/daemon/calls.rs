@@ -109,6 +109,18 @@ impl Daemon {
         Ok(txids.iter().filter_map(|t| Txid::from_hex(t)).collect())
     }
 
+    /// `waitforblock`: returns when `hash` is the node's tip or after `timeout`, whichever is
+    /// first, with the tip then. It holds one of the node's RPC threads meanwhile.
+    pub(crate) async fn wait_for_block(&self, hash: &BlockHash, timeout: Duration) -> Result<BlockHash, DaemonError> {
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let reply: Value = self.rpc.call("waitforblock", json!([hash.to_hex(), millis])).await?;
+        reply
+            .get("hash")
+            .and_then(Value::as_str)
+            .and_then(BlockHash::from_hex)
+            .ok_or_else(|| DaemonError::Protocol(format!("waitforblock: no tip hash in {reply}")))
+    }
+
     /// `getbestblockhash`.
     pub(crate) async fn best_block_hash(&self) -> Result<BlockHash, DaemonError> {
         let hash: String = self.rpc.call("getbestblockhash", json!([])).await?;
@@ -172,5 +184,50 @@ impl Daemon {
         let feerate = estimate.get("feerate").cloned().unwrap_or(json!(-1));
         self.caches.fees.locked().insert(key, (tip, feerate.clone()));
         Ok(feerate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::super::{Auth, Daemon, DaemonConfig};
+    use crate::network::Network;
+    use crate::types::BlockHash;
+
+    /// Waiting for a block ends when the node connects it, with it as the tip; waiting for one
+    /// that never comes ends at the timeout, with the tip as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_for_a_block_ends_when_the_node_connects_it() {
+        let node = testkit::Node::start(testkit::NodeOptions::default()).unwrap();
+        node.mine(1).unwrap();
+        let daemon = std::sync::Arc::new(Daemon::new(&DaemonConfig {
+            network: Network::Regtest,
+            rpc_addr: node.rpc_addr(),
+            auth: Auth::Cookie(node.cookie_file()),
+            fallbacks: Vec::new(),
+            timeout: Duration::from_secs(120),
+        }));
+        // The next block, made but not yet submitted.
+        let script = testkit::keys::burn_address_n(1).script_pubkey();
+        let made = node.call("generateblock", json!([format!("raw({})", script.to_hex_string()), [], false])).unwrap();
+        let hash = BlockHash::from_hex(made["hash"].as_str().unwrap()).unwrap();
+        let waiting = {
+            let daemon = daemon.clone();
+            tokio::spawn(async move { daemon.wait_for_block(&hash, Duration::from_secs(60)).await })
+        };
+        // The wait is under way (or the block is connected first: then it returns at once).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the wait ended before the block existed");
+        let reply = node.call("submitblock", json!([made["hex"]])).unwrap();
+        assert!(reply.is_null(), "{reply}");
+        // Well before the wait's own 60 s.
+        let tip = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
+        assert_eq!(tip, hash);
+
+        let never = BlockHash([7; 32]);
+        assert_eq!(daemon.wait_for_block(&never, Duration::from_millis(50)).await.unwrap(), hash);
     }
 }

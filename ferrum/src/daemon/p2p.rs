@@ -211,6 +211,7 @@ async fn session(
             // wait for.
             Some(NetworkMessage::CmpctBlock(block)) => {
                 let hash = block.compact_block.header.block_hash();
+                tracing::debug!(%hash, "block announced");
                 triggers.blocks.block(Some(BlockHash(hash.to_byte_array())));
             }
             Some(NetworkMessage::Inv(items)) => {

@@ -85,6 +85,7 @@ pub(crate) async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, s
             let tip_header = if tip_changed { tip_header(&electrum).ok() } else { None };
             // No receivers is fine: nobody is connected.
             let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool: touched }));
+            tracing::debug!(height = tip.height, "event sent");
         }
         last_tip = Some(tip.hash);
         // Mempool churn is batched by this pause; a new block cuts it short.

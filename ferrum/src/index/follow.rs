@@ -17,8 +17,9 @@ impl<S: BlockSource> Indexer<S> {
     /// change of state once.
     ///
     /// A block announced by hash before the node has made it its tip (compact blocks are
-    /// announced before they are connected) is chased: the sync is retried after 2 ms, doubling
-    /// up to 250 ms, until the block is in the index, for at most 10 s.
+    /// announced before they are connected) is chased until it is in the index, for at most
+    /// 10 s: the source is asked to wait for it (`waitforblock`, up to a second at a time), and
+    /// where it cannot, the sync is retried after 2 ms, doubling up to 250 ms.
     pub async fn run(mut self, trigger: Arc<Announcements>, poll: Duration) -> Result<(), IndexError> {
         let mut chase: Option<(BlockHash, Instant, Duration)> = None;
         let mut outage: Option<String> = None;
@@ -76,16 +77,30 @@ impl<S: BlockSource> Indexer<S> {
             let expected =
                 trigger.take_latest().map(|h| (h, Instant::now(), Duration::from_millis(2))).or(chase.take());
             let mut wait = poll;
+            let mut awaited = None;
             if let Some((hash, since, delay)) = expected {
                 let indexed = self.index.chain().height_of(&hash).is_some();
                 if !indexed && since.elapsed() < Duration::from_secs(10) {
                     wait = delay;
+                    awaited = Some(hash);
                     chase = Some((hash, since, (delay * 2).min(Duration::from_millis(250))));
                 }
             }
+            let source = self.source.clone();
+            let next = async move {
+                // Woken by the node the moment it connects the block; a node that will not wait
+                // (an RPC whitelist) is polled.
+                let woken = match awaited {
+                    Some(hash) => source.wait_for_tip(hash, Duration::from_secs(1)).await,
+                    None => false,
+                };
+                if !woken {
+                    tokio::time::sleep(wait).await;
+                }
+            };
             tokio::select! {
                 _ = trigger.notify.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = next => {}
                 _ = self.stop.wait() => return Ok(()),
             }
         }

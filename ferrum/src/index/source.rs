@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::daemon::{Daemon, DaemonError, NodeTip};
 use crate::types::BlockHash;
@@ -17,6 +18,12 @@ pub trait BlockSource: Send + Sync + 'static {
     /// The outputs spent by each transaction of a block, in `/rest/spenttxouts` binary form;
     /// works for blocks no longer in the best chain.
     fn spent_outputs(&self, hash: BlockHash) -> impl Future<Output = Result<Vec<u8>, DaemonError>> + Send;
+    /// Returns once `hash` is the best chain's tip or `timeout` has passed: `true`. `false`, at
+    /// once, when the source cannot wait for a block, and its caller polls instead.
+    fn wait_for_tip(&self, hash: BlockHash, timeout: Duration) -> impl Future<Output = bool> + Send {
+        let _ = (hash, timeout);
+        std::future::ready(false)
+    }
 }
 
 /// Blocks from bitcoind, over the fastest interface it offers.
@@ -43,5 +50,11 @@ impl BlockSource for DaemonSource {
 
     async fn spent_outputs(&self, hash: BlockHash) -> Result<Vec<u8>, DaemonError> {
         self.daemon.spent_outputs(&hash, self.rest_spent).await
+    }
+
+    /// `waitforblock`: the node answers the moment the block is connected, where polling
+    /// would find it only at the next poll.
+    async fn wait_for_tip(&self, hash: BlockHash, timeout: Duration) -> bool {
+        self.daemon.wait_for_block(&hash, timeout).await.is_ok()
     }
 }

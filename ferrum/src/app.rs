@@ -197,6 +197,10 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
         mempool: mempool.clone(),
         mode,
         index_dir: config.index_dir(),
+        services: bound
+            .iter()
+            .map(|(s, l)| crate::server::Service { addr: l.local_addr().unwrap_or(s.addr), ..s.clone() })
+            .collect(),
         stop: stop.clone(),
         log,
     });

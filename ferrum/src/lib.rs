@@ -15,6 +15,7 @@ mod admin;
 mod app;
 mod chain;
 mod config;
+mod connect;
 mod cost;
 mod daemon;
 mod electrum;
@@ -42,6 +43,7 @@ pub use config::{
     check_log_filter, reference as config_reference, Cli, Command, Config, Options, ProcessEnv, DEFAULT_LOG,
     DEFAULT_RPC_PORT,
 };
+pub use connect::report as connect_report;
 pub use daemon::{zmq::Subscriber as ZmqSubscriber, Auth, Daemon, DaemonConfig, DaemonError, NodeInfo, NodeTip};
 pub use inspect::run as inspect;
 pub use monitor::LogControl;

@@ -35,6 +35,18 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Connect { host, json }) = &cli.command {
+        return match ferrum::connect_report(&config, host.as_deref(), *json) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrum: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Rpc { port, json, command, args }) = &cli.command {
         return rpc(&config, *port, *json, command, args);
     }
@@ -50,7 +62,7 @@ fn main() -> ExitCode {
         Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
         Some(Command::Index { what, json }) => ferrum::inspect(&config, &what, json).map(|out| print!("{out}")),
         None => runtime.block_on(serve(config, log)),
-        Some(Command::Rpc { .. } | Command::Config | Command::ConfigReference) => Ok(()),
+        Some(Command::Rpc { .. } | Command::Connect { .. } | Command::Config | Command::ConfigReference) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,8 @@ pub(crate) struct Watched {
     pub(crate) mempool: Arc<Mempool>,
     pub(crate) mode: PrevoutMode,
     pub(crate) index_dir: PathBuf,
+    /// The Electrum services, with the addresses they are bound to.
+    pub(crate) services: Vec<crate::server::Service>,
     pub(crate) stop: StopSignal,
     /// Changes the log filter (the admin RPC's `log` command), when logging allows it.
     pub(crate) log: Option<LogControl>,
@@ -191,6 +193,17 @@ impl Monitor {
                 "fee_histogram": self.parts.mempool.histogram().into_iter().map(|(r, v)| json!([r, v])).collect::<Vec<_>>(),
             },
         })
+    }
+
+    /// How a wallet connects ([`crate::connect`]); `host` names listeners on every interface.
+    pub(crate) fn connect(&self, host: Option<&str>) -> crate::connect::Details {
+        crate::connect::Details::new(
+            self.network(),
+            &self.parts.services,
+            &self.parts.electrum.config.report_services,
+            self.parts.server.tls_fingerprint(),
+            host,
+        )
     }
 
     /// Prometheus' text exposition format.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::client::http;
 use testkit::process::chromium::chromium;
-use testkit::process::ferrum::admin_rpc;
+use testkit::process::ferrum::{admin_rpc, test_node_args};
 use testkit::process::openssl::sha256_fingerprint;
 use testkit::process::served::Served;
 use testkit::{Ferrum, Node, NodeOptions};
@@ -259,6 +259,97 @@ fn metrics_health_and_status_page() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "screenshot of {} bytes", png.len());
     // Kept for a look after the run.
     std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png")).unwrap();
+}
+
+/// The QR codes in a PNG image, decoded.
+fn qr_codes(png_bytes: &[u8]) -> Vec<String> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+    let (width, channels) = (frame.width as usize, frame.color_type.samples());
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, frame.height as usize, |x, y| {
+        let px = &pixels[(y * width + x) * channels..][..channels.min(3)];
+        (px.iter().map(|&c| u32::from(c)).sum::<u32>() / px.len() as u32) as u8
+    });
+    image.detect_grids().into_iter().map(|grid| grid.decode().unwrap().1).collect()
+}
+
+/// How a wallet connects, three ways that must agree: the `/connect` page as headless Chromium
+/// renders it (its QR code read back from a screenshot), `/api/connect`, and `ferrum connect`,
+/// which reads the same configuration and certificate without a server.
+#[test]
+fn connect_page_command_and_qr_code_agree() {
+    let node = Node::start(NodeOptions::rest()).unwrap();
+    node.mine(3).unwrap();
+    let served = Served::start(ferrum_exe(), &node, &[]).unwrap();
+    let http_addr = served.http.clone().expect("Served listens on HTTP");
+    let fingerprint = sha256_fingerprint(&served.db.path().join("ferrum.crt")).unwrap();
+    let server = format!("{}:s", served.ssl);
+
+    let (status, head, body) = http::request(&http_addr, "GET", "/api/connect").unwrap();
+    assert_eq!(status, 200, "{head}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["electrum_server"], json!(server));
+    assert_eq!(api["tls_sha256"], json!(fingerprint));
+    let command = format!("electrum --regtest --oneserver --server {server} --serverfingerprint {fingerprint}");
+    assert_eq!(api["electrum_command"], json!(command));
+    let services: Vec<String> = api["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}://{}:{}", s["protocol"].as_str().unwrap(), s["host"].as_str().unwrap(), s["port"]))
+        .collect();
+    let expected: Vec<String> = [("tcp", &served.tcp), ("ssl", &served.ssl), ("ws", &served.ws), ("wss", &served.wss)]
+        .iter()
+        .map(|(p, a)| format!("{p}://{a}"))
+        .collect();
+    assert_eq!(services, expected);
+
+    // The page as a browser renders it, and its QR code as a phone's camera would read it.
+    let url = format!("http://{http_addr}/connect");
+    let dom = chromium(&["--virtual-time-budget=3000", "--dump-dom", &url]).unwrap();
+    let text = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(text.contains(&command), "the command line is not on the page:\n{text}");
+    assert!(text.contains(&format!("setconfig serverfingerprint {fingerprint}")), "{text}");
+    assert!(text.contains("setconfig auto_connect false"), "{text}");
+    let shot = served.db.path().join("connect.png");
+    let out = chromium(&[
+        "--hide-scrollbars",
+        "--window-size=900,1500",
+        "--virtual-time-budget=3000",
+        &format!("--screenshot={}", shot.display()),
+        &url,
+    ])
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png_bytes = std::fs::read(&shot).unwrap();
+    std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("connect-page.png")).unwrap();
+    assert_eq!(qr_codes(&png_bytes), std::slice::from_ref(&server), "the QR code of the screenshot");
+
+    // `ferrum connect`: the same certificate; a listener on every interface named by --host.
+    let ssl_port = served.ssl.rsplit_once(':').unwrap().1;
+    let mut args = test_node_args(&node, served.db.path());
+    args.extend(["--ssl".into(), format!("0.0.0.0:{ssl_port}"), "connect".into(), "--host".into()]);
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(ferrum_exe()).args(&args).args(extra).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&["wallet-host.lan", "--json"]);
+    assert!(ok, "{stderr}");
+    let cli: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(cli["electrum_server"], json!(format!("wallet-host.lan:{ssl_port}:s")));
+    assert_eq!(cli["tls_sha256"], json!(fingerprint));
+    let (ok, stdout, stderr) = run(&["wallet-host.lan"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("setconfig server wallet-host.lan:{ssl_port}:s")), "{stdout}");
+    assert!(stdout.contains("\u{2588}"), "no QR code in the text:\n{stdout}");
+    let (ok, _, stderr) = run(&["not a host"]);
+    assert!(!ok && stderr.contains("is not a host name"), "{stderr}");
 }
 
 #[test]

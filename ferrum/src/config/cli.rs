@@ -51,6 +51,18 @@ pub enum Command {
         /// Its arguments
         args: Vec<String>,
     },
+    /// Print how a wallet connects: the services' hosts and ports, the TLS certificate's
+    /// fingerprint, Electrum's command and config lines and a QR code for Electrum on Android
+    /// (the HTTP listener shows the same at /connect).
+    Connect {
+        /// The host name or address wallets use for listeners on every interface (0.0.0.0, ::);
+        /// the reported services (--report-services) name their own
+        #[arg(long)]
+        host: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the configuration in effect (passwords redacted) and what start-up would log
     /// about it, and exit: 0 when it is valid, 2 with the reason when it is not.
     Config,

@@ -72,6 +72,27 @@ fn load(cert: &Path, key: &Path) -> Result<Loaded> {
     Ok(Loaded { config: Arc::new(config), fingerprint })
 }
 
+/// The fingerprint of the certificate `source` names, read from disk without starting
+/// anything: `None` for a self-signed one not generated yet.
+pub(crate) fn fingerprint_on_disk(source: &CertSource) -> Result<Option<String>> {
+    let path = match source {
+        CertSource::Files { cert, .. } => cert.clone(),
+        CertSource::SelfSigned { dir, .. } => {
+            let path = dir.join(CERT_FILE);
+            if !path.exists() {
+                return Ok(None);
+            }
+            path
+        }
+    };
+    let first = CertificateDer::pem_file_iter(&path)
+        .with_context(|| format!("reading certificate {}", path.display()))?
+        .next()
+        .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?
+        .with_context(|| format!("parsing certificate {}", path.display()))?;
+    Ok(Some(fingerprint(&first)))
+}
+
 /// Writes a file readable by the owner only, atomically.
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;

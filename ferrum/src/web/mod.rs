@@ -1,6 +1,6 @@
-//! The HTTP listener: the status page (`/`), its data (`/api/status`), Prometheus metrics
-//! (`/metrics`) and a health check (`/health`: 200 when serving, 503 while indexing or when
-//! the node is unreachable). HTTP/1.1 by hyper; GET and HEAD only, one request per connection,
+//! The HTTP listener: the status page (`/`), its data (`/api/status`), how to connect a wallet
+//! (`/connect`, its data at `/api/connect`), Prometheus metrics (`/metrics`) and a health check
+//! (`/health`: 200 when serving, 503 while indexing or when the node is unreachable). HTTP/1.1 by hyper; GET and HEAD only, one request per connection,
 //! the request head bounded in size and time, so a browser or a scraper cannot hold it up.
 
 use std::convert::Infallible;
@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -39,7 +41,14 @@ pub(crate) async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
         let monitor = monitor.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let response = route(request.method(), request.uri().path(), &monitor);
+                // The host the page was opened at, to name listeners on every interface.
+                let host = request
+                    .headers()
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| request.uri().host())
+                    .and_then(crate::connect::plain_host);
+                let response = route(request.method(), request.uri().path(), host.as_deref(), &monitor);
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -70,7 +79,7 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
-fn route(method: &Method, path: &str, monitor: &Monitor) -> Response<Full<Bytes>> {
+fn route(method: &Method, path: &str, host: Option<&str>, monitor: &Monitor) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -83,6 +92,12 @@ fn route(method: &Method, path: &str, monitor: &Monitor) -> Response<Full<Bytes>
             r
         }
         "/api/status" => respond(StatusCode::OK, "application/json", monitor.status().to_string()),
+        "/connect" => {
+            let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", monitor.connect(host).to_html());
+            r.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+            r
+        }
+        "/api/connect" => respond(StatusCode::OK, "application/json", monitor.connect(host).to_json().to_string()),
         "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", monitor.prometheus()),
         "/health" => {
             if monitor.healthy() {
@@ -93,6 +108,9 @@ fn route(method: &Method, path: &str, monitor: &Monitor) -> Response<Full<Bytes>
                 text(StatusCode::SERVICE_UNAVAILABLE, "bitcoind unreachable\n".into())
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "not found; try /, /api/status, /metrics or /health\n".into()),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /, /connect, /api/status, /api/connect, /metrics or /health\n".into(),
+        ),
     }
 }

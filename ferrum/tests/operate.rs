@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use testkit::chain::scenario::{self, ScenarioOptions};
 use testkit::client::http;
 use testkit::process::chromium::chromium;
+use testkit::process::electrum_wallet::{ElectrumWallet, Release};
 use testkit::process::ferrum::{admin_rpc, test_node_args};
 use testkit::process::openssl::sha256_fingerprint;
 use testkit::process::served::Served;
@@ -350,6 +351,20 @@ fn connect_page_command_and_qr_code_agree() {
     assert!(stdout.contains("\u{2588}"), "no QR code in the text:\n{stdout}");
     let (ok, _, stderr) = run(&["not a host"]);
     assert!(!ok && stderr.contains("is not a host name"), "{stderr}");
+
+    // Electrum 4.8 started with the page's command line connects, to this server alone, and
+    // pins this certificate.
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["electrum", "--regtest"]);
+    let wallet = ElectrumWallet::start_with_args(Release::V4_8_1, &words[2..]).unwrap();
+    let height = u64::from(node.height().unwrap());
+    testkit::wait_for("Electrum connected at the tip", Duration::from_secs(60), || {
+        let info = wallet.run(&["getinfo"]).ok()?;
+        (info["connected"] == json!(true) && info["server_height"] == json!(height)).then_some(info)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", wallet.log_tail(40)));
+    let pinned = wallet.pinned_cert_path("127.0.0.1");
+    assert_eq!(sha256_fingerprint(&pinned).unwrap(), fingerprint);
 }
 
 #[test]

@@ -102,11 +102,13 @@ impl ElectrumWallet {
 
     /// Started as `electrum --oneserver --server SERVER`, with no server in its config.
     pub fn start_with_flags(release: Release, server: &str) -> Result<ElectrumWallet> {
-        Self::start_with(
-            release,
-            &json!({"config_version": 3, "log_to_file": true}),
-            &["--oneserver", "--server", server],
-        )
+        Self::start_with_args(release, &["--oneserver", "--server", server])
+    }
+
+    /// Started as `electrum --regtest daemon ARGS...`, with no server in its config: `args` as
+    /// a user would type them (e.g. the command line Ferrum's `/connect` page shows).
+    pub fn start_with_args(release: Release, args: &[&str]) -> Result<ElectrumWallet> {
+        Self::start_with(release, &json!({"config_version": 3, "log_to_file": true}), args)
     }
 
     fn start_with(release: Release, config: &Value, flags: &[&str]) -> Result<ElectrumWallet> {

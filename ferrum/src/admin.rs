@@ -128,7 +128,8 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
         "log" => {
             arity(1, 1)?;
             let filter = args.first().map(String::as_str).unwrap_or_default();
-            let control = m.parts.log.as_ref().ok_or_else(|| RpcError::internal("the log filter cannot be changed here"))?;
+            let control =
+                m.parts.log.as_ref().ok_or_else(|| RpcError::internal("the log filter cannot be changed here"))?;
             control(filter).map_err(|e| RpcError::invalid_params(format!("bad log filter {filter:?}: {e}")))?;
             tracing::info!("log filter set to {filter:?} by the admin");
             Ok(json!({"log": filter}))
@@ -153,6 +154,10 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
             };
             reorg_check(m, depth).await
         }
+        "snapshot" => {
+            arity(1, 1)?;
+            snapshot(m, args.first().map(String::as_str).unwrap_or_default()).await
+        }
         "stop" => {
             arity(0, 0)?;
             tracing::info!("stop requested over the admin RPC");
@@ -162,7 +167,8 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
         other => Err(RpcError::new(
             jsonrpc::METHOD_NOT_FOUND,
             format!(
-                "unknown command {other:?} (getinfo, sessions, groups, peers, disconnect, log, query, reorg-check, stop)"
+                "unknown command {other:?} (getinfo, sessions, groups, peers, disconnect, log, query, reorg-check, \
+                 snapshot, stop)"
             ),
         )),
     }
@@ -305,8 +311,51 @@ async fn reorg_check(m: &Monitor, depth: u32) -> Result<Value, RpcError> {
     }))
 }
 
+/// `snapshot DIR`: a consistent copy of the index in `DIR` (absolute, new, on this machine),
+/// with the self-signed certificate and its key when Ferrum made them: a replica's `--db-dir`,
+/// from which it only catches up. The server serves and follows the chain meanwhile.
+async fn snapshot(m: &Monitor, dir: &str) -> Result<Value, RpcError> {
+    let dir = std::path::PathBuf::from(dir);
+    if !dir.is_absolute() {
+        return Err(RpcError::invalid_params("snapshot takes an absolute directory on the server's machine"));
+    }
+    if dir.exists() {
+        return Err(RpcError::invalid_params(format!("{} exists: name a new directory", dir.display())));
+    }
+    let started = std::time::Instant::now();
+    let index = m.parts.electrum.index.clone();
+    let db_dir = m.parts.index_dir.parent().map(std::path::Path::to_path_buf);
+    let target = dir.clone();
+    let tip = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+        let tip = index.store().snapshot(&target.join("index")).map_err(|e| e.to_string())?;
+        // Wallets pinned this certificate: the replica serves the same one.
+        for name in [crate::server::tls::CERT_FILE, crate::server::tls::KEY_FILE] {
+            let Some(from) = db_dir.as_ref().map(|d| d.join(name)).filter(|p| p.exists()) else { continue };
+            std::fs::copy(&from, target.join(name)).map_err(|e| format!("copying {}: {e}", from.display()))?;
+        }
+        Ok(tip)
+    })
+    .await
+    .map_err(|e| RpcError::internal(e.to_string()))?
+    .map_err(|e| RpcError::internal(format!("snapshot: {e}")))?;
+    tracing::info!(dir = %dir.display(), height = ?tip.map(|t| t.height), "snapshot written");
+    Ok(json!({
+        "dir": dir.display().to_string(),
+        "height": tip.map(|t| t.height),
+        "tip_hash": tip.map(|t| t.hash.to_hex()),
+        "transactions": tip.map_or(0, |t| t.tx_count),
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
 /// `ferrum rpc`: sends one command and returns the result, or the server's error.
 pub async fn call(addr: SocketAddr, method: &str, args: &[String]) -> Result<Value> {
+    call_waiting(addr, method, args, Duration::from_secs(120)).await
+}
+
+/// [`call`], waiting up to `wait` for the answer.
+pub async fn call_waiting(addr: SocketAddr, method: &str, args: &[String], wait: Duration) -> Result<Value> {
     let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
         .await
         .with_context(|| format!("connecting to the admin RPC at {addr}: timed out"))?
@@ -317,9 +366,9 @@ pub async fn call(addr: SocketAddr, method: &str, args: &[String]) -> Result<Val
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": args});
     w.write_all(format!("{request}\n").as_bytes()).await?;
     let mut line = String::new();
-    let n = tokio::time::timeout(Duration::from_secs(120), BufReader::new(r).read_line(&mut line))
+    let n = tokio::time::timeout(wait, BufReader::new(r).read_line(&mut line))
         .await
-        .context("no answer from the admin RPC within 120 s")??;
+        .with_context(|| format!("no answer from the admin RPC within {} s", wait.as_secs()))??;
     anyhow::ensure!(n > 0, "the admin RPC closed the connection without answering");
     let mut reply: Value = serde_json::from_str(&line).context("the admin RPC answered something that is not JSON")?;
     if let Some(error) = reply.get("error").filter(|e| !e.is_null()) {

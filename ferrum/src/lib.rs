@@ -37,7 +37,7 @@ mod web;
 // benchmark reach. Everything else is the crate's own.
 
 // The binary: its command line, start-up and the admin RPC client.
-pub use admin::{call as admin_call, render as admin_render};
+pub use admin::{call as admin_call, call_waiting as admin_call_waiting, render as admin_render};
 pub use app::{choose_mode, run};
 pub use config::{
     check_log_filter, reference as config_reference, Cli, Command, Config, Options, ProcessEnv, DEFAULT_LOG,

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -48,7 +49,13 @@ fn main() -> ExitCode {
         };
     }
     if let Some(Command::Rpc { port, json, command, args }) = &cli.command {
-        return rpc(&config, *port, *json, command, args);
+        return rpc(&config, *port, *json, command, args, Duration::from_secs(120));
+    }
+    if let Some(Command::Snapshot { dir, port, json }) = &cli.command {
+        // The server resolves nothing against its own working directory.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        // A mainnet index's txid file is tens of GB to copy.
+        return rpc(&config, *port, *json, "snapshot", &[dir.display().to_string()], Duration::from_secs(6 * 3600));
     }
     let log = init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -62,7 +69,13 @@ fn main() -> ExitCode {
         Some(Command::NodeInfo { json }) => runtime.block_on(node_info(&config, json)),
         Some(Command::Index { what, json }) => ferrum::inspect(&config, &what, json).map(|out| print!("{out}")),
         None => runtime.block_on(serve(config, log)),
-        Some(Command::Rpc { .. } | Command::Connect { .. } | Command::Config | Command::ConfigReference) => Ok(()),
+        Some(
+            Command::Rpc { .. }
+            | Command::Snapshot { .. }
+            | Command::Connect { .. }
+            | Command::Config
+            | Command::ConfigReference,
+        ) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,7 +143,7 @@ fn raise_open_file_limit() -> u64 {
 }
 
 /// `ferrum rpc`: one admin command against a running server.
-fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[String]) -> ExitCode {
+fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[String], wait: Duration) -> ExitCode {
     let addr = match (port, config.monitor.admin_rpc) {
         (Some(port), _) => SocketAddr::from(([127, 0, 0, 1], port)),
         // A wildcard listener is reached over loopback.
@@ -145,7 +158,7 @@ fn rpc(config: &Config, port: Option<u16>, json: bool, command: &str, args: &[St
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(ferrum::admin_call(addr, command, args)) {
+    match runtime.block_on(ferrum::admin_call_waiting(addr, command, args, wait)) {
         Ok(result) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());

@@ -262,6 +262,66 @@ fn metrics_health_and_status_page() {
     std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png")).unwrap();
 }
 
+/// A snapshot taken while serving starts a replica that opens the index at the snapshot's
+/// tip, catches up only the blocks mined since, answers as the original does, and serves the
+/// certificate wallets pinned.
+#[test]
+fn a_snapshot_taken_while_serving_starts_a_replica_that_only_catches_up() {
+    let node = Node::start(NodeOptions::rest()).unwrap();
+    let built = scenario::build(&node, &ScenarioOptions { seed: 62, height: 40 }).unwrap();
+    let (served, port, _) = served_with_admin(&node);
+    let height = node.height().unwrap();
+
+    let replica_db = tempfile::tempdir().unwrap();
+    let dest = replica_db.path().to_path_buf();
+    std::fs::remove_dir(&dest).unwrap();
+    let mut args = test_node_args(&node, served.db.path());
+    args.extend(["snapshot".into(), dest.display().to_string(), "--port".into(), port.to_string(), "--json".into()]);
+    let out = std::process::Command::new(ferrum_exe()).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["height"], json!(height), "{answer}");
+    let transactions = answer["transactions"].as_u64().unwrap();
+    let txids = std::fs::metadata(dest.join("index/txids.dat")).unwrap().len();
+    assert_eq!(txids, transactions * 32);
+    for file in ["ferrum.crt", "ferrum.key"] {
+        let copied = std::fs::read(dest.join(file)).unwrap();
+        assert_eq!(copied, std::fs::read(served.db.path().join(file)).unwrap(), "{file}");
+    }
+    // Never over an existing directory, never a relative one on the server's side.
+    let again = admin_rpc(ferrum_exe(), port, "snapshot", &[dest.to_str().unwrap()]).unwrap_err();
+    assert!(again.contains("exists"), "{again}");
+    let relative = admin_rpc(ferrum_exe(), port, "snapshot", &["replica"]).unwrap_err();
+    assert!(relative.contains("absolute"), "{relative}");
+
+    // Blocks after the snapshot, one paying an address the replica must then show.
+    let earlier: Vec<String> = built.wallet.receivers().take(5).map(|r| r.scripthash()).collect();
+    let mut wallet = built.wallet;
+    let receiver = wallet.receiver(testkit::Kind::P2tr);
+    let pay = wallet.pay(&node, &receiver.script_pubkey, bitcoin::Amount::from_sat(250_000)).unwrap();
+    node.mine(3).unwrap();
+    let tip = node.height().unwrap();
+
+    let replica = Served::start_in(ferrum_exe(), &node, replica_db, &[]).unwrap();
+    testkit::client::electrum::wait_for_height(&replica.tcp, tip, Duration::from_secs(60)).unwrap();
+    let log = replica.ferrum.log_text();
+    // Opened at the snapshot's tip: only the blocks since were indexed.
+    assert!(log.contains(&format!("height=Some({height})")), "{log}");
+    let sh = receiver.scripthash();
+    let mut original = served.client().unwrap();
+    let mut copy = replica.client().unwrap();
+    testkit::client::electrum::wait_for_height(&served.tcp, tip, Duration::from_secs(60)).unwrap();
+    let history = copy.call("blockchain.scripthash.get_history", json!([sh])).unwrap();
+    assert_eq!(history[0]["tx_hash"], json!(pay.compute_txid().to_string()), "{history}");
+    assert_eq!(history, original.call("blockchain.scripthash.get_history", json!([sh])).unwrap());
+    for sh in &earlier {
+        let method = "blockchain.scripthash.get_balance";
+        assert_eq!(copy.call(method, json!([sh])).unwrap(), original.call(method, json!([sh])).unwrap());
+    }
+    let fingerprint = |db: &Path| sha256_fingerprint(&db.join("ferrum.crt")).unwrap();
+    assert_eq!(fingerprint(replica.db.path()), fingerprint(served.db.path()));
+}
+
 /// The QR codes in a PNG image, decoded.
 fn qr_codes(png_bytes: &[u8]) -> Vec<String> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info().unwrap();

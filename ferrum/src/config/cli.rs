@@ -38,7 +38,7 @@ pub enum Command {
     /// Send a command to a running server's admin RPC and print the answer.
     ///
     /// Commands: getinfo, sessions, groups, peers, disconnect <session id|ip>..., log <filter>,
-    /// query <address|scripthash> [limit], reorg-check [depth], stop.
+    /// query <address|scripthash> [limit], reorg-check [depth], snapshot <dir>, stop.
     Rpc {
         /// Port of the admin RPC on 127.0.0.1 [default: the configured --rpc address, else 8000]
         #[arg(short, long)]
@@ -50,6 +50,19 @@ pub enum Command {
         command: String,
         /// Its arguments
         args: Vec<String>,
+    },
+    /// Write a consistent copy of the running server's index (and its self-signed certificate)
+    /// into a new directory, from which a replica starts with `--db-dir DIR` and only catches
+    /// up. Sent over the admin RPC: DIR is on the server's machine.
+    Snapshot {
+        /// The directory to create
+        dir: std::path::PathBuf,
+        /// Port of the admin RPC on 127.0.0.1 [default: the configured --rpc address, else 8000]
+        #[arg(short, long)]
+        port: Option<u16>,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// Print how a wallet connects: the services' hosts and ports, the TLS certificate's
     /// fingerprint, Electrum's command and config lines and a QR code for Electrum on Android

@@ -14,6 +14,7 @@
 mod batch;
 mod open;
 mod read;
+mod snapshot;
 pub(crate) mod txids;
 mod write;
 

@@ -19,11 +19,11 @@ use super::{
 use crate::network::Network;
 use crate::sync::Shared;
 
-fn rocks_dir(dir: &Path) -> PathBuf {
+pub(super) fn rocks_dir(dir: &Path) -> PathBuf {
     dir.join("rocksdb")
 }
 
-fn txids_path(dir: &Path) -> PathBuf {
+pub(super) fn txids_path(dir: &Path) -> PathBuf {
     dir.join("txids.dat")
 }
 
@@ -161,6 +161,7 @@ impl Store {
                 txids,
                 tip: RwLock::new(tip),
                 mode: RwLock::new(mode),
+                commit_lock: std::sync::Mutex::new(()),
             },
             bulk: AtomicBool::new(false),
         })

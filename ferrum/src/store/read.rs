@@ -67,6 +67,8 @@ pub struct Reader {
     /// The committed tip: replaced by each commit, after its rows are written.
     pub(super) tip: RwLock<Option<Tip>>,
     pub(super) mode: RwLock<Option<PrevoutMode>>,
+    /// Held by each commit, and by a snapshot while it takes its checkpoint.
+    pub(super) commit_lock: std::sync::Mutex<()>,
 }
 
 impl Reader {

@@ -20,6 +20,9 @@ use crate::types::Txid;
 
 pub(crate) struct TxidFile {
     file: File,
+    /// Writes that overwrote txids already in the file (after a reorg): a copy of the file
+    /// taken meanwhile may mix two chains.
+    overwrites: std::sync::atomic::AtomicU64,
     /// Map of the file as of the last write; replaced (not modified) when the file grows.
     map: RwLock<Option<Arc<Mmap>>>,
 }
@@ -67,7 +70,7 @@ impl TxidFile {
             file.set_len(want)?;
             file.sync_all()?;
         }
-        let f = TxidFile { file, map: RwLock::new(None) };
+        let f = TxidFile { file, map: RwLock::new(None), overwrites: Default::default() };
         f.remap()?;
         Ok(f)
     }
@@ -95,6 +98,9 @@ impl TxidFile {
         for t in txids {
             buf.extend_from_slice(&t.0);
         }
+        if first * 32 < self.file.metadata()?.len() {
+            self.overwrites.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.file.write_all_at(&buf, first * 32)?;
         if sync {
             self.file.sync_data()?;
@@ -104,6 +110,28 @@ impl TxidFile {
 
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// How many writes so far overwrote txids in the file.
+    pub(crate) fn overwrites(&self) -> u64 {
+        self.overwrites.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Copies the first `count` txids into a new file at `dest`, synced.
+    pub(crate) fn copy_to(&self, count: u64, dest: &Path) -> io::Result<()> {
+        let mut out = OpenOptions::new().write(true).create_new(true).open(dest)?;
+        let mut left = count * 32;
+        let mut offset = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let chunk = buf.get_mut(..n).ok_or_else(|| io::Error::other("buffer"))?;
+            self.file.read_exact_at(chunk, offset)?;
+            io::Write::write_all(&mut out, chunk)?;
+            offset += n as u64;
+            left -= n as u64;
+        }
+        out.sync_all()
     }
 
     pub(crate) fn view(&self) -> TxidMap {

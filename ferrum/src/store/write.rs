@@ -18,6 +18,7 @@ impl Store {
     /// Writes a batch: the txids first, then the rows with the new tip.
     pub(crate) fn commit(&self, mut batch: Batch, durability: Durability) -> Result<(), StoreError> {
         let db = &self.reader.db;
+        let _commit = self.reader.commit_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tip = batch.tip.ok_or_else(|| db.corrupt("commit without a tip"))?;
         if batch.first_tx + batch.txids.len() as u64 != tip.tx_count {
             return Err(db.corrupt(format!(

@@ -234,19 +234,7 @@ impl Generator {
 
     pub(super) fn manifest(&mut self, height: u32, tip: BlockHash, build_seconds: f64) -> Manifest {
         let output_kinds = KIND_NAMES.iter().zip(self.stats.kinds).map(|(n, c)| (n.to_string(), c)).collect();
-        let mut buckets = [0u64; 5];
-        for &t in &self.book.touches {
-            match t {
-                0 => {}
-                1 => buckets[0] += 1,
-                2 => buckets[1] += 1,
-                3..=10 => buckets[2] += 1,
-                11..=100 => buckets[3] += 1,
-                _ => buckets[4] += 1,
-            }
-        }
-        let address_use =
-            ["1", "2", "3-10", "11-100", "101+"].iter().zip(buckets).map(|(n, c)| (n.to_string(), c)).collect();
+        let address_use = super::address_use(&self.book.touches);
         let probe = |g: &Generator, a: u32| Probe {
             scripthash: g.book.addrs[a as usize].scripthash(),
             txs: u64::from(g.book.touches[a as usize]),
@@ -262,19 +250,8 @@ impl Generator {
             probes.push(probe(self, a));
         }
         probes.sort_by_key(|p| p.txs);
-        // Wallets: ordinary addresses, drawn without replacement.
-        let mut ordinary: Vec<u32> =
-            (0..self.book.touches.len() as u32).filter(|&a| (1..=3).contains(&self.book.touches[a as usize])).collect();
-        let mut wallets = Vec::new();
-        while wallets.len() < 8 && ordinary.len() >= 1000 {
-            let wallet = (0..1000)
-                .map(|_| {
-                    let i = self.rng.below(ordinary.len() as u64) as usize;
-                    self.book.addrs[ordinary.swap_remove(i) as usize].scripthash()
-                })
-                .collect();
-            wallets.push(wallet);
-        }
+        let book = &self.book;
+        let wallets = super::wallets(&book.touches, &mut self.rng, |a| book.addrs[a as usize].scripthash());
         Manifest {
             preset: self.preset.clone(),
             seed: self.seed,

@@ -123,6 +123,45 @@ pub struct Manifest {
     pub build_seconds: f64,
 }
 
+/// Addresses by how many transactions touch them (`touches`, by address number), in the
+/// manifest's buckets `[1, 2, 3–10, 11–100, 101+]`.
+pub fn address_use(touches: &[u32]) -> Vec<(String, u64)> {
+    let mut buckets = [0u64; 5];
+    for &t in touches {
+        match t {
+            0 => {}
+            1 => buckets[0] += 1,
+            2 => buckets[1] += 1,
+            3..=10 => buckets[2] += 1,
+            11..=100 => buckets[3] += 1,
+            _ => buckets[4] += 1,
+        }
+    }
+    ["1", "2", "3-10", "11-100", "101+"].iter().zip(buckets).map(|(n, c)| (n.to_string(), c)).collect()
+}
+
+/// Up to eight wallets of 1,000 ordinary addresses (touched by one to three transactions),
+/// drawn without replacement; `scripthash` names an address by number.
+pub fn wallets(
+    touches: &[u32],
+    rng: &mut testkit::chain::rng::Rng,
+    scripthash: impl Fn(u32) -> String,
+) -> Vec<Vec<String>> {
+    let mut ordinary: Vec<u32> =
+        (0..touches.len() as u32).filter(|&a| (1..=3).contains(&touches[a as usize])).collect();
+    let mut wallets = Vec::new();
+    while wallets.len() < 8 && ordinary.len() >= 1000 {
+        let wallet = (0..1000)
+            .map(|_| {
+                let i = rng.below(ordinary.len() as u64) as usize;
+                scripthash(ordinary.swap_remove(i))
+            })
+            .collect();
+        wallets.push(wallet);
+    }
+    wallets
+}
+
 /// A chain on disk: the node's data directory and its manifest.
 pub struct CachedChain {
     pub dir: PathBuf,

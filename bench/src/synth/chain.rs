@@ -130,19 +130,7 @@ fn manifest(preset: &Preset, seed: u64, synth: &Synth, tip: BlockHash, build_sec
     let empty = Tally::default();
     let tally = synth.tally().unwrap_or(&empty);
     let touches = |a: u32| tally.touches.get(a as usize).copied().unwrap_or(0);
-    let mut buckets = [0u64; 5];
-    for &t in &tally.touches {
-        match t {
-            0 => {}
-            1 => buckets[0] += 1,
-            2 => buckets[1] += 1,
-            3..=10 => buckets[2] += 1,
-            11..=100 => buckets[3] += 1,
-            _ => buckets[4] += 1,
-        }
-    }
-    let address_use =
-        ["1", "2", "3-10", "11-100", "101+"].iter().zip(buckets).map(|(n, c)| (n.to_string(), c)).collect();
+    let address_use = crate::chaingen::address_use(&tally.touches);
     let probe = |a: u32| Probe { scripthash: testkit::scripthash(&synth.script(a)), txs: u64::from(touches(a)) };
     let (hot, miners) = synth.hot_and_miners();
     let mut probes: Vec<Probe> = hot.iter().map(|&a| probe(a)).collect();
@@ -158,19 +146,8 @@ fn manifest(preset: &Preset, seed: u64, synth: &Synth, tip: BlockHash, build_sec
     // A short chain may not reach the rarest hot address.
     probes.retain(|p| p.txs > 0);
     probes.sort_by_key(|p| p.txs);
-    // Wallets: ordinary addresses, drawn without replacement.
     let mut rng = Rng::new(seed ^ 0x7761_6c6c_6574);
-    let mut ordinary: Vec<u32> = (0..tally.touches.len() as u32).filter(|&a| (1..=3).contains(&touches(a))).collect();
-    let mut wallets = Vec::new();
-    while wallets.len() < 8 && ordinary.len() >= 1000 {
-        let wallet = (0..1000)
-            .map(|_| {
-                let i = rng.below(ordinary.len() as u64) as usize;
-                testkit::scripthash(&synth.script(ordinary.swap_remove(i)))
-            })
-            .collect();
-        wallets.push(wallet);
-    }
+    let wallets = crate::chaingen::wallets(&tally.touches, &mut rng, |a| testkit::scripthash(&synth.script(a)));
     Manifest {
         preset: preset.clone(),
         seed,

@@ -1,6 +1,6 @@
 """The chart of one benchmark run: initial sync, history latency by address size, wallet-sync
 throughput and notification latency, for every server of the run; or, for a scale run (its JSON
-has `samples`), indexing rate, memory and disk against the transactions indexed."""
+has a list of `samples`), indexing rate, memory and disk against the transactions indexed."""
 import json
 import sys
 
@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main(results, out):
     with open(results) as f:
         run = json.load(f)
-    if "samples" in run:
+    # A preset run's `samples` is its request count per method; a scale run's, its list.
+    if isinstance(run.get("samples"), list):
         return scale(run, out)
     servers = run["servers"]
     names = [s["server"] for s in servers]

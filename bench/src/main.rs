@@ -178,6 +178,9 @@ pub struct ServerRun {
     pub server: String,
     pub version: String,
     pub sync_seconds: f64,
+    /// Ferrum: from serving the tip to the end of the compaction that follows initial sync
+    /// (the queries are measured after it).
+    pub compaction_seconds: Option<f64>,
     pub sync_cpu_seconds: f64,
     pub sync_peak_rss_mb: f64,
     pub txs_per_s: f64,
@@ -275,6 +278,11 @@ fn main() -> Result<()> {
         let sync = t0.elapsed().as_secs_f64();
         let (cpu, rss) = servers::process_usage(server.pid()?)?;
         eprintln!("bench:   {sync:.2} s, {cpu:.2} s CPU, {:.0} MB peak RSS", rss as f64 / 1e6);
+        let compaction = server.wait_compaction(Duration::from_secs(6 * 3600))?;
+        if let Some(c) = compaction {
+            eprintln!("bench:   then {c:.2} s compacting");
+        }
+        let index_bytes = server.index_bytes();
         let full = !kind.sync_only();
         let latency = if full {
             eprintln!("bench: {}: query latency", kind.label());
@@ -291,7 +299,6 @@ fn main() -> Result<()> {
             let first_script = 100_000 + 1_000 * i as u32;
             measure::notification_latency(&server.addr, &node, o.rounds, first_script).map_err(|e| format!("{e:#}"))
         });
-        let index_bytes = server.index_bytes();
         server.stop();
         // Back to the cached chain's tip, so that every server syncs the same chain.
         if node.height()? > height {
@@ -304,6 +311,7 @@ fn main() -> Result<()> {
             server: kind.label(),
             version: version_of(kind),
             sync_seconds: measure::round(sync, 2),
+            compaction_seconds: compaction.map(|c| measure::round(c, 2)),
             sync_cpu_seconds: measure::round(cpu, 2),
             sync_peak_rss_mb: measure::round(rss as f64 / 1e6, 0),
             txs_per_s: measure::round(m.txs as f64 / sync, 0),

@@ -142,10 +142,23 @@ fn ceiling(md: &mut String, run: &Value) {
 }
 
 fn sync(md: &mut String, run: &Value) {
-    md.push_str("### Initial sync\n\nFrom starting the server on an empty directory to serving the tip.\n\n");
+    if servers(run).iter().any(|s| s["compaction_seconds"].is_f64()) {
+        md.push_str(
+            "### Initial sync\n\nFrom starting the server on an empty directory to serving the tip (wall, CPU, RSS \
+             and rates); Ferrum then compacts the index in the background while it serves (electrs compacts before \
+             it serves), and the index is measured, and the queries below are run, once that is done. The targets \
+             count Ferrum's compaction in its time.\n\n",
+        );
+    } else {
+        md.push_str(
+            "### Initial sync\n\nFrom starting the server on an empty directory to serving the tip. This run did not \
+             wait for the compaction Ferrum runs in the background after its initial sync: its index size is \
+             before it, and its queries, wallet sync and notifications were measured during it.\n\n",
+        );
+    }
     md.push_str(
-        "| server | wall s | CPU s | peak RSS MB | tx/s | MB of blocks/s | index MB | node-side indexes MB | total MB | index bytes/tx | wall vs Ferrum |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | wall s | then compacting s | CPU s | peak RSS MB | tx/s | MB of blocks/s | index MB | node-side indexes MB | total MB | index bytes/tx | wall vs Ferrum |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let ferrum = find(run, "Ferrum (spenttxouts)").map(|s| f(&s["sync_seconds"]));
     for s in servers(run) {
@@ -154,9 +167,10 @@ fn sync(md: &mut String, run: &Value) {
         let ratio = ferrum.map_or("".into(), |fe| format!("{:.1}×", f(&s["sync_seconds"]) / fe));
         let _ = writeln!(
             md,
-            "| {} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {:.1} | {ratio} |",
+            "| {} | {:.2} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {:.1} | {ratio} |",
             s["server"].as_str().unwrap_or("?"),
             f(&s["sync_seconds"]),
+            s["compaction_seconds"].as_f64().map_or("—".to_string(), |c| format!("{c:.2}")),
             f(&s["sync_cpu_seconds"]),
             f(&s["sync_peak_rss_mb"]),
             f(&s["txs_per_s"]),
@@ -277,7 +291,8 @@ fn targets(md: &mut String, run: &Value) {
     let core29 = find(run, "Ferrum (utxo, behind Core 29)");
     let ex = find(run, "ElectrumX");
     let rs12 = find(run, "electrs 0.12");
-    let wall = |s: &Value| f(&s["sync_seconds"]);
+    // Until serving and compacted: electrs compacts before it serves.
+    let wall = |s: &Value| f(&s["sync_seconds"]) + s["compaction_seconds"].as_f64().unwrap_or(0.0);
     row(
         "initial index ≤ ½ of electrs 0.12's time",
         ferrum.zip(rs12).map(|(a, b)| {

@@ -134,9 +134,11 @@ impl<S: BlockSource> Indexer<S> {
             // Merge what bulk mode left behind, in the background: new blocks keep coming.
             let index = self.index.clone();
             index.compacting.store(true, Ordering::SeqCst);
+            // Logged before the tip's line below, so that a reader of the log who sees that
+            // line knows whether a compaction follows.
+            tracing::info!("initial sync done; compacting the index in the background");
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                tracing::info!("initial sync done; compacting the index in the background");
                 match index.store.compact() {
                     Ok(()) => tracing::info!("compaction done in {:.1} s", started.elapsed().as_secs_f64()),
                     Err(e) => tracing::error!("compaction failed: {e}"),

@@ -247,19 +247,8 @@ fn metrics_health_and_status_page() {
     assert!(text.contains(&fingerprint), "certificate fingerprint not rendered:\n{text}");
     let banner_hidden = text.contains("id=\"banner\"") && text.contains("hidden");
     assert!(banner_hidden, "the not-answering banner is shown:\n{text}");
-    let out = chromium(&[
-        "--hide-scrollbars",
-        "--window-size=1280,1400",
-        "--virtual-time-budget=5000",
-        &format!("--screenshot={}", shot.display()),
-        &url,
-    ])
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let png = std::fs::read(&shot).unwrap();
+    let png = screenshot(&url, "1280,1400", &shot, "status-page.png");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "screenshot of {} bytes", png.len());
-    // Kept for a look after the run.
-    std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png")).unwrap();
 }
 
 /// A snapshot taken while serving starts a replica that opens the index at the snapshot's
@@ -322,6 +311,22 @@ fn a_snapshot_taken_while_serving_starts_a_replica_that_only_catches_up() {
     assert_eq!(fingerprint(replica.db.path()), fingerprint(served.db.path()));
 }
 
+/// `url` as headless Chromium renders it in a window of `size` ("width,height"): the PNG, also
+/// kept as `keep_as` in the target's temporary directory for a look after the run.
+fn screenshot(url: &str, size: &str, shot: &Path, keep_as: &str) -> Vec<u8> {
+    let out = chromium(&[
+        "--hide-scrollbars",
+        &format!("--window-size={size}"),
+        "--virtual-time-budget=5000",
+        &format!("--screenshot={}", shot.display()),
+        url,
+    ])
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::copy(shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join(keep_as)).unwrap();
+    std::fs::read(shot).unwrap()
+}
+
 /// The QR codes in a PNG image, decoded.
 fn qr_codes(png_bytes: &[u8]) -> Vec<String> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info().unwrap();
@@ -375,17 +380,7 @@ fn connect_page_command_and_qr_code_agree() {
     assert!(text.contains(&format!("setconfig serverfingerprint {fingerprint}")), "{text}");
     assert!(text.contains("setconfig auto_connect false"), "{text}");
     let shot = served.db.path().join("connect.png");
-    let out = chromium(&[
-        "--hide-scrollbars",
-        "--window-size=900,1500",
-        "--virtual-time-budget=3000",
-        &format!("--screenshot={}", shot.display()),
-        &url,
-    ])
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let png_bytes = std::fs::read(&shot).unwrap();
-    std::fs::copy(&shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("connect-page.png")).unwrap();
+    let png_bytes = screenshot(&url, "900,1500", &shot, "connect-page.png");
     assert_eq!(qr_codes(&png_bytes), std::slice::from_ref(&server), "the QR code of the screenshot");
 
     // `ferrum connect`: the same certificate; a listener on every interface named by --host.

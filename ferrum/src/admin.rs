@@ -36,7 +36,7 @@ pub(crate) async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("serving the admin RPC on {addr}");
         if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "the admin RPC is reachable from other hosts; anyone who can connect can stop the server");
+            tracing::warn!(%addr, "the admin RPC is reachable from other hosts; anyone who can connect can stop the server and write snapshots of the index (with the TLS key) anywhere it may write");
         }
     }
     loop {
@@ -327,14 +327,21 @@ async fn snapshot(m: &Monitor, dir: &str) -> Result<Value, RpcError> {
     let db_dir = m.parts.index_dir.parent().map(std::path::Path::to_path_buf);
     let target = dir.clone();
     let tip = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
-        let tip = index.store().snapshot(&target.join("index")).map_err(|e| e.to_string())?;
-        // Wallets pinned this certificate: the replica serves the same one.
-        for name in [crate::server::tls::CERT_FILE, crate::server::tls::KEY_FILE] {
-            let Some(from) = db_dir.as_ref().map(|d| d.join(name)).filter(|p| p.exists()) else { continue };
-            std::fs::copy(&from, target.join(name)).map_err(|e| format!("copying {}: {e}", from.display()))?;
+        // Fails if it exists: two snapshots cannot share a directory.
+        std::fs::create_dir(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+        let written = (|| {
+            let tip = index.store().snapshot(&target.join("index")).map_err(|e| e.to_string())?;
+            // Wallets pinned this certificate: the replica serves the same one.
+            for name in [crate::server::tls::CERT_FILE, crate::server::tls::KEY_FILE] {
+                let Some(from) = db_dir.as_ref().map(|d| d.join(name)).filter(|p| p.exists()) else { continue };
+                std::fs::copy(&from, target.join(name)).map_err(|e| format!("copying {}: {e}", from.display()))?;
+            }
+            Ok(tip)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&target);
         }
-        Ok(tip)
+        written
     })
     .await
     .map_err(|e| RpcError::internal(e.to_string()))?

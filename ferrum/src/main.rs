@@ -16,6 +16,9 @@ use ferrum::{Cli, Command, Config, Daemon, DaemonError, LogControl, NodeInfo, Pr
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// How long `ferrum snapshot` waits for the server's answer.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(6 * 3600);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ConfigReference) = cli.command {
@@ -49,13 +52,14 @@ fn main() -> ExitCode {
         };
     }
     if let Some(Command::Rpc { port, json, command, args }) = &cli.command {
-        return rpc(&config, *port, *json, command, args, Duration::from_secs(120));
+        // A snapshot copies the txid file: tens of GB on mainnet.
+        let wait = if command == "snapshot" { SNAPSHOT_WAIT } else { Duration::from_secs(120) };
+        return rpc(&config, *port, *json, command, args, wait);
     }
     if let Some(Command::Snapshot { dir, port, json }) = &cli.command {
         // The server resolves nothing against its own working directory.
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-        // A mainnet index's txid file is tens of GB to copy.
-        return rpc(&config, *port, *json, "snapshot", &[dir.display().to_string()], Duration::from_secs(6 * 3600));
+        return rpc(&config, *port, *json, "snapshot", &[dir.display().to_string()], SNAPSHOT_WAIT);
     }
     let log = init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

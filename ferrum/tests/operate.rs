@@ -282,6 +282,12 @@ fn a_snapshot_taken_while_serving_starts_a_replica_that_only_catches_up() {
     assert!(again.contains("exists"), "{again}");
     let relative = admin_rpc(ferrum_exe(), port, "snapshot", &["replica"]).unwrap_err();
     assert!(relative.contains("absolute"), "{relative}");
+    // Another file system (a tmpfs of its own) would copy every table file with commits held
+    // off: refused, and nothing left behind.
+    let elsewhere = format!("/dev/shm/ferrum-snapshot-{}", std::process::id());
+    let refused = admin_rpc(ferrum_exe(), port, "snapshot", &[&elsewhere]).unwrap_err();
+    assert!(refused.contains("file system"), "{refused}");
+    assert!(!Path::new(&elsewhere).exists());
 
     // Blocks after the snapshot, one paying an address the replica must then show.
     let earlier: Vec<String> = built.wallet.receivers().take(5).map(|r| r.scripthash()).collect();

@@ -27,6 +27,21 @@ impl Reader {
             return Err(StoreError::Io { path: dest.to_path_buf(), reason: "already exists".into() });
         }
         let partial = dest.with_extension("partial");
+        // On another file system the checkpoint would copy every table file, with commits held
+        // off all the while: refused rather than leave the index behind the chain for that long.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let device = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+            let parent = dest.parent().unwrap_or(Path::new("/"));
+            if device(parent).map_err(io)? != device(&self.db.dir).map_err(io)? {
+                return Err(StoreError::Io {
+                    path: dest.to_path_buf(),
+                    reason: "not on the index's file system (a snapshot hard-links the index's files); take it \
+                             there, then copy or move it"
+                        .into(),
+                });
+            }
+        }
         for _ in 0..ATTEMPTS {
             if partial.exists() {
                 std::fs::remove_dir_all(&partial).map_err(io)?;

@@ -175,4 +175,21 @@ mod tests {
         assert_eq!(old.get(1), Some(Txid([9; 32])));
         assert_eq!(old.get(2), None);
     }
+
+    /// A snapshot copies txids while commits go on: appends leave the copied part alone and
+    /// are not counted; a write below the end (after a reorg) is, and the copy is taken again.
+    #[test]
+    fn overwrites_are_counted_and_a_copy_stops_at_its_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = TxidFile::open(&dir.path().join("t"), 0, false).unwrap();
+        f.write(0, &[Txid([1; 32]), Txid([2; 32])], false).unwrap();
+        f.write(2, &[Txid([3; 32])], false).unwrap();
+        assert_eq!(f.overwrites(), 0);
+        f.copy_to(2, &dir.path().join("copy")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("copy")).unwrap(), [[1u8; 32], [2u8; 32]].concat());
+        // Never over an existing file.
+        assert!(f.copy_to(1, &dir.path().join("copy")).is_err());
+        f.write(1, &[Txid([7; 32])], false).unwrap();
+        assert_eq!(f.overwrites(), 1);
+    }
 }

@@ -201,6 +201,7 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
             .iter()
             .map(|(s, l)| crate::server::Service { addr: l.local_addr().unwrap_or(s.addr), ..s.clone() })
             .collect(),
+        self_signed_cert: config.server.tls.is_self_signed(),
         stop: stop.clone(),
         log,
     });

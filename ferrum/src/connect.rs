@@ -49,6 +49,9 @@ pub(crate) struct Details {
     pub(crate) endpoints: Vec<Endpoint>,
     /// The SHA-256 fingerprint of the TLS certificate, when there is one.
     pub(crate) fingerprint: Option<String>,
+    /// Whether Electrum should pin it: a self-signed certificate, which Electrum pins anyway on
+    /// first contact. An authority's certificate is renewed, and a pin would break at renewal.
+    pub(crate) pin: bool,
     /// Whether the hosts are the reported services' rather than guessed from the listeners.
     pub(crate) reported: bool,
 }
@@ -86,6 +89,7 @@ impl Details {
         services: &[Service],
         reported: &[ReportedService],
         fingerprint: Option<String>,
+        pin: bool,
         host: Option<&str>,
     ) -> Details {
         let from_reported: Vec<Endpoint> = reported
@@ -93,13 +97,13 @@ impl Details {
             .filter_map(|r| Some(Endpoint { protocol: r.protocol.parse().ok()?, host: r.host.clone(), port: r.port }))
             .collect();
         if !from_reported.is_empty() {
-            return Details { network, endpoints: from_reported, fingerprint, reported: true };
+            return Details { network, endpoints: from_reported, fingerprint, pin, reported: true };
         }
         let endpoints = services
             .iter()
             .map(|s| Endpoint { protocol: s.protocol, host: listener_host(s.addr, host), port: s.addr.port() })
             .collect();
-        Details { network, endpoints, fingerprint, reported: false }
+        Details { network, endpoints, fingerprint, pin, reported: false }
     }
 
     /// The endpoint Electrum should use: the first TLS one, else the first plain TCP one.
@@ -120,7 +124,7 @@ impl Details {
     /// The fingerprint to pin, when Electrum is to use TLS.
     fn pinned(&self) -> Option<&str> {
         let tls = self.electrum_endpoint().is_some_and(|e| e.protocol == Protocol::Ssl);
-        self.fingerprint.as_deref().filter(|_| tls)
+        self.fingerprint.as_deref().filter(|_| tls && self.pin)
     }
 
     /// Electrum's network flag (`--testnet4`, ...), empty on mainnet.
@@ -290,6 +294,7 @@ pub fn report(config: &Config, host: Option<&str>, json: bool) -> Result<String>
         &config.server.services,
         &config.electrum.report_services,
         fingerprint,
+        config.server.tls.is_self_signed(),
         host.as_deref(),
     );
     Ok(if json { format!("{:#}\n", details.to_json()) } else { details.to_text() })
@@ -348,7 +353,7 @@ mod tests {
     #[test]
     fn lines_for_electrum_pin_the_certificate_of_the_tls_service() {
         let services = [service(Protocol::Tcp, "0.0.0.0:50001"), service(Protocol::Ssl, "0.0.0.0:50002")];
-        let d = Details::new(Network::Mainnet, &services, &[], Some("ab".repeat(32)), Some("node.lan"));
+        let d = Details::new(Network::Mainnet, &services, &[], Some("ab".repeat(32)), true, Some("node.lan"));
         assert_eq!(d.server_string().as_deref(), Some("node.lan:50002:s"));
         let fp = "ab".repeat(32);
         assert_eq!(
@@ -365,10 +370,16 @@ mod tests {
             ]
         );
         // Plain TCP only: `:t`, nothing to pin; a listener on one address is named by it.
-        let d = Details::new(Network::Testnet4, &[service(Protocol::Tcp, "10.0.0.2:50001")], &[], None, Some("x"));
+        let d =
+            Details::new(Network::Testnet4, &[service(Protocol::Tcp, "10.0.0.2:50001")], &[], None, true, Some("x"));
         assert_eq!(d.electrum_command().unwrap(), "electrum --testnet4 --oneserver --server 10.0.0.2:50001:t");
+        // An authority's certificate is shown, not pinned: it is renewed.
+        let d = Details::new(Network::Mainnet, &services, &[], Some("cd".repeat(32)), false, Some("node.lan"));
+        assert_eq!(d.electrum_command().unwrap(), "electrum --oneserver --server node.lan:50002:s");
+        assert!(d.electrum_config().iter().all(|l| !l.contains("serverfingerprint")));
+        assert!(d.to_text().contains(&"cd".repeat(32)));
         // IPv6 in brackets.
-        let d = Details::new(Network::Regtest, &[service(Protocol::Ssl, "[::1]:60002")], &[], None, None);
+        let d = Details::new(Network::Regtest, &[service(Protocol::Ssl, "[::1]:60002")], &[], None, true, None);
         assert_eq!(d.server_string().as_deref(), Some("[::1]:60002:s"));
     }
 
@@ -379,7 +390,7 @@ mod tests {
             ReportedService { protocol: "tcp".into(), host: "electrum.example.org".into(), port: 50001 },
         ];
         let services = [service(Protocol::Ssl, "0.0.0.0:50002")];
-        let d = Details::new(Network::Mainnet, &services, &reported, None, Some("10.1.1.1"));
+        let d = Details::new(Network::Mainnet, &services, &reported, None, true, Some("10.1.1.1"));
         assert!(d.reported);
         assert_eq!(d.server_string().as_deref(), Some("electrum.example.org:443:s"));
         let text = d.to_text();
@@ -390,7 +401,7 @@ mod tests {
     #[test]
     fn the_page_escapes_what_it_shows() {
         let reported = [ReportedService { protocol: "ssl".into(), host: "a<b>\"c".into(), port: 1 }];
-        let html = Details::new(Network::Mainnet, &[], &reported, None, None).to_html();
+        let html = Details::new(Network::Mainnet, &[], &reported, None, true, None).to_html();
         assert!(html.contains("a&lt;b&gt;&quot;c:1:s") && !html.contains("a<b>"), "{html}");
     }
 }

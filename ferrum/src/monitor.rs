@@ -55,6 +55,8 @@ pub(crate) struct Watched {
     pub(crate) index_dir: PathBuf,
     /// The Electrum services, with the addresses they are bound to.
     pub(crate) services: Vec<crate::server::Service>,
+    /// The TLS certificate is Ferrum's own (wallets may pin it), not an authority's.
+    pub(crate) self_signed_cert: bool,
     pub(crate) stop: StopSignal,
     /// Changes the log filter (the admin RPC's `log` command), when logging allows it.
     pub(crate) log: Option<LogControl>,
@@ -202,6 +204,7 @@ impl Monitor {
             &self.parts.services,
             &self.parts.electrum.config.report_services,
             self.parts.server.tls_fingerprint(),
+            self.parts.self_signed_cert,
             host,
         )
     }

@@ -31,6 +31,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE_POLICY: &str =
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:";
 
+/// The connect page runs no script at all.
+const CONNECT_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
 /// Serves HTTP on `listener` until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
     if let Ok(addr) = listener.local_addr() {
@@ -94,7 +97,7 @@ fn route(method: &Method, path: &str, host: Option<&str>, monitor: &Monitor) -> 
         "/api/status" => respond(StatusCode::OK, "application/json", monitor.status().to_string()),
         "/connect" => {
             let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", monitor.connect(host).to_html());
-            r.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+            r.headers_mut().insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONNECT_POLICY));
             r
         }
         "/api/connect" => respond(StatusCode::OK, "application/json", monitor.connect(host).to_json().to_string()),

@@ -29,8 +29,8 @@ use testkit::{Node, NodeOptions};
 pub use block::{assemble, block_on_tip, submit, subsidy, REGTEST_HALVING};
 use generator::Generator;
 
-/// Bumped whenever the generator's output changes, so a cached chain of an older generator is
-/// never mistaken for the current one.
+/// Bumped whenever the generator's output changes (chaingen's, or the synthetic one's for the
+/// `10m` preset), so a cached chain of an older generator is never mistaken for the current one.
 pub const GENERATOR_VERSION: u32 = 3;
 
 /// How big a chain to build.

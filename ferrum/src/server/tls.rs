@@ -60,7 +60,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn load(cert: &Path, key: &Path) -> Result<Loaded> {
+/// The certificates of a PEM file: at least one.
+fn read_certs(cert: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -68,6 +69,11 @@ fn load(cert: &Path, key: &Path) -> Result<Loaded> {
     if certs.is_empty() {
         return Err(anyhow!("no certificate in {}", cert.display()));
     }
+    Ok(certs)
+}
+
+fn load(cert: &Path, key: &Path) -> Result<Loaded> {
+    let certs = read_certs(cert)?;
     let fingerprint = certs.first().map(|c| fingerprint(c)).unwrap_or_default();
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
     let config = ServerConfig::builder_with_provider(provider())
@@ -92,12 +98,7 @@ pub(crate) fn fingerprint_on_disk(source: &CertSource) -> Result<Option<String>>
             path
         }
     };
-    let first = CertificateDer::pem_file_iter(&path)
-        .with_context(|| format!("reading certificate {}", path.display()))?
-        .next()
-        .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?
-        .with_context(|| format!("parsing certificate {}", path.display()))?;
-    Ok(Some(fingerprint(&first)))
+    Ok(read_certs(&path)?.first().map(|c| fingerprint(c)))
 }
 
 /// Writes a file readable by the owner only, atomically.

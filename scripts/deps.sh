@@ -13,4 +13,6 @@ command -v electrum >/dev/null || need+=(electrum)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Headless Chromium renders the status page in its test.
 command -v chromium >/dev/null || need+=(chromium)
+# HAProxy sits in front of two Ferrum replicas in the scaling test.
+command -v haproxy >/dev/null || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"

@@ -84,6 +84,8 @@ pub(crate) fn plain_host(host: &str) -> Option<String> {
 impl Details {
     /// The details of a server listening on `services` (their bound addresses), reporting
     /// `reported`, its certificate's `fingerprint`; `host` names a listener on every interface.
+    /// A listener behind a proxy (`+proxy`) is not one a wallet reaches: only the reported
+    /// services name the proxy's address.
     pub(crate) fn new(
         network: Network,
         services: &[Service],
@@ -101,6 +103,7 @@ impl Details {
         }
         let endpoints = services
             .iter()
+            .filter(|s| !s.proxied)
             .map(|s| Endpoint { protocol: s.protocol, host: listener_host(s.addr, host), port: s.addr.port() })
             .collect();
         Details { network, endpoints, fingerprint, pin, reported: false }
@@ -336,7 +339,7 @@ mod tests {
     use super::*;
 
     fn service(protocol: Protocol, addr: &str) -> Service {
-        Service { protocol, addr: addr.parse().unwrap() }
+        Service { protocol, addr: addr.parse().unwrap(), proxied: false }
     }
 
     #[test]

@@ -200,7 +200,8 @@ pub struct Options {
     pub(crate) wss: Option<Vec<String>>,
 
     /// Services in ElectrumX's form, e.g. tcp://:50001,ssl://:50002,wss://:50004 (added to the
-    /// --tcp/--ssl/--ws/--wss ones)
+    /// --tcp/--ssl/--ws/--wss ones); `+proxy` (ssl+proxy://:50012) makes a listener for a load
+    /// balancer, whose connections start with a PROXY protocol header (see --proxy-from)
     #[arg(long, env = "FERRUM_SERVICES", global = true)]
     pub(crate) services: Option<String>,
 
@@ -263,6 +264,12 @@ pub struct Options {
     /// [default: 127.0.0.0/8,::1]
     #[arg(long, env = "FERRUM_SESSION_LIMIT_EXEMPT", global = true, value_delimiter = ',', value_name = "SUBNETS")]
     pub(crate) session_limit_exempt: Option<Vec<String>>,
+
+    /// Proxies (HAProxy, ...) whose PROXY protocol header is believed, comma-separated
+    /// subnets; needed with the `+proxy` services of --services (tcp+proxy://, ssl+proxy://,
+    /// ws+proxy://, wss+proxy://), which take connections from them only
+    #[arg(long, env = "FERRUM_PROXY_FROM", global = true, value_delimiter = ',', value_name = "SUBNETS")]
+    pub(crate) proxy_from: Option<Vec<String>>,
 
     /// Script hashes one session may subscribe to [default: 100000]
     #[arg(long, env = "FERRUM_MAX_SUBS_PER_SESSION", global = true)]

@@ -156,15 +156,12 @@ pub(super) fn daemon_url(url: &str) -> Result<DaemonUrl, String> {
     Ok(DaemonUrl { user, password, host, port })
 }
 
-/// `--session-limit-exempt`: subnets, or `none` (or nothing) for none.
-pub(super) fn subnets(list: &[String]) -> Result<Vec<Subnet>, ConfigError> {
+/// A list of subnets (`--session-limit-exempt`, `--proxy-from`), or `none` (or nothing) for none.
+pub(super) fn subnets(setting: &str, list: &[String]) -> Result<Vec<Subnet>, ConfigError> {
     if list.iter().all(|s| s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty()) {
         return Ok(Vec::new());
     }
-    list.iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.parse::<Subnet>().map_err(|e| invalid("--session-limit-exempt", e)))
-        .collect()
+    list.iter().filter(|s| !s.trim().is_empty()).map(|s| s.parse::<Subnet>().map_err(|e| invalid(setting, e))).collect()
 }
 
 /// A log filter: a level (`error`, `warn`, `info`, `debug`, `trace`, `off`), or a list of

@@ -170,6 +170,9 @@ mod tests {
         let help = arg.get_help().unwrap().to_string();
         let stated = help.split("[default: ").nth(1).unwrap().trim_end_matches(']');
         let stated: Vec<String> = stated.split(',').map(str::to_string).collect();
-        assert_eq!(format!("{:?}", crate::config::parse::subnets(&stated).unwrap()), format!("{:?}", limits.exempt));
+        assert_eq!(
+            format!("{:?}", crate::config::parse::subnets("--session-limit-exempt", &stated).unwrap()),
+            format!("{:?}", limits.exempt)
+        );
     }
 }

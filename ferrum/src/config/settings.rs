@@ -218,7 +218,16 @@ impl ServerSettings {
             (Some(_), None) => return Err(invalid("--ssl-keyfile", "needed with --ssl-certfile")),
             (None, Some(_)) => return Err(invalid("--ssl-certfile", "needed with --ssl-keyfile")),
         };
-        Ok(ServerSettings { services, tls, limits: limits(opts)? })
+        let limits = limits(opts)?;
+        let proxied = services.iter().find(|s| s.proxied);
+        if let Some(s) = proxied.filter(|_| limits.proxies.is_empty()) {
+            let what = format!("{}+proxy://{}", s.protocol.name(), s.addr);
+            return Err(invalid("--proxy-from", format!("needed with {what}: the addresses of the proxies in front")));
+        }
+        if proxied.is_none() && !limits.proxies.is_empty() {
+            return Err(invalid("--proxy-from", "no service takes the PROXY protocol (e.g. tcp+proxy:// in SERVICES)"));
+        }
+        Ok(ServerSettings { services, tls, limits })
     }
 }
 
@@ -237,7 +246,11 @@ fn limits(opts: &Options) -> Result<Limits, ConfigError> {
     given(&mut limits.max_subs_per_ip, opts.max_subs_per_ip);
     given(&mut limits.max_subs_total, opts.max_subs);
     given(&mut limits.max_batch, opts.max_batch);
-    given(&mut limits.exempt, opts.session_limit_exempt.as_deref().map(parse::subnets).transpose()?);
+    given(
+        &mut limits.exempt,
+        opts.session_limit_exempt.as_deref().map(|s| parse::subnets("--session-limit-exempt", s)).transpose()?,
+    );
+    given(&mut limits.proxies, opts.proxy_from.as_deref().map(|s| parse::subnets("--proxy-from", s)).transpose()?);
     given(&mut limits.cost.soft, opts.cost_soft_limit);
     given(&mut limits.cost.hard, opts.cost_hard_limit);
     if !(limits.cost.soft > 0.0 && limits.cost.soft.is_finite()) {
@@ -292,8 +305,11 @@ pub(super) fn listeners(opts: &Options, network: Network) -> Result<(Vec<Service
         (Protocol::Wss, "--wss", &opts.wss),
     ] {
         for entry in list.iter().flatten().filter(|e| !e.trim().is_empty()) {
-            services
-                .push(Service { protocol, addr: parse::bind(flag, entry, parse::default_port(protocol, network))? });
+            services.push(Service {
+                protocol,
+                addr: parse::bind(flag, entry, parse::default_port(protocol, network))?,
+                proxied: false,
+            });
         }
     }
     for entry in opts.http.iter().flatten().filter(|e| !e.trim().is_empty()) {
@@ -313,9 +329,13 @@ pub(super) fn listeners(opts: &Options, network: Network) -> Result<(Vec<Service
                 }
                 "http" => http.push(parse::bind("SERVICES", &rest, network.default_http_port())?),
                 _ => {
+                    let (proto, proxied) = match proto.strip_suffix("+proxy") {
+                        Some(p) => (p, true),
+                        None => (proto.as_str(), false),
+                    };
                     let protocol: Protocol = proto.parse().map_err(|e: String| invalid("SERVICES", e))?;
                     let addr = parse::bind("SERVICES", &rest, parse::default_port(protocol, network))?;
-                    services.push(Service { protocol, addr });
+                    services.push(Service { protocol, addr, proxied });
                 }
             }
         }
@@ -325,10 +345,12 @@ pub(super) fn listeners(opts: &Options, network: Network) -> Result<(Vec<Service
         services.push(Service {
             protocol: Protocol::Tcp,
             addr: SocketAddr::new(loopback, parse::default_port(Protocol::Tcp, network)),
+            proxied: false,
         });
         services.push(Service {
             protocol: Protocol::Ssl,
             addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), parse::default_port(Protocol::Ssl, network)),
+            proxied: false,
         });
         if admin.is_none() {
             admin = Some(SocketAddr::new(loopback, DEFAULT_RPC_PORT));

@@ -181,6 +181,41 @@ fn session_limits() {
 }
 
 #[test]
+fn listeners_behind_a_proxy() {
+    let c = Config::load(
+        &parse(&["--proxy-from", "10.1.0.0/16,::ffff:127.0.0.1"]),
+        &env(&[("SERVICES", "tcp://:50001,ssl+proxy://127.0.0.1:50012,WSS+PROXY://:50014")]),
+    )
+    .unwrap();
+    let shown: Vec<(String, bool)> =
+        c.server.services.iter().map(|s| (format!("{}://{}", s.protocol.name(), s.addr), s.proxied)).collect();
+    assert_eq!(
+        shown,
+        [
+            ("tcp://0.0.0.0:50001".to_string(), false),
+            ("ssl://127.0.0.1:50012".to_string(), true),
+            ("wss://0.0.0.0:50014".to_string(), true)
+        ]
+    );
+    let limits = &c.server.limits;
+    assert!(limits.is_proxy("10.1.2.3".parse().unwrap()));
+    assert!(limits.is_proxy("127.0.0.1".parse().unwrap()), "an IPv4-mapped subnet matches the IPv4 address");
+    assert!(!limits.is_proxy("10.2.0.1".parse().unwrap()));
+    assert!(!limits.is_proxy("127.0.0.2".parse().unwrap()));
+
+    let e = Config::load(&parse(&[]), &env(&[("SERVICES", "tcp+proxy://:1")])).unwrap_err().to_string();
+    assert!(e.starts_with("--proxy-from: needed with tcp+proxy://0.0.0.0:1"), "{e}");
+    let e = Config::load(&parse(&["--proxy-from", "10.0.0.1"]), &env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("--proxy-from: no service takes"), "{e}");
+    let e = Config::load(&parse(&["--proxy-from", "haproxy"]), &env(&[("SERVICES", "tcp+proxy://:1")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("--proxy-from:"), "{e}");
+    let e = Config::load(&parse(&[]), &env(&[("SERVICES", "rpc+proxy://:1")])).unwrap_err().to_string();
+    assert!(e.starts_with("SERVICES:"), "{e}");
+}
+
+#[test]
 fn log_filters_are_checked() {
     assert_eq!(check_log_filter("INFO").unwrap(), "info");
     assert_eq!(check_log_filter("warning,ferrum=debug").unwrap(), "warn,ferrum=debug");

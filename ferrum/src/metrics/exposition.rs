@@ -169,7 +169,7 @@ impl Collector for Scraped {
         counter(
             e,
             "sessions_refused",
-            "Connections closed at once for a session limit (total or per address).",
+            "Connections closed at once: a session limit (total or per address), or a PROXY-protocol listener's connection from no configured proxy or without its header.",
             s.sessions_refused,
         )?;
         counter(

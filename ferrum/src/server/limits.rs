@@ -38,6 +38,9 @@ pub struct Limits {
     pub(crate) max_batch: usize,
     /// Client addresses the per-address limits and the cost model do not apply to.
     pub(crate) exempt: Vec<Subnet>,
+    /// Proxies whose PROXY protocol header is believed on the listeners that take one
+    /// (`--proxy-from`); nobody else may connect to those listeners.
+    pub(crate) proxies: Vec<Subnet>,
     /// What a client group may spend (ElectrumX's `COST_SOFT_LIMIT`, `COST_HARD_LIMIT`).
     pub(crate) cost: Thresholds,
 }
@@ -60,6 +63,7 @@ impl Default for Limits {
                 Subnet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
                 Subnet { addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
             ],
+            proxies: Vec::new(),
             cost: Thresholds::default(),
         }
     }
@@ -69,6 +73,11 @@ impl Limits {
     /// Whether the per-address limits and the cost model leave `ip` alone.
     pub(crate) fn exempts(&self, ip: IpAddr) -> bool {
         self.exempt.iter().any(|s| s.contains(ip))
+    }
+
+    /// Whether `ip` is a configured proxy, whose PROXY protocol header names the client.
+    pub(crate) fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.proxies.iter().any(|s| s.contains(ip))
     }
 }
 
@@ -108,7 +117,14 @@ impl FromStr for Subnet {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?}: bad prefix length"))?,
             None => max,
         };
-        Ok(Subnet { addr: addr.to_canonical(), prefix })
+        let canonical = addr.to_canonical();
+        if canonical == addr {
+            return Ok(Subnet { addr, prefix });
+        }
+        // An IPv4-mapped IPv6 subnet (::ffff:10.0.0.0/104) is the IPv4 one it maps.
+        let prefix =
+            prefix.checked_sub(96).ok_or_else(|| format!("{s:?}: an IPv4-mapped subnet's prefix is 96 or more"))?;
+        Ok(Subnet { addr: canonical, prefix })
     }
 }
 
@@ -215,6 +231,12 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Subnet>().is_err());
         assert!("example.org".parse::<Subnet>().is_err());
         assert_eq!(one.to_string(), "192.0.2.7/32");
+        // An IPv4-mapped subnet is the IPv4 one.
+        let mapped: Subnet = "::ffff:10.1.0.0/112".parse().unwrap();
+        assert_eq!(mapped.to_string(), "10.1.0.0/16");
+        assert!(mapped.contains("10.1.9.9".parse().unwrap()) && !mapped.contains("10.2.0.0".parse().unwrap()));
+        assert_eq!("::ffff:127.0.0.1".parse::<Subnet>().unwrap().to_string(), "127.0.0.1/32");
+        assert!("::ffff:10.0.0.0/90".parse::<Subnet>().is_err());
     }
 
     #[test]

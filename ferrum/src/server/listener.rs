@@ -60,6 +60,9 @@ impl FromStr for Protocol {
 pub(crate) struct Service {
     pub(crate) protocol: Protocol,
     pub(crate) addr: SocketAddr,
+    /// Connections start with a PROXY protocol header naming the client (`tcp+proxy://`),
+    /// accepted only from the configured proxies.
+    pub(crate) proxied: bool,
 }
 
 /// Binds a listener for each address, in order, before anything is served: port numbers are
@@ -95,8 +98,9 @@ impl Server {
         let mut tasks = Vec::new();
         for (service, listener) in bound {
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            tracing::info!("serving Electrum over {} on {addr}", service.protocol.name());
-            tasks.push(tokio::spawn(self.clone().accept_loop(service.protocol, listener)));
+            let behind = if service.proxied { " behind a proxy (PROXY protocol)" } else { "" };
+            tracing::info!("serving Electrum over {} on {addr}{behind}", service.protocol.name());
+            tasks.push(tokio::spawn(self.clone().accept_loop(service, listener)));
         }
         for t in tasks {
             let _ = t.await;
@@ -104,17 +108,46 @@ impl Server {
     }
 
     /// Admits each connection as a session in a task of its own, or closes it at once when a
-    /// session limit is reached.
-    async fn accept_loop(self: Arc<Self>, protocol: Protocol, listener: TcpListener) {
+    /// session limit is reached. On a proxied listener, a connection from a configured proxy
+    /// is admitted once its PROXY header names the client, and any other is closed unread.
+    async fn accept_loop(self: Arc<Self>, service: Service, listener: TcpListener) {
         loop {
             let (stream, peer) = accept(&listener, "Electrum").await;
-            let Some((info, registered)) = self.registry.admit(peer, protocol, &self.limits) else {
-                drop(stream);
-                continue;
-            };
             let _ = stream.set_nodelay(true);
-            let span = tracing::info_span!("session", session = info.id, peer = %peer.ip(), proto = protocol.name());
-            tokio::spawn(self.clone().session(stream, info, registered).instrument(span));
+            if !service.proxied {
+                self.clone().admit(stream, peer, service.protocol);
+            } else if self.limits.is_proxy(peer.ip()) {
+                tokio::spawn(self.clone().admit_proxied(stream, peer, service.protocol));
+            } else {
+                tracing::debug!(%peer, "not a configured proxy (--proxy-from); closing its connection");
+                self.registry.refuse();
+            }
+        }
+    }
+
+    /// Registers a connection from `peer` as a session and starts its task, or closes it when a
+    /// session limit is reached.
+    fn admit(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, protocol: Protocol) {
+        let Some((info, registered)) = self.registry.admit(peer, protocol, &self.limits) else {
+            return;
+        };
+        let span = tracing::info_span!("session", session = info.id, peer = %peer.ip(), proto = protocol.name());
+        tokio::spawn(self.session(stream, info, registered).instrument(span));
+    }
+
+    /// Reads the PROXY header a proxy sent first, then admits the connection as the client it
+    /// names. A connection without a well-formed header in time is closed.
+    async fn admit_proxied(self: Arc<Self>, mut stream: TcpStream, proxy: SocketAddr, protocol: Protocol) {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, super::proxy::read_header(&mut stream, proxy)).await {
+            Ok(Ok(client)) => self.admit(stream, client, protocol),
+            Ok(Err(e)) => {
+                tracing::debug!(%proxy, "{e:#}; closing the connection");
+                self.registry.refuse();
+            }
+            Err(_) => {
+                tracing::debug!(%proxy, "no PROXY protocol header within {HANDSHAKE_TIMEOUT:?}; closing the connection");
+                self.registry.refuse();
+            }
         }
     }
 

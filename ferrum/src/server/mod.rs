@@ -4,12 +4,14 @@
 //! `listener` binds the sockets and admits connections, `registry` keeps the live sessions and
 //! their counts per address, `connection` runs one session (`read → gate → answer → queue`),
 //! and `limits` holds the limits and the gates that check them. `framing` delimits messages on
-//! each transport; `tls` keeps the certificate.
+//! each transport; `tls` keeps the certificate; `proxy` reads the PROXY protocol header a load
+//! balancer sends first on the listeners that opt in.
 
 mod connection;
 pub(crate) mod framing;
 mod limits;
 mod listener;
+mod proxy;
 mod registry;
 pub(crate) mod tls;
 
@@ -58,7 +60,8 @@ impl Server {
         self.cost.actions()
     }
 
-    /// Connections closed at once because a session limit was reached.
+    /// Connections closed at once: a session limit reached, or a proxied listener's connection
+    /// from no configured proxy or without its PROXY header.
     pub(crate) fn refused(&self) -> u64 {
         self.registry.refused()
     }

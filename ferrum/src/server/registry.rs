@@ -182,9 +182,15 @@ impl Registry {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// Connections closed at once because a session limit was reached.
+    /// Connections closed at once: a session limit reached, or a proxied listener's connection
+    /// from no configured proxy or without its PROXY header.
     pub(super) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection closed before it was a session.
+    pub(super) fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The live sessions, by id.

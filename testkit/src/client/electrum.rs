@@ -69,12 +69,7 @@ impl Client {
     /// address to the server), without sending anything.
     pub fn connect_raw_from(addr: &str, from: std::net::IpAddr) -> Result<Client> {
         let sock: SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
-        let socket = socket2::Socket::new(socket2::Domain::for_address(sock), socket2::Type::STREAM, None)?;
-        socket.bind(&SocketAddr::new(from, 0).into()).with_context(|| format!("binding to {from}"))?;
-        socket
-            .connect_timeout(&sock.into(), Duration::from_secs(10))
-            .with_context(|| format!("connecting to {addr}"))?;
-        Client::from_stream(socket.into())
+        Client::from_stream(connect_from(sock, from)?)
     }
 
     fn from_stream(stream: TcpStream) -> Result<Client> {
@@ -99,6 +94,11 @@ impl Client {
     /// Connects and negotiates [`PROTOCOL_VERSION`], which a server requires before anything.
     pub fn connect(addr: &str) -> Result<Client> {
         Client::connect_with(addr, json!(PROTOCOL_VERSION))
+    }
+
+    /// The client's own end of the connection: the address a server sees it connect from.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.reader.get_ref().local_addr()?)
     }
 
     /// Sends raw bytes (no framing added).
@@ -227,6 +227,15 @@ impl Client {
         }
         false
     }
+}
+
+/// A TCP connection to `addr` from the local address `from` (another loopback address, to be
+/// another client address to the server).
+pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(from, 0).into()).with_context(|| format!("binding to {from}"))?;
+    socket.connect_timeout(&addr.into(), Duration::from_secs(10)).with_context(|| format!("connecting to {addr}"))?;
+    Ok(socket.into())
 }
 
 /// Waits until the Electrum server at `addr` answers `blockchain.headers.subscribe` with

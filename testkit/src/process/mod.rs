@@ -4,6 +4,7 @@
 //! than a process, stopped on drop as well), Ferrum ([`ferrum::Ferrum`]), the reference server
 //! ElectrumX ([`electrumx::ElectrumX`]), the Electrum wallets
 //! ([`electrum_wallet::ElectrumWallet`]), Docker containers and Compose projects ([`docker`]),
+//! HAProxy in front of replicas ([`haproxy::Haproxy`]),
 //! and the commands the tests run to completion: headless Chromium ([`chromium`]) and
 //! `openssl` ([`openssl`]). [`served::Served`] is a Ferrum serving every transport, as most
 //! tests want it.
@@ -14,6 +15,7 @@ pub mod docker;
 pub mod electrum_wallet;
 pub mod electrumx;
 pub mod ferrum;
+pub mod haproxy;
 pub mod node;
 pub mod openssl;
 pub mod served;

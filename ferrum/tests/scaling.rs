@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use testkit::client::electrum::{connect_from, Client};
 use testkit::process::electrum_wallet::{ElectrumWallet, Release};
 use testkit::process::ferrum::{admin_rpc, test_node_args};
-use testkit::process::haproxy::{Frontend, Haproxy};
+use testkit::process::haproxy::{Backend, Frontend, Haproxy};
 use testkit::process::openssl::{self_signed, sha256_fingerprint};
 use testkit::{free_port, Ferrum, Node, NodeOptions};
 
@@ -25,14 +25,16 @@ use common::ferrum_exe;
 /// Sessions one client address may hold on each replica.
 const PER_ADDRESS: usize = 2;
 
-/// A replica: Electrum over TCP and TLS for the proxy only, a direct TCP port and the admin RPC
-/// for the test, and a banner naming it.
+/// A replica: Electrum over TCP and TLS for the proxy only, `/health` for its checks, a direct
+/// TCP port and the admin RPC for the test, and a banner naming it.
 struct Replica {
     name: &'static str,
     ferrum: Ferrum,
     tcp: SocketAddr,
     ssl: SocketAddr,
     admin: u16,
+    /// The status page and `/health`.
+    http: u16,
     _db: tempfile::TempDir,
 }
 
@@ -42,8 +44,8 @@ impl Replica {
         let banner = db.path().join("banner.txt");
         std::fs::write(&banner, format!("replica {name}")).unwrap();
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        let (tcp, ssl, direct, admin) =
-            (loopback(free_port()), loopback(free_port()), loopback(free_port()), free_port());
+        let (tcp, ssl, direct) = (loopback(free_port()), loopback(free_port()), loopback(free_port()));
+        let (admin, http) = (free_port(), free_port());
         let mut args = test_node_args(node, db.path());
         args.extend(
             [
@@ -55,6 +57,8 @@ impl Replica {
                 &direct.to_string(),
                 "--rpc",
                 &format!("127.0.0.1:{admin}"),
+                "--http",
+                &format!("127.0.0.1:{http}"),
                 "--ssl-certfile",
                 cert.to_str().unwrap(),
                 "--ssl-keyfile",
@@ -77,7 +81,7 @@ impl Replica {
             Duration::from_secs(60),
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", ferrum.log_text()));
-        Replica { name, ferrum, tcp, ssl, admin, _db: db }
+        Replica { name, ferrum, tcp, ssl, admin, http, _db: db }
     }
 
     /// The live sessions, as `ferrum rpc sessions` lists them.
@@ -144,10 +148,15 @@ fn replicas_behind_haproxy_see_the_real_clients_and_take_over_for_each_other() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path()).unwrap();
     let replicas = [Replica::start("a", &node, &cert, &key), Replica::start("b", &node, &cert, &key)];
+    let backends = |addr: fn(&Replica) -> SocketAddr, health: bool| -> Vec<Backend> {
+        replicas.iter().map(|r| Backend { addr: addr(r), health_port: health.then_some(r.http) }).collect()
+    };
     let haproxy = Haproxy::start(&[
-        Frontend { name: "electrum_tcp", backends: replicas.iter().map(|r| r.tcp).collect(), proxy_version: 2 },
-        Frontend { name: "electrum_ssl", backends: replicas.iter().map(|r| r.ssl).collect(), proxy_version: 2 },
-        Frontend { name: "electrum_tcp_v1", backends: replicas.iter().map(|r| r.tcp).collect(), proxy_version: 1 },
+        // Checked by Ferrum's /health: a replica behind its node, or without one, gets no one.
+        Frontend { name: "electrum_tcp", backends: backends(|r| r.tcp, true), proxy_version: 2 },
+        Frontend { name: "electrum_ssl", backends: backends(|r| r.ssl, true), proxy_version: 2 },
+        // Checked by connecting, the check itself sending a PROXY header.
+        Frontend { name: "electrum_tcp_v1", backends: backends(|r| r.tcp, false), proxy_version: 1 },
     ])
     .unwrap();
     let (tcp, ssl, tcp_v1) = (haproxy.frontends[0], haproxy.frontends[1], haproxy.frontends[2]);

@@ -1,7 +1,8 @@
 //! Debian's HAProxy (scripts/deps.sh installs it) in TCP mode in front of several servers, as a
 //! public Electrum service runs it: every frontend spreads connections over its backends
 //! round-robin, tells each backend the client's address with the PROXY protocol, checks
-//! the backends' health, and sends new connections elsewhere when one is down.
+//! the backends' health (Ferrum's `/health`, or a connection), and sends new connections
+//! elsewhere when one is down.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -28,9 +29,18 @@ pub fn haproxy_exe() -> Result<PathBuf> {
 /// A frontend: where clients connect, and the servers behind it.
 pub struct Frontend {
     pub name: &'static str,
-    pub backends: Vec<SocketAddr>,
+    pub backends: Vec<Backend>,
     /// The PROXY protocol version sent to the backends, 1 or 2.
     pub proxy_version: u8,
+}
+
+/// A server behind a frontend.
+pub struct Backend {
+    pub addr: SocketAddr,
+    /// Checked with `GET /health` on this port (Ferrum's HTTP listener: 200 when caught up with
+    /// a reachable node), instead of by connecting to `addr`. All of a frontend's backends
+    /// have one or none.
+    pub health_port: Option<u16>,
 }
 
 /// A running `haproxy`, stopped on drop.
@@ -64,8 +74,12 @@ impl Haproxy {
                 f.name,
                 if f.proxy_version == 1 { "send-proxy" } else { "send-proxy-v2" }
             ));
+            if f.backends.iter().any(|b| b.health_port.is_some()) {
+                config.push_str("    option httpchk GET /health\n");
+            }
             for (i, b) in f.backends.iter().enumerate() {
-                config.push_str(&format!("    server replica{i} {b}\n"));
+                let port = b.health_port.map(|p| format!(" port {p}")).unwrap_or_default();
+                config.push_str(&format!("    server replica{i} {}{port}\n", b.addr));
             }
         }
         let file = dir.path().join("haproxy.cfg");

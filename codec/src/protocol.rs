@@ -15,9 +15,12 @@ impl ProtocolVersion {
     pub const V1_4: ProtocolVersion = ProtocolVersion(Cow::Borrowed(&[1, 4]));
     pub const V1_4_2: ProtocolVersion = ProtocolVersion(Cow::Borrowed(&[1, 4, 2]));
     pub const V1_6: ProtocolVersion = ProtocolVersion(Cow::Borrowed(&[1, 6]));
-    /// The lowest and highest versions served.
+    pub const V1_7: ProtocolVersion = ProtocolVersion(Cow::Borrowed(&[1, 7]));
+    /// The lowest and highest versions served. The highest is written `1.7.0`, as ElectrumX
+    /// 2.0 writes it: a client asking for up to `1.7` gets `1.7`, one asking for more gets
+    /// `1.7.0`.
     pub const MIN: ProtocolVersion = ProtocolVersion::V1_4;
-    pub const MAX: ProtocolVersion = ProtocolVersion::V1_6;
+    pub const MAX: ProtocolVersion = ProtocolVersion(Cow::Borrowed(&[1, 7, 0]));
 
     /// ElectrumX's `protocol_tuple`: `"1.4.2"` → 1.4.2; anything else → `0`, which no server
     /// speaks.
@@ -95,6 +98,7 @@ methods! {
     HeadersSubscribe => "blockchain.headers.subscribe",
     /// Up to 1.4.2.
     RelayFee => "blockchain.relayfee",
+    /// Up to 1.6, as every `blockchain.scripthash.*` method; 1.7 has `blockchain.scriptpubkey.*`.
     ScripthashGetBalance => "blockchain.scripthash.get_balance",
     ScripthashGetHistory => "blockchain.scripthash.get_history",
     ScripthashGetMempool => "blockchain.scripthash.get_mempool",
@@ -102,15 +106,29 @@ methods! {
     ScripthashSubscribe => "blockchain.scripthash.subscribe",
     /// From 1.4.2.
     ScripthashUnsubscribe => "blockchain.scripthash.unsubscribe",
+    /// From 1.7, as every `blockchain.scriptpubkey.*` and `blockchain.outpoint.*` method.
+    ScriptpubkeyGetBalance => "blockchain.scriptpubkey.get_balance",
+    ScriptpubkeyGetHistory => "blockchain.scriptpubkey.get_history",
+    ScriptpubkeyGetMempool => "blockchain.scriptpubkey.get_mempool",
+    ScriptpubkeyListUnspent => "blockchain.scriptpubkey.listunspent",
+    ScriptpubkeySubscribe => "blockchain.scriptpubkey.subscribe",
+    ScriptpubkeyUnsubscribe => "blockchain.scriptpubkey.unsubscribe",
+    OutpointSubscribe => "blockchain.outpoint.subscribe",
+    OutpointGetStatus => "blockchain.outpoint.get_status",
+    OutpointUnsubscribe => "blockchain.outpoint.unsubscribe",
     TransactionBroadcast => "blockchain.transaction.broadcast",
     /// From 1.6.
     TransactionBroadcastPackage => "blockchain.transaction.broadcast_package",
     TransactionGet => "blockchain.transaction.get",
     TransactionGetMerkle => "blockchain.transaction.get_merkle",
     TransactionIdFromPos => "blockchain.transaction.id_from_pos",
+    /// From 1.7.
+    TransactionTestMempoolAccept => "blockchain.transaction.testmempoolaccept",
     MempoolGetFeeHistogram => "mempool.get_fee_histogram",
     /// From 1.6.
     MempoolGetInfo => "mempool.get_info",
+    /// From 1.7.
+    MempoolRecent => "mempool.recent",
     ServerAddPeer => "server.add_peer",
     ServerBanner => "server.banner",
     ServerDonationAddress => "server.donation_address",
@@ -124,7 +142,23 @@ impl Method {
     /// Whether a session at `version` has this method (ElectrumX's set for each version).
     pub fn available(self, version: &ProtocolVersion) -> bool {
         match self {
-            Method::ScripthashUnsubscribe => *version >= ProtocolVersion::V1_4_2,
+            Method::ScripthashUnsubscribe => *version >= ProtocolVersion::V1_4_2 && *version < ProtocolVersion::V1_7,
+            Method::ScripthashGetBalance
+            | Method::ScripthashGetHistory
+            | Method::ScripthashGetMempool
+            | Method::ScripthashListUnspent
+            | Method::ScripthashSubscribe => *version < ProtocolVersion::V1_7,
+            Method::ScriptpubkeyGetBalance
+            | Method::ScriptpubkeyGetHistory
+            | Method::ScriptpubkeyGetMempool
+            | Method::ScriptpubkeyListUnspent
+            | Method::ScriptpubkeySubscribe
+            | Method::ScriptpubkeyUnsubscribe
+            | Method::OutpointSubscribe
+            | Method::OutpointGetStatus
+            | Method::OutpointUnsubscribe
+            | Method::TransactionTestMempoolAccept
+            | Method::MempoolRecent => *version >= ProtocolVersion::V1_7,
             Method::TransactionBroadcastPackage | Method::MempoolGetInfo => *version >= ProtocolVersion::V1_6,
             Method::RelayFee => *version < ProtocolVersion::V1_6,
             _ => true,
@@ -150,13 +184,16 @@ mod tests {
     fn negotiation_as_specified() {
         assert_eq!(negotiated(json!("1.4")).as_deref(), Some("1.4"));
         assert_eq!(negotiated(json!(["1.4", "1.6"])).as_deref(), Some("1.6"));
-        assert_eq!(negotiated(json!(["1.4", "1.7"])).as_deref(), Some("1.6"));
+        assert_eq!(negotiated(json!(["1.4", "1.6"])).as_deref(), Some("1.6"));
+        assert_eq!(negotiated(json!(["1.4", "1.7"])).as_deref(), Some("1.7"));
+        assert_eq!(negotiated(json!(["1.4", "1.8"])).as_deref(), Some("1.7.0"), "ElectrumX 2.0's own form");
+        assert_eq!(negotiated(json!("1.7")).as_deref(), Some("1.7"));
         assert_eq!(negotiated(json!("1.4.2")).as_deref(), Some("1.4.2"));
         assert_eq!(negotiated(json!(" 1 . 4 . 0 ")).as_deref(), Some("1.4.0"));
         assert_eq!(ProtocolVersion::negotiate(None), Some(ProtocolVersion::V1_4));
         assert_eq!(negotiated(Value::Null).as_deref(), Some("1.4"));
         assert_eq!(negotiated(json!("1.3")), None);
-        assert_eq!(negotiated(json!(["1.7", "2.0"])), None);
+        assert_eq!(negotiated(json!(["1.8", "2.0"])), None);
         assert_eq!(negotiated(json!("garbage")), None);
         assert_eq!(negotiated(json!(1.4)), None, "numbers are not version strings");
         assert_eq!(negotiated(json!(["1.4", "1.5", "1.6"])), None);
@@ -187,6 +224,15 @@ mod tests {
         assert!(Method::RelayFee.available(&v142) && !Method::RelayFee.available(&v16));
         assert!(!Method::MempoolGetInfo.available(&v142) && Method::MempoolGetInfo.available(&v16));
         assert!(!Method::TransactionBroadcastPackage.available(&v14));
-        assert!(Method::ALL.iter().filter(|m| m.available(&v16)).count() == Method::ALL.len() - 1);
+        let v17 = ProtocolVersion::V1_7;
+        assert!(Method::ScripthashGetHistory.available(&v16) && !Method::ScripthashGetHistory.available(&v17));
+        assert!(!Method::ScripthashUnsubscribe.available(&v17));
+        assert!(!Method::ScriptpubkeyGetHistory.available(&v16) && Method::ScriptpubkeyGetHistory.available(&v17));
+        assert!(Method::OutpointSubscribe.available(&ProtocolVersion::MAX));
+        assert!(!Method::MempoolRecent.available(&v16) && Method::MempoolRecent.available(&v17));
+        // At 1.6 every method but relayfee and 1.7's; at 1.7, no scripthash method either.
+        let new_in_17 = Method::ALL.iter().filter(|m| m.name().starts_with("blockchain.scriptpubkey.")).count() + 5;
+        assert_eq!(Method::ALL.iter().filter(|m| m.available(&v16)).count(), Method::ALL.len() - 1 - new_in_17);
+        assert_eq!(Method::ALL.iter().filter(|m| m.available(&v17)).count(), Method::ALL.len() - 1 - 6);
     }
 }

@@ -39,6 +39,33 @@ pub enum Request {
         shown: Value,
     },
     ScripthashUnsubscribe(ScriptHash),
+    /// `blockchain.scriptpubkey.*`: the script's hash, which the methods of 1.7 answer for as
+    /// the `blockchain.scripthash.*` ones do.
+    ScriptpubkeyGetBalance(ScriptHash),
+    ScriptpubkeyGetHistory(ScriptHash),
+    ScriptpubkeyGetMempool(ScriptHash),
+    ScriptpubkeyListUnspent(ScriptHash),
+    ScriptpubkeySubscribe(ScriptHash),
+    ScriptpubkeyUnsubscribe(ScriptHash),
+    OutpointSubscribe {
+        txid: Txid,
+        vout: u32,
+        /// The output's script, when the client sent it (`spk_hint`), hashed.
+        hint: Option<ScriptHash>,
+    },
+    OutpointGetStatus {
+        txid: Txid,
+        vout: u32,
+        hint: Option<ScriptHash>,
+    },
+    OutpointUnsubscribe {
+        txid: Txid,
+        vout: u32,
+    },
+    TransactionTestMempoolAccept {
+        /// Hex, checked.
+        raw_txs: Vec<String>,
+    },
     TransactionBroadcast {
         /// Hex, checked.
         raw_tx: String,
@@ -63,12 +90,17 @@ pub enum Request {
     },
     MempoolGetFeeHistogram,
     MempoolGetInfo,
+    MempoolRecent,
     ServerAddPeer,
     ServerBanner,
     ServerDonationAddress,
     ServerFeatures,
     ServerPeersSubscribe,
-    ServerPing,
+    /// Checked against the session's version by the method: 1.7 takes `pong_len` and `data`.
+    ServerPing {
+        pong_len: Option<Value>,
+        data: Option<Value>,
+    },
     ServerVersion {
         client_name: Option<Value>,
         protocol_version: Option<Value>,
@@ -110,6 +142,10 @@ impl Request {
             let a = Args::bind(method, params, &["scripthash"], 1)?;
             scripthash(a.at(0)).map(make)
         };
+        let spk = |make: fn(ScriptHash) -> Request| {
+            let a = Args::bind(method, params, &["spk"], 1)?;
+            script_of(a.at(0)).map(make)
+        };
         Ok(match method {
             Method::BlockHeader => {
                 let a = Args::bind(method, params, &["height", "cp_height"], 1)?;
@@ -148,6 +184,37 @@ impl Request {
                 let a = Args::bind(method, params, &["scripthash"], 1)?;
                 Request::ScripthashSubscribe { scripthash: scripthash(a.at(0))?, shown: a.at(0).clone() }
             }
+            Method::ScriptpubkeyGetBalance => spk(Request::ScriptpubkeyGetBalance)?,
+            Method::ScriptpubkeyGetHistory => spk(Request::ScriptpubkeyGetHistory)?,
+            Method::ScriptpubkeyGetMempool => spk(Request::ScriptpubkeyGetMempool)?,
+            Method::ScriptpubkeyListUnspent => spk(Request::ScriptpubkeyListUnspent)?,
+            Method::ScriptpubkeySubscribe => spk(Request::ScriptpubkeySubscribe)?,
+            Method::ScriptpubkeyUnsubscribe => spk(Request::ScriptpubkeyUnsubscribe)?,
+            Method::OutpointSubscribe | Method::OutpointGetStatus => {
+                // `spk_hint` is optional, as the protocol's text has it (ElectrumX 2.0 wants it,
+                // and ignores it).
+                let a = Args::bind(method, params, &["tx_hash", "txout_idx", "spk_hint"], 2)?;
+                let (txid, vout) = (txid(a.at(0))?, vout(a.at(1))?);
+                let hint = a.get(2).filter(|v| !v.is_null()).map(script_of).transpose()?;
+                if method == Method::OutpointSubscribe {
+                    Request::OutpointSubscribe { txid, vout, hint }
+                } else {
+                    Request::OutpointGetStatus { txid, vout, hint }
+                }
+            }
+            Method::OutpointUnsubscribe => {
+                let a = Args::bind(method, params, &["tx_hash", "txout_idx"], 2)?;
+                Request::OutpointUnsubscribe { txid: txid(a.at(0))?, vout: vout(a.at(1))? }
+            }
+            Method::TransactionTestMempoolAccept => {
+                let a = Args::bind(method, params, &["raw_txs"], 1)?;
+                let Value::Array(list) = a.at(0) else {
+                    return Err(RpcError::bad_request(format!("{} should be a list", py_str(a.at(0)))));
+                };
+                Request::TransactionTestMempoolAccept {
+                    raw_txs: list.iter().map(hex_string).collect::<Result<_, _>>()?,
+                }
+            }
             Method::TransactionBroadcast => {
                 let a = Args::bind(method, params, &["raw_tx"], 1)?;
                 Request::TransactionBroadcast { raw_tx: hex_string(a.at(0))? }
@@ -180,12 +247,16 @@ impl Request {
             }
             Method::MempoolGetFeeHistogram => none(Request::MempoolGetFeeHistogram)?,
             Method::MempoolGetInfo => none(Request::MempoolGetInfo)?,
+            Method::MempoolRecent => none(Request::MempoolRecent)?,
             Method::ServerAddPeer => Args::bind(method, params, &["features"], 1).map(|_| Request::ServerAddPeer)?,
             Method::ServerBanner => none(Request::ServerBanner)?,
             Method::ServerDonationAddress => none(Request::ServerDonationAddress)?,
             Method::ServerFeatures => none(Request::ServerFeatures)?,
             Method::ServerPeersSubscribe => none(Request::ServerPeersSubscribe)?,
-            Method::ServerPing => Args::bind(method, params, &["pong_len", "data"], 0).map(|_| Request::ServerPing)?,
+            Method::ServerPing => {
+                let a = Args::bind(method, params, &["pong_len", "data"], 0)?;
+                Request::ServerPing { pong_len: a.get(0).cloned(), data: a.get(1).cloned() }
+            }
             Method::ServerVersion => {
                 // Extra positional and named arguments are tolerated (protocol 1.6).
                 let names = ["client_name", "protocol_version"];
@@ -213,6 +284,16 @@ impl Request {
             Request::ScripthashListUnspent(_) => Method::ScripthashListUnspent,
             Request::ScripthashSubscribe { .. } => Method::ScripthashSubscribe,
             Request::ScripthashUnsubscribe(_) => Method::ScripthashUnsubscribe,
+            Request::ScriptpubkeyGetBalance(_) => Method::ScriptpubkeyGetBalance,
+            Request::ScriptpubkeyGetHistory(_) => Method::ScriptpubkeyGetHistory,
+            Request::ScriptpubkeyGetMempool(_) => Method::ScriptpubkeyGetMempool,
+            Request::ScriptpubkeyListUnspent(_) => Method::ScriptpubkeyListUnspent,
+            Request::ScriptpubkeySubscribe(_) => Method::ScriptpubkeySubscribe,
+            Request::ScriptpubkeyUnsubscribe(_) => Method::ScriptpubkeyUnsubscribe,
+            Request::OutpointSubscribe { .. } => Method::OutpointSubscribe,
+            Request::OutpointGetStatus { .. } => Method::OutpointGetStatus,
+            Request::OutpointUnsubscribe { .. } => Method::OutpointUnsubscribe,
+            Request::TransactionTestMempoolAccept { .. } => Method::TransactionTestMempoolAccept,
             Request::TransactionBroadcast { .. } => Method::TransactionBroadcast,
             Request::TransactionBroadcastPackage { .. } => Method::TransactionBroadcastPackage,
             Request::TransactionGet { .. } => Method::TransactionGet,
@@ -220,15 +301,27 @@ impl Request {
             Request::TransactionIdFromPos { .. } => Method::TransactionIdFromPos,
             Request::MempoolGetFeeHistogram => Method::MempoolGetFeeHistogram,
             Request::MempoolGetInfo => Method::MempoolGetInfo,
+            Request::MempoolRecent => Method::MempoolRecent,
             Request::ServerAddPeer => Method::ServerAddPeer,
             Request::ServerBanner => Method::ServerBanner,
             Request::ServerDonationAddress => Method::ServerDonationAddress,
             Request::ServerFeatures => Method::ServerFeatures,
             Request::ServerPeersSubscribe => Method::ServerPeersSubscribe,
-            Request::ServerPing => Method::ServerPing,
+            Request::ServerPing { .. } => Method::ServerPing,
             Request::ServerVersion { .. } => Method::ServerVersion,
         }
     }
+}
+
+/// An output index: a non-negative integer, converted as a height is (one too large for any
+/// transaction stands for every larger one: no such output exists).
+fn vout(v: &Value) -> Result<u32, RpcError> {
+    height(v)
+}
+
+/// The script hash of a scriptPubKey sent as hex, as ElectrumX's `spk_to_scripthash`.
+fn script_of(v: &Value) -> Result<ScriptHash, RpcError> {
+    hex_bytes(v).map(|script| ScriptHash::of_script(&script))
 }
 
 /// A hex string of whole bytes, as sent.
@@ -266,7 +359,10 @@ mod tests {
                 Method::TransactionGet => json!([SH]),
                 Method::TransactionGetMerkle => json!([SH, 1]),
                 Method::TransactionIdFromPos => json!([1, 0]),
+                Method::TransactionTestMempoolAccept => json!([["00"]]),
+                Method::OutpointSubscribe | Method::OutpointGetStatus | Method::OutpointUnsubscribe => json!([SH, 0]),
                 m if m.name().starts_with("blockchain.scripthash.") => json!([SH]),
+                m if m.name().starts_with("blockchain.scriptpubkey.") => json!(["0014ab"]),
                 _ => json!([]),
             };
             assert_eq!(parse(*m, args).map(|r| r.method()), Ok(*m));
@@ -321,6 +417,54 @@ mod tests {
         assert_eq!(
             parse(Method::ServerPing, json!([1, "x", 3])).map(|_| ()),
             Err("3 arguments passed to method server.ping taking at most 2".into())
+        );
+    }
+
+    #[test]
+    fn protocol_1_7_arguments() {
+        // A scriptPubKey stands for its hash: sha256 of the script's bytes.
+        let p2wpkh = "0014751e76e8199196d454941c45d1b3a323f1433bd6";
+        let expected = ScriptHash::of_script(&hex::decode(p2wpkh).unwrap());
+        assert_eq!(
+            parse(Method::ScriptpubkeyGetHistory, json!([p2wpkh])),
+            Ok(Request::ScriptpubkeyGetHistory(expected))
+        );
+        assert_eq!(
+            parse(Method::ScriptpubkeySubscribe, json!({"spk": p2wpkh})),
+            Ok(Request::ScriptpubkeySubscribe(expected))
+        );
+        assert_eq!(parse(Method::ScriptpubkeyGetBalance, json!(["0014z"])), Err("0014z should be a hex string".into()));
+        assert_eq!(
+            parse(Method::ScriptpubkeyGetBalance, json!([SH.to_string() + "0"])).map(|_| ()),
+            Err(format!("{SH}0 should be a hex string"))
+        );
+        // The outpoint's script is optional.
+        let txid = crate::coerce::txid(&json!(SH)).unwrap();
+        assert_eq!(
+            parse(Method::OutpointSubscribe, json!([SH, "3"])),
+            Ok(Request::OutpointSubscribe { txid, vout: 3, hint: None })
+        );
+        assert_eq!(
+            parse(Method::OutpointGetStatus, json!([SH, 0, p2wpkh])),
+            Ok(Request::OutpointGetStatus { txid, vout: 0, hint: Some(expected) })
+        );
+        assert_eq!(
+            parse(Method::OutpointGetStatus, json!([SH, -1])),
+            Err("-1 should be a non-negative integer".into())
+        );
+        assert_eq!(parse(Method::OutpointSubscribe, json!(["xy", 0])), Err("xy should be a transaction hash".into()));
+        assert_eq!(
+            parse(Method::OutpointUnsubscribe, json!([SH, 1, "00"])).map(|_| ()),
+            Err("3 arguments passed to method blockchain.outpoint.unsubscribe taking at most 2".into())
+        );
+        assert_eq!(
+            parse(Method::TransactionTestMempoolAccept, json!([["00", "0a"]])),
+            Ok(Request::TransactionTestMempoolAccept { raw_txs: vec!["00".into(), "0a".into()] })
+        );
+        assert_eq!(parse(Method::TransactionTestMempoolAccept, json!(["00"])), Err("00 should be a list".into()));
+        assert_eq!(
+            parse(Method::ServerPing, json!([4, "ab"])),
+            Ok(Request::ServerPing { pong_len: Some(json!(4)), data: Some(json!("ab")) })
         );
     }
 }

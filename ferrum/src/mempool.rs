@@ -4,7 +4,7 @@
 //! Keeps, per script hash, the transactions touching it, for history, balance deltas, unspent
 //! outputs and the fee histogram.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -51,11 +51,23 @@ struct State {
     by_sh: HashMap<ScriptHash, HashSet<Txid>>,
     /// Which mempool transaction spends an outpoint.
     spent_by: HashMap<(Txid, u32), Txid>,
+    /// Transactions in the order they were taken in (`mempool.recent`), and each one's place.
+    arrivals: BTreeMap<u64, Txid>,
+    arrival_of: HashMap<Txid, u64>,
+    next_arrival: u64,
     histogram: Option<(Instant, Vec<(f64, u64)>)>,
 }
 
 impl State {
+    /// Whether `tx` spends an output of another mempool transaction.
+    fn has_unconfirmed_inputs(&self, tx: &MempoolTx) -> bool {
+        tx.inputs.iter().any(|i| self.txs.contains_key(&i.prev_txid))
+    }
+
     fn insert(&mut self, tx: Arc<MempoolTx>) {
+        self.arrivals.insert(self.next_arrival, tx.txid);
+        self.arrival_of.insert(tx.txid, self.next_arrival);
+        self.next_arrival += 1;
         for sh in tx.scripthashes() {
             self.by_sh.entry(sh).or_default().insert(tx.txid);
         }
@@ -67,6 +79,9 @@ impl State {
 
     fn remove(&mut self, txid: &Txid) -> Option<Arc<MempoolTx>> {
         let tx = self.txs.remove(txid)?;
+        if let Some(n) = self.arrival_of.remove(txid) {
+            self.arrivals.remove(&n);
+        }
         for sh in tx.scripthashes() {
             if let Some(set) = self.by_sh.get_mut(&sh) {
                 set.remove(txid);
@@ -100,6 +115,32 @@ impl Pending {
         let spent: u64 = self.tx.inputs.iter().filter(|i| i.sh == *sh).map(|i| i.value).sum();
         i128::from(received) - i128::from(spent)
     }
+}
+
+/// A mempool transaction paying an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MempoolFunder {
+    pub(crate) has_unconfirmed_inputs: bool,
+    /// The output: `None` when the transaction has no such output, `Some(None)` for an
+    /// OP_RETURN output, else its script hash.
+    pub(crate) output: Option<Option<ScriptHash>>,
+}
+
+/// What the mempool knows of an outpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MempoolOutpoint {
+    /// The funding transaction, when it is in the mempool.
+    pub(crate) funder: Option<MempoolFunder>,
+    /// The mempool transaction spending it, and whether that one has unconfirmed inputs.
+    pub(crate) spender: Option<(Txid, bool)>,
+}
+
+/// A transaction as `mempool.recent` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecentTx {
+    pub(crate) txid: Txid,
+    pub(crate) fee: u64,
+    pub(crate) vsize: u32,
 }
 
 /// What a sync changed.
@@ -140,16 +181,41 @@ impl Mempool {
         let Some(set) = state.by_sh.get(sh) else { return Vec::new() };
         set.iter()
             .filter_map(|t| state.txs.get(t))
-            .map(|tx| Pending {
-                has_unconfirmed_inputs: tx.inputs.iter().any(|i| state.txs.contains_key(&i.prev_txid)),
-                tx: tx.clone(),
-            })
+            .map(|tx| Pending { has_unconfirmed_inputs: state.has_unconfirmed_inputs(tx), tx: tx.clone() })
             .collect()
     }
 
     /// Whether a mempool transaction spends this output.
     pub(crate) fn spender(&self, txid: &Txid, vout: u32) -> Option<Txid> {
         self.read().spent_by.get(&(*txid, vout)).copied()
+    }
+
+    /// The funding and spending transactions of an outpoint, as far as the mempool has them.
+    pub(crate) fn outpoint(&self, txid: &Txid, vout: u32) -> MempoolOutpoint {
+        let state = self.read();
+        let funder = state.txs.get(txid).map(|tx| MempoolFunder {
+            has_unconfirmed_inputs: state.has_unconfirmed_inputs(tx),
+            output: tx.outputs.get(vout as usize).map(|o| o.map(|(sh, _)| sh)),
+        });
+        let spender = state
+            .spent_by
+            .get(&(*txid, vout))
+            .and_then(|s| state.txs.get(s))
+            .map(|tx| (tx.txid, state.has_unconfirmed_inputs(tx)));
+        MempoolOutpoint { funder, spender }
+    }
+
+    /// The `count` transactions taken in last, newest first.
+    pub(crate) fn recent(&self, count: usize) -> Vec<RecentTx> {
+        let state = self.read();
+        state
+            .arrivals
+            .values()
+            .rev()
+            .filter_map(|t| state.txs.get(t))
+            .take(count)
+            .map(|tx| RecentTx { txid: tx.txid, fee: tx.fee, vsize: tx.vsize })
+            .collect()
     }
 
     /// Brings the mempool in line with the node's. `indexed` is the index's tip: transactions

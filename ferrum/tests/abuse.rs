@@ -271,15 +271,18 @@ fn subscriptions_are_limited_per_address() {
     for i in 10..15 {
         good.call("blockchain.scripthash.subscribe", json!([sh(i)])).unwrap();
     }
-    // And the server its total: 5 + 5 + 2 = 12.
+    // And the server its total: 5 + 5 + 2 = 12, outpoints (1.7) counted with scripts.
     let mut third = Client::connect_raw_from(&served.tcp, IpAddr::from([127, 0, 2, 3])).unwrap();
-    third.call("server.version", json!(["third", "1.6"])).unwrap();
-    for i in 20..22 {
-        third.call("blockchain.scripthash.subscribe", json!([sh(i)])).unwrap();
-    }
-    let reply = third.request("blockchain.scripthash.subscribe", json!([sh(22)])).unwrap();
+    third.call("server.version", json!(["third", "1.7"])).unwrap();
+    third.call("blockchain.scriptpubkey.subscribe", json!(["51"])).unwrap();
+    third.call("blockchain.outpoint.subscribe", json!([sh(20), 0])).unwrap();
+    let reply = third.request("blockchain.outpoint.subscribe", json!([sh(20), 1])).unwrap();
     assert_eq!(error_code(&reply), Some(-101), "{reply}");
     assert!(reply["error"]["message"].as_str().unwrap().contains("on this server"), "{reply}");
+    let reply = third.request("blockchain.scriptpubkey.subscribe", json!(["52"])).unwrap();
+    assert_eq!(error_code(&reply), Some(-101), "{reply}");
+    assert_eq!(third.call("blockchain.outpoint.unsubscribe", json!([sh(20), 0])).unwrap(), json!(true));
+    third.call("blockchain.outpoint.subscribe", json!([sh(20), 1])).unwrap();
     drop(third);
     // A session that ends gives all of its back.
     drop(a);

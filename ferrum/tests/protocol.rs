@@ -34,7 +34,7 @@ fn version_negotiation() {
 
     // Unsupported versions: an error, then the connection closes.
     for (requested, shown) in
-        [(json!("1.3"), "1.3"), (json!(["1.7", "2.0"]), "['1.7', '2.0']"), (json!("nonsense"), "nonsense")]
+        [(json!("1.3"), "1.3"), (json!(["1.8", "2.0"]), "['1.8', '2.0']"), (json!("nonsense"), "nonsense")]
     {
         let mut c = Client::connect_raw(&s.tcp).unwrap();
         let (code, msg) = error_of(c.call("server.version", json!(["t", requested])));
@@ -50,6 +50,29 @@ fn version_negotiation() {
     assert_eq!(error_of(c.call("server.version", json!(["x", "1.4"]))), (1, "server.version already sent".into()));
     assert_eq!(c.call("server.ping", json!([])).unwrap(), Value::Null);
 
+    // 1.7: the scripthash methods are gone, the scriptpubkey and outpoint ones there; not
+    // before.
+    let mut c17 = Client::connect_with(&s.tcp, json!("1.7")).unwrap();
+    assert_eq!(c17.server_version[1], "1.7");
+    let sh = "00".repeat(32);
+    let unknown = |m: &str| (-32601, format!("unknown method \"{m}\""));
+    assert_eq!(
+        error_of(c17.call("blockchain.scripthash.get_history", json!([sh]))),
+        unknown("blockchain.scripthash.get_history")
+    );
+    assert_eq!(
+        c17.call("blockchain.scriptpubkey.get_balance", json!(["51"])).unwrap(),
+        json!({"confirmed": 0, "unconfirmed": 0})
+    );
+    assert_eq!(c17.call("server.ping", json!([2])).unwrap(), json!({"data": "00"}));
+    let mut c16 = Client::connect_with(&s.tcp, json!("1.6")).unwrap();
+    assert_eq!(
+        error_of(c16.call("blockchain.outpoint.get_status", json!([sh, 0]))),
+        unknown("blockchain.outpoint.get_status")
+    );
+    assert_eq!(error_of(c16.call("mempool.recent", json!([]))), unknown("mempool.recent"));
+    assert_eq!(c16.call("server.ping", json!([2])).unwrap(), Value::Null, "pong_len means nothing before 1.7");
+
     // No version: 1.4. Named parameters. A higher client maximum meets ours.
     assert_eq!(Client::connect_raw(&s.tcp).unwrap().call("server.version", json!(["x"])).unwrap()[1], "1.4");
     assert_eq!(
@@ -61,7 +84,7 @@ fn version_negotiation() {
     );
     assert_eq!(
         Client::connect_raw(&s.tcp).unwrap().call("server.version", json!(["x", ["1.4", "1.9"]])).unwrap()[1],
-        "1.6"
+        "1.7.0"
     );
 }
 
@@ -202,7 +225,7 @@ fn every_method_matches_the_node() {
     assert_eq!(f["genesis_hash"], json!(node.block_hash(0).unwrap().to_string()));
     assert_eq!(
         (f["protocol_min"].as_str(), f["protocol_max"].as_str(), f["hash_function"].as_str()),
-        (Some("1.4"), Some("1.6"), Some("sha256"))
+        (Some("1.4"), Some("1.7.0"), Some("sha256"))
     );
     assert_eq!(f["pruning"], Value::Null);
     assert!(c16.call("server.banner", json!([])).unwrap().as_str().unwrap().contains("Ferrum"));

@@ -46,6 +46,11 @@ impl Daemon {
         self.rpc.call_value("submitpackage", json!([raw_txs])).await
     }
 
+    /// `testmempoolaccept`: the node's whole answer.
+    pub(crate) async fn test_mempool_accept(&self, raw_txs: &[String]) -> Result<Value, DaemonError> {
+        self.rpc.call_value("testmempoolaccept", json!([raw_txs])).await
+    }
+
     /// `getrawtransaction <txid> false [block]`: a transaction's bytes. With the block that
     /// holds it, no txindex is needed; without one, the node finds it in its mempool (or its
     /// txindex, when it has one).

@@ -12,13 +12,14 @@ use serde_json::{json, Value};
 use super::coerce::commas;
 use super::events::Event;
 use super::jsonrpc::{self, Incoming, Invalid, Response, RpcError};
-use super::methods::{self, Context, ResultJson};
-use super::protocol::Method;
+use super::methods::{self, outpoint, Context, ResultJson};
+use super::protocol::{Method, ProtocolVersion};
 use super::request::Request;
 use super::state::SessionState;
 use super::status::status_json;
 use super::Electrum;
 use crate::store::rows::sh_prefix;
+use crate::types::ScriptHash;
 
 pub struct Session {
     electrum: Arc<Electrum>,
@@ -148,18 +149,18 @@ impl Session {
                 ));
             }
         }
-        let touched = self.state.subscribed(|sh| {
+        let v1_7 = self.state.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_7);
+        let affected = |sh: &ScriptHash| {
             event.mempool.contains(sh) || event.confirmed.as_ref().is_none_or(|set| set.contains(&sh_prefix(sh)))
-        });
+        };
+        let touched = self.state.subscribed(affected);
+        // 1.7 names them as subscribed: `blockchain.scriptpubkey.subscribe`, with the hash.
+        let method = if v1_7 { "blockchain.scriptpubkey.subscribe" } else { "blockchain.scripthash.subscribe" };
         for sh in touched {
             match self.electrum.status(sh).await {
                 Ok(status) => {
                     if let Some(shown) = self.state.status_changed(&sh, status) {
-                        out.push(jsonrpc::notification(
-                            "blockchain.scripthash.subscribe",
-                            json!([shown, status_json(status)]),
-                            self.v2,
-                        ));
+                        out.push(jsonrpc::notification(method, json!([shown, status_json(status)]), self.v2));
                     }
                 }
                 Err(e) => {
@@ -169,6 +170,25 @@ impl Session {
                     self.state.unsubscribe(&sh);
                 }
             }
+        }
+        for outpoint in self.state.outpoints_to_check(event.tip.is_some(), affected) {
+            match self.electrum.reader().outpoint(outpoint.0, outpoint.1).await {
+                Ok(now) => {
+                    if self.state.outpoint_changed(&outpoint, now) {
+                        let params = json!([outpoint.0, outpoint.1, outpoint::status_json(&now.status)]);
+                        out.push(jsonrpc::notification("blockchain.outpoint.subscribe", params, self.v2));
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(session = self.state.id, txid = %outpoint.0, vout = outpoint.1, "dropping subscription: {e}");
+                    self.state.unsubscribe_outpoint(&outpoint);
+                }
+            }
+        }
+        // Against traffic analysis (1.7): a block always brings at least two messages, so a
+        // session's traffic does not tell whether the block touched its addresses.
+        if v1_7 && event.tip.is_some() && out.len() < 2 {
+            out.push(jsonrpc::notification("server.ping", json!(["0".repeat(128)]), self.v2));
         }
         self.electrum.metrics.notified(out.len());
         out

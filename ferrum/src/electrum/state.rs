@@ -11,13 +11,22 @@ use serde_json::Value;
 use super::coerce::commas;
 use super::jsonrpc::{self, RpcError};
 use super::protocol::ProtocolVersion;
-use crate::types::{BlockHash, ScriptHash};
+use crate::query::{Outpoint, OutpointStatus};
+use crate::types::{BlockHash, ScriptHash, Txid};
 
 /// A subscription: the script hash as the client wrote it, and the status it last saw.
 #[derive(Debug, Clone)]
 struct Sub {
     shown: Value,
     status: Option<[u8; 32]>,
+}
+
+/// An outpoint subscription (protocol 1.7): the output's script once a transaction paying it
+/// is known, and the status last sent.
+#[derive(Debug, Clone, Copy)]
+struct OutpointSub {
+    script: Option<ScriptHash>,
+    status: OutpointStatus,
 }
 
 /// Subscriptions counted beyond one session: those of every session from the same client
@@ -79,7 +88,8 @@ pub struct SessionState {
     pub(crate) notified_height: Option<u32>,
     notified_hash: Option<BlockHash>,
     subs: HashMap<ScriptHash, Sub>,
-    /// Most script hashes this session may subscribe to.
+    outpoints: HashMap<(Txid, u32), OutpointSub>,
+    /// Most script hashes and outpoints this session may subscribe to.
     pub(crate) max_subs: usize,
     /// Shared with the other sessions.
     pub(crate) budget: SubBudget,
@@ -100,6 +110,7 @@ impl SessionState {
             notified_height: None,
             notified_hash: None,
             subs: HashMap::new(),
+            outpoints: HashMap::new(),
             max_subs,
             budget: SubBudget::unlimited(),
             max_batch: usize::MAX,
@@ -117,15 +128,61 @@ impl SessionState {
             *sub = Sub { shown: shown.clone(), status };
             return Ok(());
         }
-        if self.subs.len() >= self.max_subs {
+        self.take_one()?;
+        self.subs.insert(sh, Sub { shown: shown.clone(), status });
+        Ok(())
+    }
+
+    /// One more subscription, within the session's limit and the shared budget.
+    fn take_one(&self) -> Result<(), RpcError> {
+        if self.subscription_count() >= self.max_subs {
             return Err(RpcError::new(
                 jsonrpc::EXCESSIVE_RESOURCE_USAGE,
                 format!("too many subscriptions (at most {} per session)", self.max_subs),
             ));
         }
-        self.budget.take()?;
-        self.subs.insert(sh, Sub { shown: shown.clone(), status });
+        self.budget.take()
+    }
+
+    /// Subscribes to an outpoint, the client having been sent `now`.
+    pub(crate) fn subscribe_outpoint(&mut self, outpoint: (Txid, u32), now: Outpoint) -> Result<(), RpcError> {
+        if !self.outpoints.contains_key(&outpoint) {
+            self.take_one()?;
+        }
+        self.outpoints.insert(outpoint, OutpointSub { script: now.script, status: now.status });
         Ok(())
+    }
+
+    pub(crate) fn unsubscribe_outpoint(&mut self, outpoint: &(Txid, u32)) -> bool {
+        let removed = self.outpoints.remove(outpoint).is_some();
+        if removed {
+            self.budget.give_back(1);
+        }
+        removed
+    }
+
+    /// The subscribed outpoints whose status may have changed: those whose output's script
+    /// `affected` names, those not paid yet (any transaction may pay them), and, on a new
+    /// block, those with a mempool height.
+    pub(crate) fn outpoints_to_check(
+        &self,
+        new_block: bool,
+        mut affected: impl FnMut(&ScriptHash) -> bool,
+    ) -> Vec<(Txid, u32)> {
+        self.outpoints
+            .iter()
+            .filter(|(_, sub)| sub.script.as_ref().is_none_or(&mut affected) || (new_block && sub.status.in_mempool()))
+            .map(|(outpoint, _)| *outpoint)
+            .collect()
+    }
+
+    /// Records an outpoint's status; whether it is news to the client.
+    pub(crate) fn outpoint_changed(&mut self, outpoint: &(Txid, u32), now: Outpoint) -> bool {
+        let Some(sub) = self.outpoints.get_mut(outpoint) else { return false };
+        sub.script = now.script.or(sub.script);
+        let changed = sub.status != now.status;
+        sub.status = now.status;
+        changed
     }
 
     pub(crate) fn unsubscribe(&mut self, sh: &ScriptHash) -> bool {
@@ -143,8 +200,9 @@ impl SessionState {
         self.notified_hash = Some(hash);
     }
 
+    /// Script hashes and outpoints subscribed to.
     pub(crate) fn subscription_count(&self) -> usize {
-        self.subs.len()
+        self.subs.len() + self.outpoints.len()
     }
 
     /// Records a new tip for a session subscribed to headers; whether it is news to the client.
@@ -174,6 +232,6 @@ impl SessionState {
 impl Drop for SessionState {
     /// The session's subscriptions go back to the shared budget.
     fn drop(&mut self) {
-        self.budget.give_back(self.subs.len());
+        self.budget.give_back(self.subscription_count());
     }
 }

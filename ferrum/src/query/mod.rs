@@ -6,13 +6,15 @@
 //! - `history`: the protocol's order of a history (`HistoryEntry`);
 //! - `scripts`: history, summary, balance and unspent outputs with the mempool overlay, and
 //!   the resolution of ambiguous prevout references;
-//! - `txs`: raw, verbose and confirmed transactions, a block's txids.
+//! - `txs`: raw, verbose and confirmed transactions, a block's txids;
+//! - `outpoints`: which transactions pay and spend an outpoint (protocol 1.7).
 //!
 //! It knows nothing of JSON-RPC: the protocol layer (`electrum`) turns its errors into the
 //! codes and texts wallets expect.
 
 mod cache;
 pub(crate) mod history;
+mod outpoints;
 mod scripts;
 #[cfg(test)]
 mod tests;
@@ -30,6 +32,7 @@ use crate::store::StoreError;
 
 pub use cache::{ScriptCacheConfig, ScriptCacheStats};
 pub(crate) use history::HistoryEntry;
+pub(crate) use outpoints::{Outpoint, OutpointStatus};
 pub use view::Query;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,11 @@ impl Reader {
     /// The mempool's fee histogram: `(fee rate, vsize)` bins, highest rate first.
     pub(crate) fn fee_histogram(&self) -> Vec<(f64, u64)> {
         self.mempool.histogram()
+    }
+
+    /// The `count` transactions the mempool took in last, newest first.
+    pub(crate) fn recent_mempool(&self, count: usize) -> Vec<crate::mempool::RecentTx> {
+        self.mempool.recent(count)
     }
 
     /// Runs index work on the bounded blocking pool, so a large history never stalls the

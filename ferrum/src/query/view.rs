@@ -54,6 +54,15 @@ pub struct ScriptSummary {
     pub ambiguous: Vec<(u64, u32)>,
 }
 
+/// A confirmed input that spends (or, sharing a prevout reference, may spend) an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConfirmedSpend {
+    pub(crate) height: u32,
+    pub(crate) txid: Txid,
+    /// The input's index in its transaction.
+    pub(crate) input: u32,
+}
+
 /// A consistent view: what readers may look at.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View {
@@ -258,6 +267,43 @@ impl Query {
             self.cache.count(false);
             let history = history_entries(&rows, view, &self.index.chain(), &self.index.store().txids())?;
             Ok((rows.len(), history))
+        })
+    }
+
+    /// The confirmed inputs that may spend output `vout` of `txid`, a script `sh`'s output:
+    /// its input rows whose prevout reference (the txid's first 8 bytes and the index) is the
+    /// output's. The flag says whether another output of the script shares that reference, in
+    /// which case only the spending transaction tells which of them an input spends.
+    pub(crate) fn spends_of(
+        &self,
+        sh: &ScriptHash,
+        txid: &Txid,
+        vout: u32,
+    ) -> Result<(Vec<ConfirmedSpend>, bool), QueryError> {
+        self.with_view(|view| {
+            let store = self.index.store();
+            let txids = store.txids();
+            let chain = self.index.chain();
+            let reference = (txid_prefix(&txid.0), vout);
+            let mut spends = Vec::new();
+            let mut sharing = 0;
+            for row in store.script_rows(sh)?.iter().filter(|r| r.tx_num < view.tx_count) {
+                match row.io {
+                    Io::Input { index, prev_txid, prev_vout } if (prev_txid, prev_vout) == reference => {
+                        let (height, _) = chain.locate(row.tx_num).ok_or(QueryError::MissingTxid(row.tx_num))?;
+                        let spender = txids.get(row.tx_num).ok_or(QueryError::MissingTxid(row.tx_num))?;
+                        spends.push(ConfirmedSpend { height, txid: spender, input: index });
+                    }
+                    Io::Output { index, .. } if index == vout => {
+                        let funder = txids.get(row.tx_num).ok_or(QueryError::MissingTxid(row.tx_num))?;
+                        if txid_prefix(&funder.0) == reference.0 {
+                            sharing += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok((spends, sharing > 1))
         })
     }
 

@@ -1,4 +1,4 @@
-//! `mempool.get_fee_histogram` and `mempool.get_info`.
+//! `mempool.get_fee_histogram`, `mempool.get_info` and `mempool.recent`.
 
 use serde_json::{json, Value};
 
@@ -17,4 +17,15 @@ pub(super) async fn get_info(e: &Electrum) -> Result<Value, RpcError> {
         "minrelaytxfee": field("minrelaytxfee"),
         "incrementalrelayfee": field("incrementalrelayfee"),
     }))
+}
+
+/// `mempool.recent` (1.7): the last 10 transactions taken into the mempool, newest first.
+pub(super) fn recent(e: &Electrum) -> Value {
+    Value::Array(
+        e.reader
+            .recent_mempool(10)
+            .into_iter()
+            .map(|t| json!({"txid": t.txid, "fee": t.fee, "vsize": t.vsize}))
+            .collect(),
+    )
 }

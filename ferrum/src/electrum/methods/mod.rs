@@ -4,13 +4,14 @@
 
 mod blockchain;
 mod mempool;
+pub(crate) mod outpoint;
 mod scripthash;
 mod server;
 mod transaction;
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::jsonrpc::RpcError;
 use super::request::Request;
@@ -50,6 +51,22 @@ pub(crate) async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJs
             scripthash::subscribe(e, session, scripthash, &shown).await?
         }
         Request::ScripthashUnsubscribe(sh) => scripthash::unsubscribe(session, &sh),
+        Request::ScriptpubkeyGetBalance(sh) => scripthash::get_balance(e, sh).await?,
+        Request::ScriptpubkeyGetHistory(sh) => {
+            return scripthash::get_history(e, sh).await.map(|h| ResultJson::Text(format!("{{\"history\":{h}}}")))
+        }
+        Request::ScriptpubkeyGetMempool(sh) => json!({"history": scripthash::get_mempool(e, sh).await?}),
+        Request::ScriptpubkeyListUnspent(sh) => json!({"utxos": scripthash::listunspent(e, sh).await?}),
+        Request::ScriptpubkeySubscribe(sh) => {
+            // Notifications name the script hash, not the script (the protocol's choice: a
+            // script may be 10 kB).
+            scripthash::subscribe(e, session, sh, &json!(sh.to_hex())).await?
+        }
+        Request::ScriptpubkeyUnsubscribe(sh) => scripthash::unsubscribe(session, &sh),
+        Request::OutpointSubscribe { txid, vout, .. } => outpoint::subscribe(e, session, txid, vout).await?,
+        Request::OutpointGetStatus { txid, vout, .. } => outpoint::get_status(e, txid, vout).await?,
+        Request::OutpointUnsubscribe { txid, vout } => outpoint::unsubscribe(session, txid, vout),
+        Request::TransactionTestMempoolAccept { raw_txs } => transaction::test_mempool_accept(e, raw_txs).await?,
         Request::TransactionBroadcast { raw_tx } => transaction::broadcast(e, session, raw_tx).await?,
         Request::TransactionBroadcastPackage { raw_txs, verbose } => {
             transaction::broadcast_package(e, raw_txs, verbose).await?
@@ -61,12 +78,13 @@ pub(crate) async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJs
         }
         Request::MempoolGetFeeHistogram => mempool::get_fee_histogram(e),
         Request::MempoolGetInfo => mempool::get_info(e).await?,
+        Request::MempoolRecent => mempool::recent(e),
         Request::ServerAddPeer => server::add_peer(),
         Request::ServerBanner => server::banner(e).await?,
         Request::ServerDonationAddress => server::donation_address(e),
-        Request::ServerFeatures => server::features(e),
+        Request::ServerFeatures => server::features(e, session),
         Request::ServerPeersSubscribe => server::peers_subscribe(),
-        Request::ServerPing => server::ping(),
+        Request::ServerPing { pong_len, data } => server::ping(e, session, pong_len, data)?,
         Request::ServerVersion { client_name, protocol_version } => {
             server::version(session, client_name, protocol_version)?
         }

@@ -1,4 +1,5 @@
-//! `blockchain.scripthash.*`: history, mempool, balance, unspent outputs, subscriptions.
+//! `blockchain.scripthash.*`, and from protocol 1.7 `blockchain.scriptpubkey.*`, which answer
+//! the same for the script's hash: history, mempool, balance, unspent outputs, subscriptions.
 
 use serde_json::{json, Value};
 

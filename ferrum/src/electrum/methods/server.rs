@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::electrum::coerce::{py_repr, py_str};
+use crate::electrum::coerce::{non_negative, py_repr, py_str};
 use crate::electrum::jsonrpc::RpcError;
 use crate::electrum::protocol::ProtocolVersion;
 use crate::electrum::state::SessionState;
@@ -56,12 +56,33 @@ pub(super) fn add_peer() -> Value {
     json!(false)
 }
 
-pub(super) fn ping() -> Value {
-    Value::Null
+/// `server.ping`: nothing before 1.7; from 1.7, `pong_len` zeros back (padding a client may
+/// ask for against traffic analysis), after checking `data` (hex, its padding) as ElectrumX.
+pub(super) fn ping(
+    e: &Electrum,
+    session: &SessionState,
+    pong_len: Option<Value>,
+    data: Option<Value>,
+) -> Result<Value, RpcError> {
+    if session.version.as_ref().is_none_or(|v| *v < ProtocolVersion::V1_7) {
+        return Ok(Value::Null);
+    }
+    if let Some(data) = data {
+        let whole = data.as_str().map(|s| if s.len() % 2 == 1 { format!("0{s}") } else { s.to_string() });
+        if whole.is_none_or(|s| hex::decode(s).is_err()) {
+            return Err(RpcError::bad_request(format!("{} should be a hex string", py_str(&data))));
+        }
+    }
+    let len = pong_len.map_or(Ok(0), |v| non_negative(&v))?;
+    if len > e.config.max_send as u64 {
+        return Err(RpcError::bad_request("pong_len value too high"));
+    }
+    Ok(json!({"data": "0".repeat(len as usize)}))
 }
 
-/// `server.features`, truthful: genesis hash, the announced services, protocol range.
-pub(super) fn features(e: &Electrum) -> Value {
+/// `server.features`, truthful: genesis hash, the announced services, protocol range. From 1.7
+/// without `hash_function` (ElectrumX 2.0 drops it there).
+pub(super) fn features(e: &Electrum, session: &SessionState) -> Value {
     let mut hosts: Map<String, Value> = Map::new();
     for s in &e.config.report_services {
         let entry = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
@@ -72,7 +93,7 @@ pub(super) fn features(e: &Electrum) -> Value {
     }
     let services: Vec<String> =
         e.config.report_services.iter().map(|s| format!("{}://{}:{}", s.protocol, s.host, s.port)).collect();
-    json!({
+    let mut features = json!({
         "hosts": hosts,
         "pruning": null,
         "server_version": server_version(),
@@ -81,7 +102,13 @@ pub(super) fn features(e: &Electrum) -> Value {
         "genesis_hash": e.config.network.genesis_hash_hex(),
         "hash_function": "sha256",
         "services": services,
-    })
+    });
+    if session.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_7) {
+        if let Some(obj) = features.as_object_mut() {
+            obj.remove("hash_function");
+        }
+    }
+    features
 }
 
 /// The banner file with ElectrumX's substitutions, or a default line.

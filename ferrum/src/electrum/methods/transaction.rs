@@ -61,6 +61,47 @@ pub(super) async fn broadcast_package(e: &Electrum, raw_txs: Vec<String>, verbos
     Ok(out)
 }
 
+/// `testmempoolaccept` (1.7): whether the node would take each transaction, in ElectrumX's
+/// form of the node's answer (`txid`, `wtxid`, `allowed`, and a `reason` for a refusal).
+pub(super) async fn test_mempool_accept(e: &Electrum, raw_txs: Vec<String>) -> Result<Value, RpcError> {
+    let answer = e.daemon.test_mempool_accept(&raw_txs).await?;
+    let items = answer.as_array().map(Vec::as_slice).unwrap_or_default();
+    Ok(Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                let field = |k: &str| item.get(k).cloned().unwrap_or(Value::Null);
+                let mut out = json!({"txid": field("txid"), "wtxid": field("wtxid")});
+                if let Some(obj) = out.as_object_mut() {
+                    if let Some(allowed) = item.get("allowed").filter(|v| v.is_boolean()) {
+                        obj.insert("allowed".into(), allowed.clone());
+                    }
+                    let reason = ["package-error", "reject-details", "reject-reason"]
+                        .iter()
+                        .filter_map(|k| item.get(*k).filter(|v| truthy(v)))
+                        .next();
+                    if let Some(reason) = reason {
+                        obj.insert("reason".into(), reason.clone());
+                    }
+                }
+                out
+            })
+            .collect(),
+    ))
+}
+
+/// Python's truth of a JSON value, as `a or b` picks.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 pub(super) async fn get(e: &Electrum, id: Txid, verbose: bool) -> Result<Value, RpcError> {
     if verbose {
         Ok(e.reader.verbose_tx(id).await?)

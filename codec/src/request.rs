@@ -91,7 +91,10 @@ pub enum Request {
     MempoolGetFeeHistogram,
     MempoolGetInfo,
     MempoolRecent,
-    ServerAddPeer,
+    ServerAddPeer {
+        /// The peer's `server.features`, as sent.
+        features: Value,
+    },
     ServerBanner,
     ServerDonationAddress,
     ServerFeatures,
@@ -248,7 +251,10 @@ impl Request {
             Method::MempoolGetFeeHistogram => none(Request::MempoolGetFeeHistogram)?,
             Method::MempoolGetInfo => none(Request::MempoolGetInfo)?,
             Method::MempoolRecent => none(Request::MempoolRecent)?,
-            Method::ServerAddPeer => Args::bind(method, params, &["features"], 1).map(|_| Request::ServerAddPeer)?,
+            Method::ServerAddPeer => {
+                let a = Args::bind(method, params, &["features"], 1)?;
+                Request::ServerAddPeer { features: a.at(0).clone() }
+            }
             Method::ServerBanner => none(Request::ServerBanner)?,
             Method::ServerDonationAddress => none(Request::ServerDonationAddress)?,
             Method::ServerFeatures => none(Request::ServerFeatures)?,
@@ -302,7 +308,7 @@ impl Request {
             Request::MempoolGetFeeHistogram => Method::MempoolGetFeeHistogram,
             Request::MempoolGetInfo => Method::MempoolGetInfo,
             Request::MempoolRecent => Method::MempoolRecent,
-            Request::ServerAddPeer => Method::ServerAddPeer,
+            Request::ServerAddPeer { .. } => Method::ServerAddPeer,
             Request::ServerBanner => Method::ServerBanner,
             Request::ServerDonationAddress => Method::ServerDonationAddress,
             Request::ServerFeatures => Method::ServerFeatures,

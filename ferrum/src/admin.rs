@@ -116,8 +116,7 @@ pub(crate) async fn command(method: &str, args: &[String], m: &Arc<Monitor>) -> 
         }
         "peers" => {
             arity(0, 0)?;
-            // No peer discovery: Ferrum knows no other servers.
-            Ok(json!([]))
+            Ok(m.parts.electrum.peers.table())
         }
         "disconnect" => {
             if args.is_empty() {

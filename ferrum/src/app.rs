@@ -213,6 +213,7 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
     for listener in admin_listeners {
         tasks.push(tokio::spawn(crate::admin::serve(listener, monitor.clone())));
     }
+    tasks.push(tokio::spawn(start_peers(electrum.clone(), stop.clone())));
     for listener in http_listeners {
         tasks.push(tokio::spawn(crate::web::serve(listener, monitor.clone())));
     }
@@ -245,4 +246,22 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
     result.context("indexing")?;
     tracing::info!(height = ?index.tip().height, "stopped");
     Ok(())
+}
+
+/// Starts peer discovery once the index has reached the node's tip: a peer compares tips, so a
+/// server still indexing would find every peer on "another chain", and its own services would
+/// answer only "still indexing".
+async fn start_peers(electrum: Arc<Electrum>, stop: StopSignal) {
+    if electrum.peers.discovery() == crate::peers::Discovery::Off {
+        return;
+    }
+    let mut settled = electrum.index.settled();
+    while !electrum.index.status().caught_up {
+        tokio::select! {
+            _ = settled.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait() => return,
+        }
+    }
+    electrum.peers.start();
 }

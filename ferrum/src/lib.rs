@@ -26,6 +26,7 @@ pub mod merkle;
 mod metrics;
 mod monitor;
 mod network;
+mod peers;
 mod query;
 mod server;
 mod shutdown;

@@ -83,6 +83,43 @@ impl Network {
         }
     }
 
+    /// Well-known servers peer discovery starts from, as real names (ElectrumX's lists).
+    pub(crate) fn peer_seeds(self) -> &'static [&'static str] {
+        match self {
+            Network::Mainnet => &[
+                "electrum.vom-stausee.de s t",
+                "electrum.hsmiths.com s t",
+                "helicarrier.bauerj.eu s t",
+                "electrum.hodlister.co s",
+                "electrum3.hodlister.co s",
+                "fortress.qtornado.com s443 t",
+                "ecdsa.net s110 t",
+                "e2.keff.org s t",
+                "electrum.jochen-hoenicke.de s50005 t50003",
+                "vps5.hsmiths.com s",
+                "electrum.emzy.de s",
+                "electrum1.cipig.net t10000 s20000",
+                "ulrichard.ch s",
+                "hodlers.beer s",
+                "v7gtzf7nua6hdmb2wtqaqioqmesdb4xrlly4zwr7bvayxv2bpg665pqd.onion t",
+                "explorerzydxu5ecjrkwceayqybizmpjjznk5izmitf2modhcusuqlid.onion t110",
+            ],
+            Network::Testnet => &[
+                "testnet.qtornado.com s t",
+                "blackie.c3-soft.com s57006 t57005",
+                "electrum.blockstream.info t60001 s60002",
+                "testnet.aranguren.org s t",
+            ],
+            Network::Testnet4 => &[
+                "blackie.c3-soft.com s57010 t57009",
+                "fulcrum.theuplink.net s60002",
+                "bitcoin.stagemole.eu s5010 t5000",
+                "testnet4.qtornado.com s51012 t51011",
+            ],
+            Network::Signet | Network::Regtest => &[],
+        }
+    }
+
     /// The status page and metrics port.
     pub(crate) fn default_http_port(self) -> u16 {
         match self {

@@ -220,6 +220,36 @@ pub struct Options {
     #[arg(long, env = "FERRUM_REPORT_SERVICES", global = true)]
     pub(crate) report_services: Option<String>,
 
+    /// Peer discovery (ElectrumX's PEER_DISCOVERY): "on" to take part in the server network
+    /// (seeds, peers' lists, server.add_peer), "self" to announce only this server's reported
+    /// services, "off" [default: off]
+    #[arg(long, env = "FERRUM_PEER_DISCOVERY", global = true, value_name = "on|off|self")]
+    pub(crate) peer_discovery: Option<String>,
+
+    /// Tell peers of this server with server.add_peer when they do not list it (ElectrumX's
+    /// PEER_ANNOUNCE) [default: true]
+    #[arg(long, env = "FERRUM_PEER_ANNOUNCE", global = true)]
+    pub(crate) peer_announce: Option<bool>,
+
+    /// Peers to start discovery from, comma-separated, each "host s t" with ports after s
+    /// (TLS) and t (TCP) when not the network's defaults [default: the network's seed list]
+    #[arg(long, env = "FERRUM_PEER_SEEDS", global = true, value_delimiter = ',', value_name = "PEERS")]
+    pub(crate) peer_seeds: Option<Vec<String>>,
+
+    /// Reach every peer through the SOCKS5 proxy, not only onion ones (ElectrumX's
+    /// FORCE_PROXY) [default: false]
+    #[arg(long, env = "FERRUM_FORCE_PROXY", global = true)]
+    pub(crate) force_proxy: Option<bool>,
+
+    /// SOCKS5 proxy (Tor) for onion peers (ElectrumX's TOR_PROXY_HOST) [default: localhost]
+    #[arg(long, env = "FERRUM_TOR_PROXY_HOST", global = true, value_name = "HOST")]
+    pub(crate) tor_proxy_host: Option<String>,
+
+    /// Port of the SOCKS5 proxy (ElectrumX's TOR_PROXY_PORT) [default: 9050, then 9150, then
+    /// 1080]
+    #[arg(long, env = "FERRUM_TOR_PROXY_PORT", global = true, value_name = "PORT")]
+    pub(crate) tor_proxy_port: Option<u16>,
+
     /// TLS certificate chain (PEM), reloaded when it changes [default: a self-signed one,
     /// generated once and kept in the data directory]
     #[arg(long, env = "FERRUM_SSL_CERTFILE", global = true, value_name = "FILE")]

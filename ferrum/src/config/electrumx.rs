@@ -26,7 +26,6 @@ pub(super) const ELECTRUMX_VARS: &[(&str, ElectrumxVar)] = {
     const COST: &str = "Ferrum's cost model has fixed units (work measured in rows read, node calls and \
                         bytes sent) and groups (/24 and /48); its limits are --cost-soft-limit and \
                         --cost-hard-limit";
-    const PEERS: &str = "Ferrum does no peer discovery: server.peers.subscribe answers []";
     const PORTS: &str = "use SERVICES (as ElectrumX since 1.16)";
     &[
         ("DAEMON_URL", Setting("--daemon-rpc-addr and the RPC credentials; several URLs, comma-separated, are tried in turn when one fails")),
@@ -53,12 +52,12 @@ pub(super) const ELECTRUMX_VARS: &[(&str, ElectrumxVar)] = {
         ("REQUEST_SLEEP", Ignored(COST)),
         ("SESSION_GROUP_BY_SUBNET_IPV4", Ignored(COST)),
         ("SESSION_GROUP_BY_SUBNET_IPV6", Ignored(COST)),
-        ("PEER_DISCOVERY", Ignored(PEERS)),
-        ("PEER_ANNOUNCE", Ignored(PEERS)),
-        ("FORCE_PROXY", Ignored(PEERS)),
-        ("TOR_PROXY_HOST", Ignored(PEERS)),
-        ("TOR_PROXY_PORT", Ignored(PEERS)),
-        ("BLACKLIST_URL", Ignored(PEERS)),
+        ("PEER_DISCOVERY", Setting("--peer-discovery (off by default in Ferrum, on in ElectrumX)")),
+        ("PEER_ANNOUNCE", Setting("--peer-announce")),
+        ("FORCE_PROXY", Setting("--force-proxy")),
+        ("TOR_PROXY_HOST", Setting("--tor-proxy-host")),
+        ("TOR_PROXY_PORT", Setting("--tor-proxy-port")),
+        ("BLACKLIST_URL", Ignored("no blacklist of peers is fetched")),
         ("DB_ENGINE", Ignored("Ferrum's index is always RocksDB")),
         ("ALLOW_ROOT", Ignored("Ferrum does not check which user runs it (the Docker image runs unprivileged)")),
         ("EVENT_LOOP_POLICY", Ignored("a Python setting")),
@@ -126,6 +125,14 @@ pub(super) fn fill_options(opts: &mut Options, env: &dyn Env) -> Result<Option<S
     fill(&mut opts.request_timeout, number_var(env, "REQUEST_TIMEOUT")?);
     fill(&mut opts.cost_soft_limit, number_var(env, "COST_SOFT_LIMIT")?);
     fill(&mut opts.cost_hard_limit, number_var(env, "COST_HARD_LIMIT")?);
+    if let Some(v) = env.var("PEER_DISCOVERY") {
+        v.parse::<crate::peers::Discovery>().map_err(|e| invalid("PEER_DISCOVERY", e))?;
+        fill(&mut opts.peer_discovery, Some(v));
+    }
+    fill(&mut opts.peer_announce, bool_var(env, "PEER_ANNOUNCE")?);
+    fill(&mut opts.force_proxy, bool_var(env, "FORCE_PROXY")?);
+    fill(&mut opts.tor_proxy_host, env.var("TOR_PROXY_HOST"));
+    fill(&mut opts.tor_proxy_port, number_var(env, "TOR_PROXY_PORT")?);
     Ok(env.var("DAEMON_URL"))
 }
 
@@ -139,6 +146,16 @@ fn number_var<T: std::str::FromStr>(env: &dyn Env, name: &str) -> Result<Option<
     match env.var(name) {
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(name, format!("{v:?} is not a number"))),
+    }
+}
+
+/// A boolean as ElectrumX reads one: empty, `0`, `no`, `false` and `off` are false.
+fn bool_var(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
+    let Some(v) = env.var(name) else { return Ok(None) };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "no" | "false" | "off" => Ok(Some(false)),
+        "1" | "yes" | "true" | "on" => Ok(Some(true)),
+        _ => Err(invalid(name, format!("{v:?} is not a yes/no value"))),
     }
 }
 
@@ -176,8 +193,7 @@ pub(super) fn notices(env: &dyn Env) -> Result<Vec<String>, ConfigError> {
 fn check_ignored_value(name: &str, value: &str) -> Result<(), ConfigError> {
     let v = value.trim().to_ascii_lowercase();
     let ok = match name {
-        "PEER_DISCOVERY" => matches!(v.as_str(), "on" | "off" | "self"),
-        "PEER_ANNOUNCE" | "FORCE_PROXY" | "ALLOW_ROOT" | "ANON_LOGS" => {
+        "ALLOW_ROOT" | "ANON_LOGS" => {
             matches!(v.as_str(), "" | "0" | "1" | "yes" | "no" | "true" | "false" | "on" | "off")
         }
         "BANDWIDTH_UNIT_COST"
@@ -188,8 +204,7 @@ fn check_ignored_value(name: &str, value: &str) -> Result<(), ConfigError> {
         | "SESSION_GROUP_BY_SUBNET_IPV4"
         | "SESSION_GROUP_BY_SUBNET_IPV6"
         | "DAEMON_POLL_INTERVAL_BLOCKS"
-        | "DAEMON_POLL_INTERVAL_MEMPOOL"
-        | "TOR_PROXY_PORT" => v.parse::<f64>().is_ok_and(|n| n >= 0.0),
+        | "DAEMON_POLL_INTERVAL_MEMPOOL" => v.parse::<f64>().is_ok_and(|n| n >= 0.0),
         _ => true,
     };
     if ok {
@@ -235,6 +250,11 @@ mod tests {
             "CACHE_MB" => "77",
             "COST_SOFT_LIMIT" => "50",
             "COST_HARD_LIMIT" => "20000",
+            "PEER_DISCOVERY" => "on",
+            "PEER_ANNOUNCE" => "no",
+            "FORCE_PROXY" => "yes",
+            "TOR_PROXY_HOST" => "tor.example",
+            "TOR_PROXY_PORT" => "9150",
             other => panic!("no sample for {other}"),
         }
     }
@@ -286,14 +306,35 @@ mod tests {
     fn ignored_and_obsolete_electrumx_variables() {
         let c = Config::load(
             &parse(&[]),
-            &env(&[("DB_ENGINE", "rocksdb"), ("ALLOW_ROOT", "1"), ("PEER_DISCOVERY", "self"), ("REQUEST_SLEEP", "0")]),
+            &env(&[
+                ("DB_ENGINE", "rocksdb"),
+                ("ALLOW_ROOT", "1"),
+                ("BLACKLIST_URL", "https://x.example"),
+                ("REQUEST_SLEEP", "0"),
+            ]),
         )
         .unwrap();
-        for name in ["DB_ENGINE", "ALLOW_ROOT", "PEER_DISCOVERY", "REQUEST_SLEEP"] {
+        for name in ["DB_ENGINE", "ALLOW_ROOT", "BLACKLIST_URL", "REQUEST_SLEEP"] {
             assert!(c.notices.iter().any(|n| n.starts_with(&format!("{name} is ignored"))), "{name}: {:?}", c.notices);
         }
         let e = Config::load(&parse(&[]), &env(&[("PEER_DISCOVERY", "sometimes")])).unwrap_err().to_string();
         assert!(e.starts_with("PEER_DISCOVERY:"), "{e}");
+        let e = Config::load(&parse(&[]), &env(&[("PEER_ANNOUNCE", "perhaps")])).unwrap_err().to_string();
+        assert!(e.starts_with("PEER_ANNOUNCE:"), "{e}");
+        let c = Config::load(
+            &parse(&["--network", "regtest"]),
+            &env(&[("PEER_DISCOVERY", "self"), ("PEER_ANNOUNCE", "no")]),
+        )
+        .unwrap();
+        let peers = &c.electrum.peers;
+        assert_eq!((peers.discovery, peers.announce, peers.seeds.len()), (crate::peers::Discovery::SelfOnly, false, 0));
+        let c = Config::load(&parse(&[]), &env(&[])).unwrap();
+        let peers = &c.electrum.peers;
+        assert_eq!(
+            (peers.discovery, peers.announce, peers.proxy_host.as_str()),
+            (crate::peers::Discovery::Off, true, "localhost")
+        );
+        assert!(peers.seeds.len() > 10, "mainnet's seed list");
         let e = Config::load(&parse(&[]), &env(&[("COST_HARD_LIMIT", "lots")])).unwrap_err().to_string();
         assert!(e.starts_with("COST_HARD_LIMIT:"), "{e}");
         let e = Config::load(&parse(&[]), &env(&[("COST_HARD_LIMIT", "500")])).unwrap_err().to_string();

@@ -118,6 +118,7 @@ impl fmt::Debug for Config {
             .field("donation_address", &self.electrum.donation_address)
             .field("max_send", &self.electrum.max_send)
             .field("history_cache_mb", &(self.electrum.script_cache.bytes >> 20))
+            .field("peers", &self.electrum.peers)
             .field("limits", &self.server.limits)
             .field("log", &self.log)
             .finish()

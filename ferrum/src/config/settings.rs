@@ -184,6 +184,20 @@ pub(super) fn electrum(opts: &Options, network: Network) -> Result<ElectrumConfi
         electrum.script_cache.bytes =
             mb.checked_mul(1 << 20).ok_or_else(|| invalid("--history-cache-mb", "too large"))?;
     }
+    electrum.peers = crate::peers::PeerConfig {
+        discovery: match &opts.peer_discovery {
+            Some(text) => text.parse().map_err(|e: String| invalid("--peer-discovery", e))?,
+            None => crate::peers::Discovery::Off,
+        },
+        announce: opts.peer_announce.unwrap_or(true),
+        force_proxy: opts.force_proxy.unwrap_or(false),
+        proxy_host: opts.tor_proxy_host.clone().unwrap_or_else(|| "localhost".into()),
+        proxy_port: opts.tor_proxy_port,
+        seeds: match &opts.peer_seeds {
+            Some(list) => list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            None => network.peer_seeds().iter().map(|s| s.to_string()).collect(),
+        },
+    };
     if electrum.max_send < 350_000 {
         let max_send = electrum.max_send;
         return Err(invalid("--max-send", format!("{max_send} is below the minimum of 350000 bytes")));

@@ -12,12 +12,14 @@ pub(crate) mod status;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::daemon::{Daemon, DaemonError, NodeInfo};
 use crate::index::Index;
 use crate::mempool::Mempool;
 use crate::network::Network;
+use crate::peers::Peers;
 use crate::query::{HistoryEntry, QueryError, Reader, ScriptCacheConfig};
 use crate::types::ScriptHash;
 use events::Event;
@@ -52,6 +54,8 @@ pub struct ElectrumConfig {
     pub(crate) query_threads: usize,
     /// The answers of busy scripts kept between requests.
     pub(crate) script_cache: ScriptCacheConfig,
+    /// Peer discovery.
+    pub(crate) peers: crate::peers::PeerConfig,
 }
 
 impl Default for ElectrumConfig {
@@ -64,6 +68,7 @@ impl Default for ElectrumConfig {
             max_send: 8_100_000,
             query_threads: 4,
             script_cache: ScriptCacheConfig::default(),
+            peers: crate::peers::PeerConfig::default(),
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct Electrum {
     /// Wakes the mempool task (after a broadcast).
     pub(crate) mempool_trigger: Arc<tokio::sync::Notify>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Other servers (peer discovery).
+    pub(crate) peers: Arc<Peers>,
     reader: Reader,
     daemon: Arc<Daemon>,
 }
@@ -92,15 +99,29 @@ impl Electrum {
         node: NodeInfo,
     ) -> Electrum {
         let (events, _) = broadcast::channel(256);
+        let reader = Reader::new(
+            index.clone(),
+            mempool,
+            daemon.clone(),
+            config.query_threads,
+            config.script_cache,
+            node.blockpart,
+        );
+        let version_args = json!([
+            server_version(),
+            [protocol::ProtocolVersion::MIN.to_string(), protocol::ProtocolVersion::MAX.to_string()]
+        ]);
+        let peers = Peers::new(
+            config.peers.clone(),
+            config.network.default_electrum_ports(),
+            config.network.genesis_hash_hex().to_string(),
+            methods::server::features_json(&config, false),
+            version_args,
+            reader.query().clone(),
+        );
         Electrum {
-            reader: Reader::new(
-                index.clone(),
-                mempool,
-                daemon.clone(),
-                config.query_threads,
-                config.script_cache,
-                node.blockpart,
-            ),
+            reader,
+            peers,
             config,
             index,
             daemon,

@@ -97,6 +97,8 @@ pub struct SessionState {
     pub(crate) max_batch: usize,
     /// Close the connection once the current answer is sent.
     pub close_after_reply: bool,
+    /// The client's address (`server.add_peer` checks a peer's host against it).
+    pub(crate) client_ip: Option<std::net::IpAddr>,
 }
 
 impl SessionState {
@@ -115,6 +117,7 @@ impl SessionState {
             budget: SubBudget::unlimited(),
             max_batch: usize::MAX,
             close_after_reply: false,
+            client_ip: None,
         }
     }
 

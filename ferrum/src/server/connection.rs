@@ -37,6 +37,7 @@ pub(super) async fn run<R: MessageReader, W: MessageWriter + 'static>(
     let writer_task = tokio::spawn(write(writer, rx, send_timeout));
     let mut state = SessionState::new(info.id, server.limits.max_subs_per_session);
     state.max_batch = server.limits.max_batch;
+    state.client_ip = Some(info.peer.ip());
     state.budget = server.registry.budget(&info, &server.limits);
     let outbound = Outbound { tx, max_send: server.electrum.config.max_send };
     let mut connection = Connection {

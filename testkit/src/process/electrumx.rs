@@ -55,6 +55,12 @@ impl ElectrumX {
     /// [`ElectrumX::start`] with more environment variables, set after the harness's own (so
     /// they can override them).
     pub fn start_with_env(node: &Node, extra: &[(&str, &str)]) -> Result<ElectrumX> {
+        ElectrumX::start_reporting(node, None, extra)
+    }
+
+    /// [`ElectrumX::start_with_env`], announcing its services under `host` (`REPORT_SERVICES`
+    /// with its own ports) when given.
+    pub fn start_reporting(node: &Node, host: Option<&str>, extra: &[(&str, &str)]) -> Result<ElectrumX> {
         check_indexes(node)?;
         let exe = electrumx_exe()?;
         let (user, password) = read_cookie(&node.cookie_file())?;
@@ -97,6 +103,7 @@ impl ElectrumX {
             .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
             .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
             .env("PYTHONUNBUFFERED", "1")
+            .envs(host.map(|h| ("REPORT_SERVICES", format!("tcp://{h}:{tcp_port},ssl://{h}:{ssl_port}"))))
             .envs(extra.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -105,6 +112,11 @@ impl ElectrumX {
         die_with_parent(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
         Ok(ElectrumX { child: Mutex::new(Some(child)), dir, tcp_port, ssl_port, secret: password })
+    }
+
+    /// The TCP and TLS ports.
+    pub fn ports(&self) -> (u16, u16) {
+        (self.tcp_port, self.ssl_port)
     }
 
     /// `127.0.0.1:<port>` of the plain TCP service.

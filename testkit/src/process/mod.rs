@@ -4,7 +4,8 @@
 //! than a process, stopped on drop as well), Ferrum ([`ferrum::Ferrum`]), the reference server
 //! ElectrumX ([`electrumx::ElectrumX`]), the Electrum wallets
 //! ([`electrum_wallet::ElectrumWallet`]), Docker containers and Compose projects ([`docker`]),
-//! HAProxy in front of replicas ([`haproxy::Haproxy`]),
+//! HAProxy in front of replicas ([`haproxy::Haproxy`]), a SOCKS5 proxy standing in for Tor
+//! ([`socks::Socks5Proxy`], a thread),
 //! and the commands the tests run to completion: headless Chromium ([`chromium`]) and
 //! `openssl` ([`openssl`]). [`served::Served`] is a Ferrum serving every transport, as most
 //! tests want it.
@@ -19,6 +20,7 @@ pub mod haproxy;
 pub mod node;
 pub mod openssl;
 pub mod served;
+pub mod socks;
 pub mod spawn;
 
 pub use spawn::{checked, die_with_parent, free_port, run};

@@ -6,7 +6,7 @@ mod blockchain;
 mod mempool;
 pub(crate) mod outpoint;
 mod scripthash;
-mod server;
+pub(crate) mod server;
 mod transaction;
 
 use std::sync::Arc;
@@ -79,11 +79,11 @@ pub(crate) async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJs
         Request::MempoolGetFeeHistogram => mempool::get_fee_histogram(e),
         Request::MempoolGetInfo => mempool::get_info(e).await?,
         Request::MempoolRecent => mempool::recent(e),
-        Request::ServerAddPeer => server::add_peer(),
+        Request::ServerAddPeer { features } => server::add_peer(e, session, &features).await,
         Request::ServerBanner => server::banner(e).await?,
         Request::ServerDonationAddress => server::donation_address(e),
         Request::ServerFeatures => server::features(e, session),
-        Request::ServerPeersSubscribe => server::peers_subscribe(),
+        Request::ServerPeersSubscribe => server::peers_subscribe(e),
         Request::ServerPing { pong_len, data } => server::ping(e, session, pong_len, data)?,
         Request::ServerVersion { client_name, protocol_version } => {
             server::version(session, client_name, protocol_version)?

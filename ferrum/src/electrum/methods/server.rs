@@ -6,7 +6,7 @@ use crate::electrum::coerce::{non_negative, py_repr, py_str};
 use crate::electrum::jsonrpc::RpcError;
 use crate::electrum::protocol::ProtocolVersion;
 use crate::electrum::state::SessionState;
-use crate::electrum::{server_version, Electrum};
+use crate::electrum::{server_version, Electrum, ElectrumConfig};
 
 /// `server.version`: the first message of a session. Sets the session's version, or asks for
 /// the session to be closed after the error reply.
@@ -47,13 +47,14 @@ pub(super) fn donation_address(e: &Electrum) -> Value {
     json!(e.config.donation_address)
 }
 
-/// Ferrum does no peer discovery: it knows of no other servers.
-pub(super) fn peers_subscribe() -> Value {
-    json!([])
+/// The peers verified recently (`[]` without peer discovery).
+pub(super) fn peers_subscribe(e: &Electrum) -> Value {
+    e.peers.subscribe_answer()
 }
 
-pub(super) fn add_peer() -> Value {
-    json!(false)
+/// `server.add_peer`: whether the peer was taken (never without peer discovery).
+pub(super) async fn add_peer(e: &Electrum, session: &SessionState, features: &Value) -> Value {
+    json!(e.peers.add_peer(features, session.client_ip).await)
 }
 
 /// `server.ping`: nothing before 1.7; from 1.7, `pong_len` zeros back (padding a client may
@@ -83,8 +84,14 @@ pub(super) fn ping(
 /// `server.features`, truthful: genesis hash, the announced services, protocol range. From 1.7
 /// without `hash_function` (ElectrumX 2.0 drops it there).
 pub(super) fn features(e: &Electrum, session: &SessionState) -> Value {
+    features_json(&e.config, session.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_7))
+}
+
+/// The features of a server with `config`, as a session at 1.7 (`v1_7`) or before sees them;
+/// also what this server registers itself with at its peers.
+pub(crate) fn features_json(config: &ElectrumConfig, v1_7: bool) -> Value {
     let mut hosts: Map<String, Value> = Map::new();
-    for s in &e.config.report_services {
+    for s in &config.report_services {
         let entry = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
         if let Some(obj) = entry.as_object_mut() {
             let key = format!("{}_port", s.protocol);
@@ -92,18 +99,18 @@ pub(super) fn features(e: &Electrum, session: &SessionState) -> Value {
         }
     }
     let services: Vec<String> =
-        e.config.report_services.iter().map(|s| format!("{}://{}:{}", s.protocol, s.host, s.port)).collect();
+        config.report_services.iter().map(|s| format!("{}://{}:{}", s.protocol, s.host, s.port)).collect();
     let mut features = json!({
         "hosts": hosts,
         "pruning": null,
         "server_version": server_version(),
         "protocol_min": ProtocolVersion::MIN.to_string(),
         "protocol_max": ProtocolVersion::MAX.to_string(),
-        "genesis_hash": e.config.network.genesis_hash_hex(),
+        "genesis_hash": config.network.genesis_hash_hex(),
         "hash_function": "sha256",
         "services": services,
     });
-    if session.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_7) {
+    if v1_7 {
         if let Some(obj) = features.as_object_mut() {
             obj.remove("hash_function");
         }

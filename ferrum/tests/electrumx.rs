@@ -1,9 +1,10 @@
 //! Side by side with ElectrumX 2.0, the reference server, on the same regtest node and chain:
 //! the answer of every method, for a set of heights, script hashes and transactions, in 1.4,
 //! 1.6 and 1.7 sessions, is the same, error objects included; and a 1.7 session's
-//! notifications of outpoints and scripts are the same. The only differences allowed are the
-//! server's own identity (name, banner, announced hosts) and those listed in
-//! `docs/protocol.md`, each checked here for what it is.
+//! notifications of outpoints and scripts are the same. Both have the same banner file,
+//! donation address and reported services. The only differences allowed are the server's own
+//! name (in `server.version`, `server.features` and the banner's `$SERVER_VERSION`) and those
+//! listed in `docs/protocol.md`, each checked here for what it is.
 
 mod common;
 
@@ -215,12 +216,38 @@ fn compare_with_electrumx(core29: bool) {
     let options = NodeOptions { rest: true, txindex: true, extra_args: vec!["-txospenderindex=1".into()], core29 };
     let (node, _wallet) = scenario::busy_chain(options, 77, 180).unwrap();
     let truth = Truth::from_node(&node).unwrap();
-    let electrumx = ElectrumX::start(&node).unwrap();
+    // The same banner file, donation address and reported services for both.
+    let banner_dir = tempfile::tempdir().unwrap();
+    let banner = banner_dir.path().join("banner.txt");
+    std::fs::write(
+        &banner,
+        "Welcome to $SERVER_VERSION.\nNode $DAEMON_VERSION $DAEMON_SUBVERSION; donations: $DONATION_ADDRESS\n",
+    )
+    .unwrap();
+    let (donation, report) = (
+        "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+        "tcp://electrum.example.org:50001,ssl://electrum.example.org:50002,tcp://h.onion:50011",
+    );
+    let banner_path = banner.to_str().unwrap();
+    let electrumx = ElectrumX::start_with_env(
+        &node,
+        &[("BANNER_FILE", banner_path), ("DONATION_ADDRESS", donation), ("REPORT_SERVICES", report)],
+    )
+    .unwrap();
     let rpc_port = testkit::free_port();
-    let served = Served::start(ferrum_exe(), &node, &["--rpc", &format!("127.0.0.1:{rpc_port}")]).unwrap();
+    let rpc = format!("127.0.0.1:{rpc_port}");
+    let served = Served::start(
+        ferrum_exe(),
+        &node,
+        &["--rpc", &rpc, "--banner-file", banner_path, "--donation-address", donation, "--report-services", report],
+    )
+    .unwrap();
     let info = admin_rpc(ferrum_exe(), rpc_port, "getinfo", &[]).unwrap();
-    let (mode, version) = if core29 { ("utxo", "29.2.0") } else { ("spenttxouts", "31.99.0") };
-    assert_eq!((info["index"]["prevout_mode"].as_str(), info["node"]["version"].as_str()), (Some(mode), Some(version)));
+    let (mode, node_version) = if core29 { ("utxo", "29.2.0") } else { ("spenttxouts", "31.99.0") };
+    assert_eq!(
+        (info["index"]["prevout_mode"].as_str(), info["node"]["version"].as_str()),
+        (Some(mode), Some(node_version))
+    );
     electrumx.wait_synced(&node, Duration::from_secs(180)).unwrap_or_else(|e| panic!("{e:#}"));
     let tip = u64::from(node.height().unwrap());
     let mempool: Vec<String> = node.mempool().unwrap().iter().map(|t| t.to_string()).collect();
@@ -306,15 +333,24 @@ fn compare_with_electrumx(core29: bool) {
         assert_eq!(ff["server_version"], json!(format!("Ferrum {}", env!("CARGO_PKG_VERSION"))));
         assert_eq!(ef["server_version"], json!("ElectrumX 2.0.0"));
         assert_eq!(ff["hash_function"].is_null(), version == "1.7", "{ff}");
+        assert_eq!(ff["hosts"]["electrum.example.org"], json!({"tcp_port": 50001, "ssl_port": 50002}));
         for features in [&mut ff, &mut ef] {
-            let obj = features.as_object_mut().unwrap();
-            for key in ["server_version", "hosts"] {
-                obj.remove(key);
-            }
+            features.as_object_mut().unwrap().remove("server_version");
         }
         assert_eq!(ff, ef, "server.features at {version}");
+        // The banner's substitutions: the same but for the server's own name.
+        let banners: Vec<String> = [&mut f, &mut e]
+            .into_iter()
+            .map(|c| c.call("server.banner", json!([])).unwrap().as_str().unwrap().to_string())
+            .collect();
+        assert!(banners[0].starts_with(&format!("Welcome to {}.", env!("CARGO_PKG_VERSION"))), "{}", banners[0]);
+        assert!(banners[1].starts_with("Welcome to 2.0.0."), "{}", banners[1]);
+        let rest = |b: &str| b.split_once('\n').map(|(_, r)| r.to_string()).unwrap_or_default();
+        // ElectrumX reads the node directly, Ferrum through the Core 29 front when there is one.
+        assert_eq!(rest(&banners[0]), rest(&banners[1]).replace("31.99.0", node_version));
+        assert!(rest(&banners[0]).contains(donation), "{}", banners[0]);
         for c in [&mut f, &mut e] {
-            assert!(c.call("server.banner", json!([])).unwrap().is_string());
+            assert_eq!(c.call("server.donation_address", json!([])).unwrap(), json!(donation));
         }
     }
 }

@@ -53,7 +53,7 @@ pub(super) const ELECTRUMX_VARS: &[(&str, ElectrumxVar)] = {
         ("SESSION_GROUP_BY_SUBNET_IPV4", Ignored(COST)),
         ("SESSION_GROUP_BY_SUBNET_IPV6", Ignored(COST)),
         ("PEER_DISCOVERY", Setting("--peer-discovery (off by default in Ferrum, on in ElectrumX)")),
-        ("PEER_ANNOUNCE", Setting("--peer-announce")),
+        ("PEER_ANNOUNCE", Setting("--peer-announce (set but empty: off, as in ElectrumX)")),
         ("FORCE_PROXY", Setting("--force-proxy")),
         ("TOR_PROXY_HOST", Setting("--tor-proxy-host")),
         ("TOR_PROXY_PORT", Setting("--tor-proxy-port")),
@@ -149,9 +149,13 @@ fn number_var<T: std::str::FromStr>(env: &dyn Env, name: &str) -> Result<Option<
     }
 }
 
-/// A boolean as ElectrumX reads one: empty, `0`, `no`, `false` and `off` are false.
+/// A yes/no variable of ElectrumX's. Set but empty is false, as ElectrumX reads it (its way to
+/// turn `PEER_ANNOUNCE` off); `0`, `no`, `false` and `off` are false too (ElectrumX would take
+/// any non-empty value for true, which no one writing `no` means).
 fn bool_var(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
-    let Some(v) = env.var(name) else { return Ok(None) };
+    let Some(v) = env.var(name) else {
+        return Ok(env.names().iter().any(|n| n == name).then_some(false));
+    };
     match v.trim().to_ascii_lowercase().as_str() {
         "" | "0" | "no" | "false" | "off" => Ok(Some(false)),
         "1" | "yes" | "true" | "on" => Ok(Some(true)),
@@ -321,11 +325,9 @@ mod tests {
         assert!(e.starts_with("PEER_DISCOVERY:"), "{e}");
         let e = Config::load(&parse(&[]), &env(&[("PEER_ANNOUNCE", "perhaps")])).unwrap_err().to_string();
         assert!(e.starts_with("PEER_ANNOUNCE:"), "{e}");
-        let c = Config::load(
-            &parse(&["--network", "regtest"]),
-            &env(&[("PEER_DISCOVERY", "self"), ("PEER_ANNOUNCE", "no")]),
-        )
-        .unwrap();
+        let c =
+            Config::load(&parse(&["--network", "regtest"]), &env(&[("PEER_DISCOVERY", "self"), ("PEER_ANNOUNCE", "")]))
+                .unwrap();
         let peers = &c.electrum.peers;
         assert_eq!((peers.discovery, peers.announce, peers.seeds.len()), (crate::peers::Discovery::SelfOnly, false, 0));
         let c = Config::load(&parse(&[]), &env(&[])).unwrap();

@@ -149,7 +149,7 @@ impl Session {
                 ));
             }
         }
-        let v1_7 = self.state.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_7);
+        let v1_7 = self.state.speaks(&ProtocolVersion::V1_7);
         let affected = |sh: &ScriptHash| {
             event.mempool.contains(sh) || event.confirmed.as_ref().is_none_or(|set| set.contains(&sh_prefix(sh)))
         };

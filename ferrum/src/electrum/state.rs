@@ -203,6 +203,11 @@ impl SessionState {
         self.notified_hash = Some(hash);
     }
 
+    /// Whether the negotiated version is `version` or later (`false` before `server.version`).
+    pub(crate) fn speaks(&self, version: &ProtocolVersion) -> bool {
+        self.version.as_ref().is_some_and(|v| v >= version)
+    }
+
     /// Script hashes and outpoints subscribed to.
     pub(crate) fn subscription_count(&self) -> usize {
         self.subs.len() + self.outpoints.len()

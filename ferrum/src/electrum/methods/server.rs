@@ -65,7 +65,7 @@ pub(super) fn ping(
     pong_len: Option<Value>,
     data: Option<Value>,
 ) -> Result<Value, RpcError> {
-    if session.version.as_ref().is_none_or(|v| *v < ProtocolVersion::V1_7) {
+    if !session.speaks(&ProtocolVersion::V1_7) {
         return Ok(Value::Null);
     }
     if let Some(data) = data {
@@ -84,7 +84,7 @@ pub(super) fn ping(
 /// `server.features`, truthful: genesis hash, the announced services, protocol range. From 1.7
 /// without `hash_function` (ElectrumX 2.0 drops it there).
 pub(super) fn features(e: &Electrum, session: &SessionState) -> Value {
-    features_json(&e.config, session.version.as_ref().is_some_and(|v| *v >= ProtocolVersion::V1_7))
+    features_json(&e.config, session.speaks(&ProtocolVersion::V1_7))
 }
 
 /// The features of a server with `config`, as a session at 1.7 (`v1_7`) or before sees them;

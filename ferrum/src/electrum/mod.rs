@@ -20,7 +20,7 @@ use crate::index::Index;
 use crate::mempool::Mempool;
 use crate::network::Network;
 use crate::peers::Peers;
-use crate::query::{HistoryEntry, QueryError, Reader, ScriptCacheConfig};
+use crate::query::{History, QueryError, Reader, ScriptCacheConfig};
 use crate::types::ScriptHash;
 use events::Event;
 use jsonrpc::RpcError;
@@ -143,7 +143,7 @@ impl Electrum {
     }
 
     /// Confirmed and mempool history in protocol order, bounded by the answer size limit.
-    pub(crate) async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, RpcError> {
+    pub(crate) async fn history(&self, sh: ScriptHash) -> Result<History, RpcError> {
         let history = self.reader.history(sh).await?;
         // About 99 bytes per entry as JSON (ElectrumX's measure).
         let limit = self.config.max_send.saturating_sub(100) / 99;
@@ -155,7 +155,7 @@ impl Electrum {
 
     /// The status of a script hash now.
     pub(crate) async fn status(&self, sh: ScriptHash) -> Result<Option<[u8; 32]>, RpcError> {
-        Ok(status::status(&self.history(sh).await?))
+        Ok(self.history(sh).await?.status())
     }
 }
 

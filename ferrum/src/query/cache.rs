@@ -15,13 +15,14 @@
 //! with at least a given number of rows: small histories are a seek and a few rows anyway.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lru::LruCache;
 
 use crate::store::rows::{txid_prefix, Io, ScriptRow, TXID_PREFIX};
 use crate::types::ScriptHash;
 
+use super::history::JSON_ENTRY_BYTES;
 use super::view::{ConfirmedTx, ScriptSummary, Unspent};
 
 /// An input row's reference to the output it spends: txid prefix and output index.
@@ -93,6 +94,9 @@ impl Entry {
         }
         let summary = Arc::make_mut(&mut next.summary);
         let references = Arc::make_mut(&mut next.references);
+        // The history written out, if it was, is brought forward with the rest.
+        let written = summary.written.take();
+        let known = summary.history.len();
         summary.rows += rows.len();
         for row in rows {
             if summary.history.last().is_none_or(|h| h.tx_num != row.tx_num) {
@@ -129,6 +133,11 @@ impl Entry {
         }
         // Rows of one transaction come in key order, which is not numeric past output 63.
         summary.unspent.sort_by_key(|u| (u.tx_num, u.vout));
+        if let Some(written) = written {
+            let mut written = Arc::unwrap_or_clone(written);
+            written.push_confirmed(summary.history.get(known..).unwrap_or_default());
+            summary.written = OnceLock::from(Arc::new(written));
+        }
         Some(next)
     }
 
@@ -140,6 +149,8 @@ impl Entry {
             + s.history.capacity() * std::mem::size_of::<ConfirmedTx>()
             + s.unspent.capacity() * std::mem::size_of::<Unspent>()
             + self.references.capacity() * (std::mem::size_of::<(PrevRef, u32)>() + 1)
+            // Written out on first use, after it was counted here.
+            + s.history.len() * JSON_ENTRY_BYTES
     }
 }
 
@@ -177,11 +188,12 @@ impl ScriptCache {
     }
 
     /// Whether the answer of a script with `rows` rows would be kept: busy enough, and not
-    /// larger than the whole budget (a row costs at least an entry of the history).
+    /// larger than the whole budget (a row costs at least an entry of the history, and its
+    /// text once written).
     pub(crate) fn worth_keeping(&self, rows: usize) -> bool {
         self.enabled()
             && rows >= self.config.min_rows
-            && rows.saturating_mul(std::mem::size_of::<ConfirmedTx>()) <= self.config.bytes
+            && rows.saturating_mul(std::mem::size_of::<ConfirmedTx>() + JSON_ENTRY_BYTES) <= self.config.bytes
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -195,6 +207,11 @@ impl ScriptCache {
             return None;
         }
         self.inner().entries.get(sh).map(|(e, _)| e.clone())
+    }
+
+    /// Whether an entry of `sh` is kept (not counted as a use).
+    pub(crate) fn holds(&self, sh: &ScriptHash) -> bool {
+        self.enabled() && self.inner().entries.contains(sh)
     }
 
     /// Counts an answer served from an entry or computed whole.

@@ -1,14 +1,23 @@
-//! A script hash's history as the protocol orders it.
+//! A script hash's history as the protocol orders and writes it.
 //!
 //! Order (protocol 1.6, also used for older sessions): confirmed transactions by height and
 //! position in the block, then mempool transactions with all inputs confirmed (height 0) before
 //! those with an unconfirmed input (height -1), ties broken by txid in display byte order.
 //! `get_history` and the status always use this same order, or Electrum clients disconnect.
+//!
+//! The confirmed part of a busy script's history is written once ([`Written`]: its JSON items
+//! and the status hash's state after them) and kept with its summary, so that a request writes
+//! only the mempool's part: for 180,000 transactions, writing the whole history cost more than
+//! every other part of the answer.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
+use super::view::{ConfirmedTx, ScriptSummary};
 use crate::mempool::Pending;
-use crate::types::Txid;
+use crate::types::{push_hex_rev, Txid};
 
 /// One transaction of a script's history, confirmed or in the mempool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +35,10 @@ impl HistoryEntry {
     pub(crate) fn pending(p: &Pending) -> HistoryEntry {
         HistoryEntry { txid: p.tx.txid, height: if p.has_unconfirmed_inputs { -1 } else { 0 }, fee: Some(p.tx.fee) }
     }
+
+    fn confirmed(c: &ConfirmedTx) -> HistoryEntry {
+        HistoryEntry { txid: c.txid, height: i64::from(c.height), fee: None }
+    }
 }
 
 /// Canonical mempool order: height 0 before -1, then txid in display byte order.
@@ -37,4 +50,202 @@ fn display_bytes(t: &Txid) -> [u8; 32] {
     let mut b = t.0;
     b.reverse();
     b
+}
+
+/// Entries of a history written out: the JSON array's items (comma-separated, in ElectrumX's
+/// key order) and the status hash over `"txid:height:"` of each, not finished.
+#[derive(Clone, Default)]
+pub(crate) struct Written {
+    json: String,
+    hash: Sha256,
+    len: usize,
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Written").field("entries", &self.len).field("json_bytes", &self.json.len()).finish()
+    }
+}
+
+/// JSON bytes of one confirmed entry, about: `{"tx_hash":"<64>","height":NNNNNN},`.
+pub(crate) const JSON_ENTRY_BYTES: usize = 96;
+
+impl Written {
+    /// The entries of a confirmed history.
+    pub(crate) fn of(confirmed: &[ConfirmedTx]) -> Written {
+        let mut w = Written { json: String::with_capacity(confirmed.len() * JSON_ENTRY_BYTES), ..Default::default() };
+        w.push_confirmed(confirmed);
+        w
+    }
+
+    /// Appends confirmed transactions (the ones a block added to the history).
+    pub(crate) fn push_confirmed(&mut self, confirmed: &[ConfirmedTx]) {
+        self.extend(confirmed.iter().map(HistoryEntry::confirmed));
+    }
+
+    pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = HistoryEntry>) {
+        let mut hex = String::with_capacity(64);
+        let mut number = itoa::Buffer::new();
+        for entry in entries {
+            hex.clear();
+            push_hex_rev(&mut hex, &entry.txid.0);
+            let height = number.format(entry.height);
+            self.hash.update(hex.as_bytes());
+            self.hash.update(b":");
+            self.hash.update(height.as_bytes());
+            self.hash.update(b":");
+            if self.len > 0 {
+                self.json.push(',');
+            }
+            self.json.push_str("{\"tx_hash\":\"");
+            self.json.push_str(&hex);
+            self.json.push_str("\",\"height\":");
+            self.json.push_str(height);
+            if let Some(fee) = entry.fee {
+                self.json.push_str(",\"fee\":");
+                self.json.push_str(number.format(fee));
+            }
+            self.json.push('}');
+            self.len += 1;
+        }
+    }
+
+    /// The status of the entries written: `None` when there are none.
+    pub(crate) fn status(&self) -> Option<[u8; 32]> {
+        (self.len > 0).then(|| self.hash.clone().finalize().into())
+    }
+
+    /// The JSON array of the entries written.
+    pub(crate) fn json_array(&self) -> String {
+        let mut out = String::with_capacity(self.json.len() + 2);
+        out.push('[');
+        out.push_str(&self.json);
+        out.push(']');
+        out
+    }
+}
+
+/// The confirmed part of a script's history on one view of the index: the summary kept for a
+/// busy script (its entries written once, on first use), or the transactions read for this
+/// request.
+pub(crate) enum Confirmed {
+    Kept(Arc<ScriptSummary>),
+    Read { rows: usize, txs: Vec<ConfirmedTx> },
+}
+
+impl Confirmed {
+    /// Rows of the index read for it.
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Confirmed::Kept(s) => s.rows,
+            Confirmed::Read { rows, .. } => *rows,
+        }
+    }
+
+    pub(crate) fn txs(&self) -> &[ConfirmedTx] {
+        match self {
+            Confirmed::Kept(s) => &s.history,
+            Confirmed::Read { txs, .. } => txs,
+        }
+    }
+
+    /// The entries written: kept with the summary of a busy script.
+    fn written(&self) -> Arc<Written> {
+        match self {
+            Confirmed::Kept(s) => s.written.get_or_init(|| Arc::new(Written::of(&s.history))).clone(),
+            Confirmed::Read { txs, .. } => Arc::new(Written::of(txs)),
+        }
+    }
+}
+
+/// A script's whole history: its confirmed part and the mempool's, in protocol order.
+pub(crate) struct History {
+    pub(crate) confirmed: Confirmed,
+    /// The mempool transactions the confirmed part does not have, in protocol order.
+    pub(crate) mempool: Vec<Pending>,
+}
+
+impl History {
+    pub(crate) fn len(&self) -> usize {
+        self.confirmed.txs().len() + self.mempool.len()
+    }
+
+    /// The whole history written, with the mempool's entries appended to the confirmed ones.
+    fn written(&self) -> Arc<Written> {
+        let mut written = self.confirmed.written();
+        if !self.mempool.is_empty() {
+            Arc::make_mut(&mut written).extend(self.mempool.iter().map(HistoryEntry::pending));
+        }
+        written
+    }
+
+    /// The history as a JSON array.
+    pub(crate) fn json(&self) -> String {
+        self.written().json_array()
+    }
+
+    /// The status: `sha256("txid:height:" ...)` over the history, or `None` when it is empty.
+    pub(crate) fn status(&self) -> Option<[u8; 32]> {
+        self.written().status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(txid: &str, height: i64, fee: Option<u64>) -> HistoryEntry {
+        HistoryEntry { txid: Txid::from_hex(txid).unwrap(), height, fee }
+    }
+
+    /// The example of the protocol specification (protocol-basics, "Status Example").
+    #[test]
+    fn specification_example() {
+        let confirmed: Vec<ConfirmedTx> = [
+            ("a6c9c361bd0bc536d6a22648efbf8f9b200e425ef6c3a7a9669dc444c532a347", 2472),
+            ("9c42f84b2fcdaff676ba25d9d4941741cc0d1a01cce0c23fdc4c0b2afa38431c", 2473),
+            ("770f2d4371b3fabb902dd9a103e2dd005fcd3971181078fca4a2a1d6ff127b30", 2473),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, (txid, height))| ConfirmedTx {
+            height: *height,
+            txid: Txid::from_hex(txid).unwrap(),
+            tx_num: n as u64,
+        })
+        .collect();
+        // The mempool part in a scrambled order: sorting must restore the specified one.
+        let mut mempool = [
+            entry("bb4c8ab438c13b89ca80d1d5bee25b0b6b7f55673f4d801998ba97db161d9e85", -1, Some(200)),
+            entry("e02a1dadfa83b996b24175df807b271ea5d02937ef5b35c195fac1e1bdc3198f", 0, Some(300)),
+            entry("80b19848aed792565ab7c5a79b7c2a00fbf985741579396ebe0ab6098e607311", 0, Some(200)),
+        ];
+        mempool.sort_by(mempool_order);
+        assert_eq!(mempool[0].txid.to_hex(), "80b19848aed792565ab7c5a79b7c2a00fbf985741579396ebe0ab6098e607311");
+        assert_eq!(mempool[2].height, -1);
+        // Written whole, or the confirmed part first (as kept) and the mempool's laid over it.
+        let mut whole = Written::default();
+        whole.extend(confirmed.iter().map(HistoryEntry::confirmed).chain(mempool.iter().copied()));
+        let mut kept = Written::of(&confirmed[..1]);
+        kept.push_confirmed(&confirmed[1..]);
+        let mut laid = kept.clone();
+        laid.extend(mempool.iter().copied());
+        for w in [&whole, &laid] {
+            assert_eq!(
+                hex::encode(w.status().unwrap()),
+                "78e96c6562cafa71c115503b9411fdfdc595a45031e2ab76ff75162fe1b0590d"
+            );
+            let json: serde_json::Value = serde_json::from_str(&w.json_array()).unwrap();
+            assert_eq!(json.as_array().unwrap().len(), 6);
+            assert_eq!(json[0], serde_json::json!({"tx_hash": confirmed[0].txid.to_hex(), "height": 2472}));
+            assert_eq!(
+                json[5],
+                serde_json::json!({"tx_hash": "bb4c8ab438c13b89ca80d1d5bee25b0b6b7f55673f4d801998ba97db161d9e85", "height": -1, "fee": 200})
+            );
+        }
+        // The kept part is untouched by what was laid over a copy of it.
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&kept.json_array()).unwrap().as_array().unwrap().len(), 3);
+        assert_eq!(Written::default().status(), None);
+        assert_eq!(Written::default().json_array(), "[]");
+    }
 }

@@ -31,7 +31,7 @@ use crate::mempool::Mempool;
 use crate::store::StoreError;
 
 pub use cache::{ScriptCacheConfig, ScriptCacheStats};
-pub(crate) use history::HistoryEntry;
+pub(crate) use history::{History, HistoryEntry};
 pub(crate) use outpoints::{Outpoint, OutpointStatus};
 pub use view::Query;
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::history::{mempool_order, HistoryEntry};
+use super::history::{mempool_order, History, HistoryEntry};
 use super::view::{ConfirmedTx, ScriptSummary};
 use super::{QueryError, Reader};
 use crate::cost;
@@ -27,6 +27,10 @@ pub(crate) struct Spendable {
     pub(crate) height: u32,
     pub(crate) value: u64,
 }
+
+/// Scripts of up to this many rows are read without the blocking pool: a few microseconds
+/// from the block cache, a few block reads at worst.
+const SMALL_ROWS: usize = 64;
 
 impl Reader {
     /// Confirmed part of a script's summary, with ambiguous prevout references resolved from
@@ -68,15 +72,16 @@ impl Reader {
         pending
     }
 
-    /// Confirmed and mempool history in protocol order.
-    pub(crate) async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, QueryError> {
-        let (rows, confirmed) = self.blocking(move |q| q.history(&sh)).await?;
-        cost::charge(rows as f64 / cost::ROWS_PER_UNIT);
-        let mempool = self.mempool_part(&sh, &confirmed);
-        let mut entries: Vec<HistoryEntry> = Vec::with_capacity(confirmed.len() + mempool.len());
-        entries.extend(confirmed.iter().map(|c| HistoryEntry { txid: c.txid, height: i64::from(c.height), fee: None }));
-        entries.extend(mempool.iter().map(HistoryEntry::pending));
-        Ok(entries)
+    /// Confirmed and mempool history in protocol order. A script of a few rows is read at
+    /// once ([`super::Query::small_history`]), any other on the blocking pool.
+    pub(crate) async fn history(&self, sh: ScriptHash) -> Result<History, QueryError> {
+        let confirmed = match self.query.small_history(&sh, SMALL_ROWS)? {
+            Some(c) => c,
+            None => self.blocking(move |q| q.history(&sh)).await?,
+        };
+        cost::charge(confirmed.rows() as f64 / cost::ROWS_PER_UNIT);
+        let mempool = self.mempool_part(&sh, confirmed.txs());
+        Ok(History { confirmed, mempool })
     }
 
     /// The summary and the mempool transactions touching the script, with its balance.

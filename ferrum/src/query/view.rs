@@ -7,7 +7,7 @@
 //! generation (blocks undone meanwhile) makes the query start again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::index::Index;
 use crate::merkle;
@@ -16,6 +16,7 @@ use crate::store::rows::{txid_prefix, Io, ScriptRow};
 use crate::types::{BlockHash, ScriptHash, Txid};
 
 use super::cache::{Entry, PrevRef, ScriptCache, ScriptCacheConfig, ScriptCacheStats};
+use super::history::{Confirmed, Written};
 use super::QueryError;
 
 /// One confirmed transaction of a script's history, as the index has it.
@@ -52,6 +53,9 @@ pub struct ScriptSummary {
     /// the full prevout txid (from the transaction itself) tells which one they spend.
     #[serde(skip)]
     pub ambiguous: Vec<(u64, u32)>,
+    /// The history written out, once something asked for it (kept summaries only).
+    #[serde(skip)]
+    pub(crate) written: OnceLock<Arc<Written>>,
 }
 
 /// A confirmed input that spends (or, sharing a prevout reference, may spend) an output.
@@ -251,23 +255,46 @@ impl Query {
     /// `subscribe` and statuses need, without working out which outputs are spent (no maps of
     /// spends and candidates: a third of the time of a 10,000-transaction history).
     /// A busy script's history comes from the cache, where the whole summary is kept.
-    pub(crate) fn history(&self, sh: &ScriptHash) -> Result<(usize, Vec<ConfirmedTx>), QueryError> {
+    pub(crate) fn history(&self, sh: &ScriptHash) -> Result<Confirmed, QueryError> {
         self.with_view(|view| {
             if let Some(summary) = self.cached(view, sh)? {
-                return Ok((summary.rows, summary.history.clone()));
+                return Ok(Confirmed::Kept(summary));
             }
             let rows = self.index.store().script_rows(sh)?;
             // The whole summary only where it will be kept: it costs about three times the
             // history alone.
             if self.cache.worth_keeping(rows.len()) {
                 let summary = self.script_in(view, &rows, &HashMap::new())?;
-                let summary = self.keep(view, sh, summary, &rows, true);
-                return Ok((summary.rows, summary.history.clone()));
+                return Ok(Confirmed::Kept(self.keep(view, sh, summary, &rows, true)));
             }
             self.cache.count(false);
-            let history = history_entries(&rows, view, &self.index.chain(), &self.index.store().txids())?;
-            Ok((rows.len(), history))
+            let txs = history_entries(&rows, view, &self.index.chain(), &self.index.store().txids())?;
+            Ok(Confirmed::Read { rows: rows.len(), txs })
         })
+    }
+
+    /// The history of a script with at most `max_rows` rows, read at once on the caller's
+    /// thread: `None` when it has more, when its answer is kept (a busy script), or when
+    /// blocks are being undone; the caller then asks [`Self::history`] on the blocking pool.
+    /// Most scripts are a seek and a few rows, which cost less than the hop to another thread
+    /// and back.
+    pub(crate) fn small_history(&self, sh: &ScriptHash, max_rows: usize) -> Result<Option<Confirmed>, QueryError> {
+        let generation = self.index.generation();
+        if generation % 2 == 1 || self.cache.holds(sh) {
+            return Ok(None);
+        }
+        let view = View { tx_count: self.index.tip().tx_count, generation };
+        let store = self.index.store();
+        let Some(rows) = store.script_rows_upto(sh, 0, max_rows)? else { return Ok(None) };
+        if self.cache.worth_keeping(rows.len()) {
+            return Ok(None);
+        }
+        let txs = history_entries(&rows, &view, &self.index.chain(), &store.txids())?;
+        if self.index.generation() != generation {
+            return Ok(None);
+        }
+        self.cache.count(false);
+        Ok(Some(Confirmed::Read { rows: rows.len(), txs }))
     }
 
     /// The confirmed inputs that may spend output `vout` of `txid`, a script `sh`'s output:

@@ -113,6 +113,17 @@ impl Reader {
 
     /// The `script` rows of a script hash whose `tx_num` is `from` or more, in key order.
     pub(crate) fn script_rows_from(&self, sh: &ScriptHash, from: u64) -> Result<Vec<rows::ScriptRow>, StoreError> {
+        self.script_rows_upto(sh, from, usize::MAX).map(Option::unwrap_or_default)
+    }
+
+    /// [`Self::script_rows_from`], or `None` once there are more than `max` of them (the read
+    /// stops there).
+    pub(crate) fn script_rows_upto(
+        &self,
+        sh: &ScriptHash,
+        from: u64,
+        max: usize,
+    ) -> Result<Option<Vec<rows::ScriptRow>>, StoreError> {
         let db = &*self.db;
         let prefix = rows::sh_prefix(sh);
         let cf = db.table(Table::Script)?;
@@ -129,11 +140,14 @@ impl Reader {
             if !key.starts_with(&prefix) {
                 break;
             }
+            if out.len() == max {
+                return Ok(None);
+            }
             out.push(rows::decode_script_row(key, value).map_err(|e| db.corrupt(e))?);
             it.next();
         }
         it.status().map_err(|e| db.error(e))?;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// `tx_num`s whose txid starts like `txid` (usually one; collisions are told apart by the

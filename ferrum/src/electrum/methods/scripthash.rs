@@ -5,36 +5,15 @@ use serde_json::{json, Value};
 
 use crate::electrum::jsonrpc::RpcError;
 use crate::electrum::state::SessionState;
-use crate::electrum::status::{status, status_json};
+use crate::electrum::status::status_json;
 use crate::electrum::Electrum;
 use crate::query::HistoryEntry;
-use crate::types::{push_hex_rev, ScriptHash};
+use crate::types::ScriptHash;
 
-/// `get_history`, written as JSON text (a long history's value tree costs more than the answer).
+/// `get_history`, written as JSON text (a long history's value tree costs more than the answer;
+/// a busy script's confirmed part is written once and kept).
 pub(super) async fn get_history(e: &Electrum, sh: ScriptHash) -> Result<String, RpcError> {
-    Ok(history_text(&e.history(sh).await?))
-}
-
-/// A history as JSON text, in ElectrumX's key order.
-pub(super) fn history_text(items: &[HistoryEntry]) -> String {
-    let mut out = String::with_capacity(items.len() * 96 + 2);
-    out.push('[');
-    for (n, item) in items.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"tx_hash\":\"");
-        push_hex_rev(&mut out, &item.txid.0);
-        out.push_str("\",\"height\":");
-        out.push_str(&item.height.to_string());
-        if let Some(fee) = item.fee {
-            out.push_str(",\"fee\":");
-            out.push_str(&fee.to_string());
-        }
-        out.push('}');
-    }
-    out.push(']');
-    out
+    Ok(e.history(sh).await?.json())
 }
 
 pub(super) async fn get_mempool(e: &Electrum, sh: ScriptHash) -> Result<Value, RpcError> {
@@ -72,7 +51,7 @@ pub(super) async fn subscribe(
     sh: ScriptHash,
     shown: &Value,
 ) -> Result<Value, RpcError> {
-    let s = status(&e.history(sh).await?);
+    let s = e.history(sh).await?.status();
     session.subscribe(sh, shown, s)?;
     Ok(status_json(s))
 }

@@ -52,15 +52,28 @@ pub(super) async fn run<R: MessageReader, W: MessageWriter + 'static>(
     finish(result, connection.outbound, writer_task, send_timeout).await
 }
 
-/// The writer task: sends the queued answers and notifications in order. A client that does
-/// not take one within `send_timeout` is dropped.
+/// The writer task: sends the queued answers and notifications in order, what is queued at
+/// once in one write (up to [`WRITE_BATCH_BYTES`]). A client that does not take them within
+/// `send_timeout` is dropped.
 async fn write<W: MessageWriter>(
     mut writer: W,
     mut rx: mpsc::Receiver<Response>,
     send_timeout: Duration,
 ) -> Result<()> {
-    while let Some(msg) = rx.recv().await {
-        match tokio::time::timeout(send_timeout, writer.send(&msg.0)).await {
+    let mut batch: Vec<Response> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.0.len();
+        batch.push(first);
+        while bytes < WRITE_BATCH_BYTES {
+            let Ok(next) = rx.try_recv() else { break };
+            bytes += next.0.len();
+            batch.push(next);
+        }
+        let messages: Vec<&str> = batch.iter().map(|m| m.0.as_str()).collect();
+        let sent = tokio::time::timeout(send_timeout, writer.send_all(&messages)).await;
+        drop(messages);
+        batch.clear();
+        match sent {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(anyhow!("write failed: {e}")),
             Err(_) => {
@@ -72,6 +85,9 @@ async fn write<W: MessageWriter>(
     }
     Ok(())
 }
+
+/// How much the writer gathers from its queue into one write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 /// Ends a session: a failed one (a client too slow to take its answers, among others) is
 /// dropped at once, its queue with it; otherwise the writer sends what is queued (the last

@@ -23,14 +23,23 @@ pub(crate) trait MessageReader: Send {
 }
 
 pub(crate) trait MessageWriter: Send {
-    fn send(&mut self, message: &str) -> impl std::future::Future<Output = io::Result<()>> + Send;
+    /// Sends the messages in order, flushed together: answers to pipelined requests leave in
+    /// one write instead of one each.
+    fn send_all(&mut self, messages: &[&str]) -> impl std::future::Future<Output = io::Result<()>> + Send;
+
+    fn send(&mut self, message: &str) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        async move { self.send_all(&[message]).await }
+    }
 }
 
 /// Newline framing over a byte stream.
 pub(crate) struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
-    /// Bytes of `buf` already searched for a newline.
+    /// Where the next message starts in `buf`: the bytes before it were handed out, and are
+    /// dropped only before the next read (moving the rest once per read, not once per line).
+    start: usize,
+    /// Bytes of `buf` from `start` already searched for a newline.
     scanned: usize,
     max: usize,
     /// Dropping the rest of an oversized line.
@@ -39,26 +48,30 @@ pub(crate) struct LineReader<R> {
 
 impl<R: AsyncRead + Unpin + Send> LineReader<R> {
     pub(crate) fn new(inner: R, max: usize) -> LineReader<R> {
-        LineReader { inner, buf: Vec::with_capacity(4096), scanned: 0, max, discarding: false }
+        LineReader { inner, buf: Vec::with_capacity(4096), start: 0, scanned: 0, max, discarding: false }
     }
 }
 
 impl<R: AsyncRead + Unpin + Send> MessageReader for LineReader<R> {
     async fn next(&mut self) -> io::Result<Inbound> {
         loop {
-            if let Some(pos) = self.buf.get(self.scanned..).and_then(|b| b.iter().position(|c| *c == b'\n')) {
-                let end = self.scanned + pos;
-                let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+            let from = self.start + self.scanned;
+            if let Some(pos) = self.buf.get(from..).and_then(|b| b.iter().position(|c| *c == b'\n')) {
+                let end = from + pos;
+                let line = self.buf.get(self.start..end).unwrap_or_default();
+                let blank = line.iter().all(u8::is_ascii_whitespace);
+                let message = (!self.discarding && !blank).then(|| line.to_vec());
+                self.start = end + 1;
                 self.scanned = 0;
-                if self.discarding {
-                    self.discarding = false;
-                    continue;
+                self.discarding = false;
+                match message {
+                    Some(m) => return Ok(Inbound::Message(m)),
+                    None => continue,
                 }
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                return Ok(Inbound::Message(line));
             }
+            // Everything before `start` was handed out; the rest is a partial line.
+            self.buf.drain(..self.start);
+            self.start = 0;
             self.scanned = self.buf.len();
             if self.buf.len() > self.max {
                 // Over the limit without a newline: drop it, and everything up to the next one.
@@ -90,10 +103,12 @@ impl<W: AsyncWrite + Unpin + Send> LineWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin + Send> MessageWriter for LineWriter<W> {
-    async fn send(&mut self, message: &str) -> io::Result<()> {
-        let mut framed = Vec::with_capacity(message.len() + 1);
-        framed.extend_from_slice(message.as_bytes());
-        framed.push(b'\n');
+    async fn send_all(&mut self, messages: &[&str]) -> io::Result<()> {
+        let mut framed = Vec::with_capacity(messages.iter().map(|m| m.len() + 1).sum());
+        for message in messages {
+            framed.extend_from_slice(message.as_bytes());
+            framed.push(b'\n');
+        }
         self.inner.write_all(&framed).await?;
         self.inner.flush().await
     }
@@ -135,8 +150,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> MessageReader for WsReader<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> MessageWriter for WsWriter<S> {
-    async fn send(&mut self, message: &str) -> io::Result<()> {
-        self.inner.send(Message::Text(message.into())).await.map_err(ws_error)
+    async fn send_all(&mut self, messages: &[&str]) -> io::Result<()> {
+        for message in messages {
+            self.inner.feed(Message::Text((*message).into())).await.map_err(ws_error)?;
+        }
+        self.inner.flush().await.map_err(ws_error)
     }
 }
 
@@ -154,6 +172,42 @@ mod tests {
                 Inbound::Closed => return out,
             }
         }
+    }
+
+    #[tokio::test]
+    async fn messages_sent_together_are_framed_in_order() {
+        let mut out = Vec::new();
+        let mut w = LineWriter::new(&mut out);
+        w.send_all(&["{\"a\":1}", "{\"b\":2}"]).await.unwrap();
+        w.send("{\"c\":3}").await.unwrap();
+        assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+        // Read back through the reader, fed a byte at a time and all at once.
+        assert_eq!(read_all(&out, 100).await, vec!["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+        let mut slow = Vec::new();
+        let mut r = LineReader::new(tokio_test_reader(&out), 100);
+        while let Inbound::Message(m) = r.next().await.unwrap() {
+            slow.push(String::from_utf8(m).unwrap());
+        }
+        assert_eq!(slow, vec!["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+    }
+
+    /// A reader that hands out one byte per read.
+    fn tokio_test_reader(bytes: &[u8]) -> impl AsyncRead + Unpin + Send + '_ {
+        struct OneByte<'a>(&'a [u8]);
+        impl AsyncRead for OneByte<'_> {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<io::Result<()>> {
+                if let Some((first, rest)) = self.0.split_first() {
+                    buf.put_slice(&[*first]);
+                    self.0 = rest;
+                }
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        OneByte(bytes)
     }
 
     #[tokio::test]

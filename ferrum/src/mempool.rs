@@ -77,6 +77,26 @@ impl State {
         self.txs.insert(tx.txid, tx);
     }
 
+    /// Drops transactions, adding to `touched` their scripts and their children's (a child
+    /// that loses an unconfirmed parent may go from height -1 to 0). How many were here.
+    fn drop_txs(&mut self, gone: &[Txid], touched: &mut HashSet<ScriptHash>) -> usize {
+        let mut dropped = 0;
+        for txid in gone {
+            let Some(tx) = self.remove(txid) else { continue };
+            dropped += 1;
+            touched.extend(tx.scripthashes());
+            for vout in 0..tx.outputs.len() as u32 {
+                if let Some(child) = self.spent_by.get(&(*txid, vout)).and_then(|c| self.txs.get(c)) {
+                    touched.extend(child.scripthashes());
+                }
+            }
+        }
+        if dropped > 0 {
+            self.histogram = None;
+        }
+        dropped
+    }
+
     fn remove(&mut self, txid: &Txid) -> Option<Arc<MempoolTx>> {
         let tx = self.txs.remove(txid)?;
         if let Some(n) = self.arrival_of.remove(txid) {
@@ -218,6 +238,16 @@ impl Mempool {
             .collect()
     }
 
+    /// Drops the transactions of blocks the index has just added: the node took them out of
+    /// its mempool when it connected the blocks, so subscribers can be told of the blocks
+    /// without waiting for the node to answer a sync. Transactions that conflict with the
+    /// blocks are left to the next sync. Returns the script hashes touched.
+    pub(crate) fn confirmed(&self, mined: &[Txid]) -> HashSet<ScriptHash> {
+        let mut touched = HashSet::new();
+        self.state.writing().drop_txs(mined, &mut touched);
+        touched
+    }
+
     /// Brings the mempool in line with the node's. `indexed` is the index's tip: transactions
     /// that left the node's mempool are dropped only when the node's tip is that one, since
     /// otherwise a block the index has not seen yet may have confirmed them, and dropping them
@@ -236,21 +266,7 @@ impl Mempool {
             } else {
                 state.txs.keys().filter(|t| !node.contains(t)).copied().collect()
             };
-            for txid in &gone {
-                if let Some(tx) = state.remove(txid) {
-                    report.touched.extend(tx.scripthashes());
-                    // Children lose an unconfirmed parent (-1 may become 0).
-                    for vout in 0..tx.outputs.len() as u32 {
-                        if let Some(child) = state.spent_by.get(&(*txid, vout)).and_then(|c| state.txs.get(c)) {
-                            report.touched.extend(child.scripthashes());
-                        }
-                    }
-                }
-            }
-            report.removed = gone.len();
-            if !gone.is_empty() {
-                state.histogram = None;
-            }
+            report.removed = state.drop_txs(&gone, &mut report.touched);
             node.iter().filter(|t| !state.txs.contains_key(t)).copied().collect()
         };
         if new.is_empty() {
@@ -418,6 +434,39 @@ fn compact_histogram(by_rate: HashMap<u64, u64>) -> Vec<(f64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tx(n: u8, spends: Option<Txid>, pays: u8) -> Arc<MempoolTx> {
+        let inputs = spends
+            .map(|prev_txid| Spend { prev_txid, prev_vout: 0, sh: ScriptHash([n; 32]), value: 10 })
+            .into_iter()
+            .collect();
+        Arc::new(MempoolTx {
+            txid: Txid([n; 32]),
+            fee: 1,
+            vsize: 100,
+            inputs,
+            outputs: vec![Some((ScriptHash([pays; 32]), 9))],
+        })
+    }
+
+    /// A mined parent leaves; its child, still pending, no longer has an unconfirmed input,
+    /// and both scripts are touched. A transaction not in the mempool changes nothing.
+    #[test]
+    fn mined_transactions_leave_and_their_children_move_to_height_zero() {
+        let mut state = State::default();
+        let parent = tx(1, None, 2);
+        let child = tx(3, Some(parent.txid), 4);
+        state.insert(parent.clone());
+        state.insert(child.clone());
+        assert!(state.has_unconfirmed_inputs(&child));
+        let mut touched = HashSet::new();
+        assert_eq!(state.drop_txs(&[parent.txid, Txid([9; 32])], &mut touched), 1);
+        assert!(!state.txs.contains_key(&parent.txid) && state.txs.contains_key(&child.txid));
+        assert!(!state.has_unconfirmed_inputs(&child));
+        let expected: HashSet<ScriptHash> = [2, 3, 4].map(|n| ScriptHash([n; 32])).into_iter().collect();
+        assert_eq!(touched, expected);
+        assert!(!state.by_sh.contains_key(&ScriptHash([2; 32])), "the parent's output script has nothing pending");
+    }
 
     #[test]
     fn histogram_is_strictly_decreasing_and_binned() {

@@ -39,12 +39,15 @@ pub(crate) fn tip_header(e: &Electrum) -> Result<(u32, [u8; 80]), RpcError> {
 
 /// Keeps the mempool in line with the node and turns index and mempool changes into events
 /// for the sessions. Index changes are taken only when a sync has settled at the node's tip (a
-/// reorg's undo and redo become one event), and the mempool is synced before the event is sent,
-/// so subscribers never see a state where the two disagree.
+/// reorg's undo and redo become one event). New blocks on top of the last tip take their
+/// transactions out of the mempool before the event is sent; otherwise (blocks undone, a
+/// catch-up) the mempool is synced with the node first. Either way subscribers never see a
+/// transaction both confirmed and pending.
 pub(crate) async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, stop: StopSignal) {
     let index = electrum.index.clone();
     let mut settled = index.settled();
     let mut last_tip = None;
+    let mut last_height = None;
     let mut failing = false;
     let min_gap = Duration::from_millis(100);
     // A new block seen during the pause after an event: go again at once.
@@ -63,7 +66,23 @@ pub(crate) async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, s
         }
         let tip = index.tip();
         let tip_changed = last_tip != Some(tip.hash);
-        let confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
+        let mut confirmed = if tip_changed { index.take_touched() } else { Some(Default::default()) };
+        // Blocks added on top of the last tip: their transactions leave the mempool here, and
+        // subscribers are told at once. The node is busiest right after a block, and its
+        // answer to the sync below can take tens of milliseconds then; what that sync changes
+        // (conflicts with the block, new transactions) follows in an event of its own.
+        let mut told = false;
+        if tip_changed {
+            if let Some(mined) = tip.height.and_then(|h| mined_since(&electrum, last_height.zip(last_tip.flatten()), h))
+            {
+                let touched = mempool.confirmed(&mined);
+                let event = Event { tip: tip_header(&electrum).ok(), confirmed: confirmed.take(), mempool: touched };
+                let _ = electrum.events.send(Arc::new(event));
+                tracing::debug!(height = tip.height, "event sent before the mempool sync");
+                told = true;
+            }
+        }
+        let mempool_started = std::time::Instant::now();
         let touched = match mempool.sync(tip.hash).await {
             Ok(report) => {
                 if std::mem::take(&mut failing) {
@@ -81,13 +100,20 @@ pub(crate) async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, s
                 Default::default()
             }
         };
-        if tip_changed || !touched.is_empty() {
+        if told {
+            if !touched.is_empty() {
+                let event = Event { tip: None, confirmed: Some(Default::default()), mempool: touched };
+                let _ = electrum.events.send(Arc::new(event));
+            }
+        } else if tip_changed || !touched.is_empty() {
             let tip_header = if tip_changed { tip_header(&electrum).ok() } else { None };
             // No receivers is fine: nobody is connected.
             let _ = electrum.events.send(Arc::new(Event { tip: tip_header, confirmed, mempool: touched }));
-            tracing::debug!(height = tip.height, "event sent");
+            let mempool_ms = mempool_started.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(height = tip.height, mempool_ms, "event sent");
         }
         last_tip = Some(tip.hash);
+        last_height = tip.height;
         // Mempool churn is batched by this pause; a new block cuts it short.
         tokio::select! {
             _ = tokio::time::sleep(min_gap) => {}
@@ -95,4 +121,30 @@ pub(crate) async fn coordinate(electrum: Arc<Electrum>, mempool: Arc<Mempool>, s
             _ = stop.wait() => return,
         }
     }
+}
+
+/// Blocks told of before the mempool sync at most: more is a catch-up, not a new block.
+const MAX_TOLD_BLOCKS: u32 = 10;
+
+/// The txids of the blocks the index added on top of `last` (height and hash) up to
+/// `tip_height`: `None` when blocks were undone since (the sync sorts that out), when there are
+/// more than [`MAX_TOLD_BLOCKS`], or when the index cannot list them.
+fn mined_since(
+    e: &Electrum,
+    last: Option<(u32, crate::types::BlockHash)>,
+    tip_height: u32,
+) -> Option<Vec<crate::types::Txid>> {
+    let (height, hash) = last?;
+    if tip_height <= height || tip_height - height > MAX_TOLD_BLOCKS {
+        return None;
+    }
+    let query = e.reader.query();
+    if query.block_hash(height) != Some(hash) {
+        return None;
+    }
+    let mut mined = Vec::new();
+    for h in height + 1..=tip_height {
+        mined.extend(query.block_txids(h).ok()??);
+    }
+    Some(mined)
 }

@@ -11,9 +11,26 @@ use super::{BlockSource, IndexError, Indexer};
 use crate::store::rows::{self, Io, Tip};
 use crate::store::{Batch, Durability, PrevoutMode};
 use crate::sync::Shared;
+use crate::types::BlockHash;
 
 impl<S: BlockSource> Indexer<S> {
     /// The highest height where the index and the node's best chain agree.
+    /// [`Self::find_fork`], in one request with the node's hashes above the fork in the usual
+    /// case: blocks added on top of ours, where the request that checks our tip also lists
+    /// the new blocks (at most 2,000 of them).
+    pub(super) async fn find_fork_ahead(&self, node_height: u32) -> Result<(Option<u32>, Vec<BlockHash>), IndexError> {
+        let ours = self.index.chain().tip_height();
+        if let Some(ours) = ours.filter(|ours| *ours < node_height) {
+            let count = (node_height - ours + 1).min(2000);
+            let mut hashes = self.source.hashes(ours, count).await?;
+            if !hashes.is_empty() && hashes.first().copied() == self.index.chain().hash(ours) {
+                hashes.remove(0);
+                return Ok((Some(ours), hashes));
+            }
+        }
+        Ok((self.find_fork(node_height).await?, Vec::new()))
+    }
+
     pub(super) async fn find_fork(&self, node_height: u32) -> Result<Option<u32>, IndexError> {
         let Some(ours) = self.index.chain().tip_height() else { return Ok(None) };
         let mut high = ours.min(node_height);

@@ -87,9 +87,7 @@ impl<S: BlockSource> Indexer<S> {
                     // The node's tip is not the network's: nothing to finish yet.
                     return Ok(());
                 }
-                self.finish_catch_up(node_height)?;
-                self.index.settled.send_modify(|n| *n += 1);
-                return Ok(());
+                return self.settle(node_height);
             }
             let next = our_height.map_or(0, |h| h + 1);
             if node.initial_block_download
@@ -100,7 +98,7 @@ impl<S: BlockSource> Indexer<S> {
                 // blocks for days: let it get a bulk chunk ahead first.
                 return Ok(());
             }
-            let fork = self.find_fork(node_height).await?;
+            let (fork, known) = self.find_fork_ahead(node_height).await?;
             if let (Some(ours), Some(f)) = (our_height, fork) {
                 if f < ours {
                     self.undo_to(f).await?;
@@ -117,9 +115,22 @@ impl<S: BlockSource> Indexer<S> {
                 if bulk {
                     self.index.store.set_bulk(true)?;
                 }
-                self.index_range(start, node_height, bulk).await?;
+                self.index_range(start, node_height, bulk, known).await?;
+                let tip = self.index.chain().tip_hash();
+                if tip == Some(node.hash) && (caught_up || !node.initial_block_download) {
+                    // At the tip the node named: settled now, without asking the node again
+                    // (a block announced meanwhile wakes the next sync).
+                    return self.settle(node_height);
+                }
             }
         }
+    }
+
+    /// At the node's tip: tells the readers waiting for a settled index.
+    fn settle(&mut self, height: u32) -> Result<(), IndexError> {
+        self.finish_catch_up(height)?;
+        self.index.settled.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     /// After reaching the tip: leave bulk mode, compact, say so once.
@@ -170,31 +181,38 @@ impl<S: BlockSource> Indexer<S> {
     /// Indexes blocks `start..=end` of the node's best chain, fetched and parsed concurrently,
     /// committed in order. Returns early (with everything so far committed) when the node's
     /// chain changes under it or a stop is requested.
-    async fn index_range(&mut self, start: u32, end: u32, bulk: bool) -> Result<(), IndexError> {
+    /// `known`: the node's hashes of the first blocks of the range, when already asked for.
+    async fn index_range(&mut self, start: u32, end: u32, bulk: bool, known: Vec<BlockHash>) -> Result<(), IndexError> {
         let durability = if bulk { Durability::Bulk } else { Durability::Synced };
         let source = self.source.clone();
         let resolve_here = self.mode == PrevoutMode::Spenttxouts;
-        let hashes = futures::stream::unfold(start, move |next| {
-            let source = source.clone();
-            async move {
-                if next > end {
-                    return None;
+        let after_known = start + known.len() as u32;
+        let known = futures::stream::iter(
+            known.into_iter().enumerate().map(move |(i, hash)| Ok::<_, DaemonError>((start + i as u32, hash))),
+        );
+        let hashes = known.chain(
+            futures::stream::unfold(after_known, move |next| {
+                let source = source.clone();
+                async move {
+                    if next > end {
+                        return None;
+                    }
+                    let count = (end - next + 1).min(2000);
+                    let r = source.hashes(next, count).await;
+                    let after = match &r {
+                        Ok(h) if !h.is_empty() => next + h.len() as u32,
+                        // The node's chain got shorter; the consumer notices and starts over.
+                        _ => end + 1,
+                    };
+                    let items: Vec<Result<(u32, BlockHash), DaemonError>> = match r {
+                        Ok(h) => h.into_iter().enumerate().map(|(i, hash)| Ok((next + i as u32, hash))).collect(),
+                        Err(e) => vec![Err(e)],
+                    };
+                    Some((futures::stream::iter(items), after))
                 }
-                let count = (end - next + 1).min(2000);
-                let r = source.hashes(next, count).await;
-                let after = match &r {
-                    Ok(h) if !h.is_empty() => next + h.len() as u32,
-                    // The node's chain got shorter; the consumer notices and starts over.
-                    _ => end + 1,
-                };
-                let items: Vec<Result<(u32, BlockHash), DaemonError>> = match r {
-                    Ok(h) => h.into_iter().enumerate().map(|(i, hash)| Ok((next + i as u32, hash))).collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                Some((futures::stream::iter(items), after))
-            }
-        })
-        .flatten();
+            })
+            .flatten(),
+        );
         let source = self.source.clone();
         let blocks = hashes
             .map(move |item| {
@@ -300,15 +318,16 @@ impl<S: BlockSource> Indexer<S> {
         let index = self.index.clone();
         let batch = done.batch;
         let commit = tokio::task::spawn_blocking(move || index.store.commit(batch, durability));
-        *in_flight = Some(InFlight { commit, blocks: done.blocks, touched: done.touched });
+        *in_flight = Some(InFlight { commit, blocks: done.blocks, touched: done.touched, started: Instant::now() });
         let inherited = (!done.created.is_empty()).then(|| Arc::new(done.created));
         Ok(Chunk::new(self.index.store.batch(next_tx), next_tx, self.index.tracking(), inherited))
     }
 
     /// Waits for a commit to be written, then publishes its blocks.
     async fn land(&mut self, in_flight: Option<InFlight>) -> Result<(), IndexError> {
-        let Some(InFlight { commit, blocks, touched }) = in_flight else { return Ok(()) };
+        let Some(InFlight { commit, blocks, touched, started }) = in_flight else { return Ok(()) };
         commit.await.map_err(|e| IndexError::Task(e.to_string()))??;
+        tracing::debug!(blocks = blocks.len(), commit_ms = started.elapsed().as_secs_f64() * 1e3, "committed");
         self.index.record_touched(touched);
         {
             let mut chain = self.index.chain.writing();
@@ -326,4 +345,5 @@ struct InFlight {
     commit: tokio::task::JoinHandle<Result<(), crate::store::StoreError>>,
     blocks: NewBlocks,
     touched: Vec<[u8; 8]>,
+    started: Instant,
 }

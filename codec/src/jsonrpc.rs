@@ -210,13 +210,19 @@ pub fn batch_response(items: Vec<String>) -> Response {
 }
 
 /// A success reply as JSON text, around a result that is JSON text already.
+/// Written into one allocation of the right size: a history's result can be megabytes, and
+/// `format!` grew its string by doubling, copying it each time.
 pub fn result_text(id: &Value, result: &str, v2: bool) -> String {
     let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_string());
-    if v2 {
-        format!("{{\"jsonrpc\":\"2.0\",\"result\":{result},\"id\":{id}}}")
-    } else {
-        format!("{{\"result\":{result},\"error\":null,\"id\":{id}}}")
-    }
+    let (head, middle) =
+        if v2 { ("{\"jsonrpc\":\"2.0\",\"result\":", ",\"id\":") } else { ("{\"result\":", ",\"error\":null,\"id\":") };
+    let mut out = String::with_capacity(head.len() + result.len() + middle.len() + id.len() + 1);
+    out.push_str(head);
+    out.push_str(result);
+    out.push_str(middle);
+    out.push_str(&id);
+    out.push('}');
+    out
 }
 
 fn parse_request(value: Value) -> Result<Request, Invalid> {

@@ -102,11 +102,22 @@ impl<W: AsyncWrite + Unpin + Send> LineWriter<W> {
     }
 }
 
+/// Messages up to this size are copied into one buffer with their neighbours; a larger one is
+/// written from where it lies (a long history's answer is megabytes).
+const COPY_BELOW: usize = 64 * 1024;
+
 impl<W: AsyncWrite + Unpin + Send> MessageWriter for LineWriter<W> {
     async fn send_all(&mut self, messages: &[&str]) -> io::Result<()> {
-        let mut framed = Vec::with_capacity(messages.iter().map(|m| m.len() + 1).sum());
+        let small: usize = messages.iter().filter(|m| m.len() < COPY_BELOW).map(|m| m.len()).sum();
+        let mut framed = Vec::with_capacity(small + messages.len());
         for message in messages {
-            framed.extend_from_slice(message.as_bytes());
+            if message.len() < COPY_BELOW {
+                framed.extend_from_slice(message.as_bytes());
+            } else {
+                self.inner.write_all(&framed).await?;
+                framed.clear();
+                self.inner.write_all(message.as_bytes()).await?;
+            }
             framed.push(b'\n');
         }
         self.inner.write_all(&framed).await?;
@@ -181,6 +192,15 @@ mod tests {
         w.send_all(&["{\"a\":1}", "{\"b\":2}"]).await.unwrap();
         w.send("{\"c\":3}").await.unwrap();
         assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+        // A large message between small ones is written in place, in order.
+        let large = format!("[{}]", "1,".repeat(COPY_BELOW) + "1");
+        let mut out = Vec::new();
+        LineWriter::new(&mut out).send_all(&["x", &large, "y"]).await.unwrap();
+        assert_eq!(out, format!("x\n{large}\ny\n").into_bytes());
+        let mut out = Vec::new();
+        LineWriter::new(&mut out).send(&large).await.unwrap();
+        assert_eq!(out, format!("{large}\n").into_bytes());
+        let out = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n".to_vec();
         // Read back through the reader, fed a byte at a time and all at once.
         assert_eq!(read_all(&out, 100).await, vec!["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
         let mut slow = Vec::new();

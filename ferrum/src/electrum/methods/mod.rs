@@ -53,7 +53,13 @@ pub(crate) async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJs
         Request::ScripthashUnsubscribe(sh) => scripthash::unsubscribe(session, &sh),
         Request::ScriptpubkeyGetBalance(sh) => scripthash::get_balance(e, sh).await?,
         Request::ScriptpubkeyGetHistory(sh) => {
-            return scripthash::get_history(e, sh).await.map(|h| ResultJson::Text(format!("{{\"history\":{h}}}")))
+            return scripthash::get_history(e, sh).await.map(|h| {
+                let mut text = String::with_capacity(h.len() + 12);
+                text.push_str("{\"history\":");
+                text.push_str(&h);
+                text.push('}');
+                ResultJson::Text(text)
+            })
         }
         Request::ScriptpubkeyGetMempool(sh) => json!({"history": scripthash::get_mempool(e, sh).await?}),
         Request::ScriptpubkeyListUnspent(sh) => json!({"utxos": scripthash::listunspent(e, sh).await?}),

@@ -84,44 +84,75 @@ impl Written {
     }
 
     pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = HistoryEntry>) {
-        let mut hex = String::with_capacity(64);
-        let mut number = itoa::Buffer::new();
         for entry in entries {
-            hex.clear();
-            push_hex_rev(&mut hex, &entry.txid.0);
-            let height = number.format(entry.height);
-            self.hash.update(hex.as_bytes());
-            self.hash.update(b":");
-            self.hash.update(height.as_bytes());
-            self.hash.update(b":");
-            if self.len > 0 {
-                self.json.push(',');
-            }
-            self.json.push_str("{\"tx_hash\":\"");
-            self.json.push_str(&hex);
-            self.json.push_str("\",\"height\":");
-            self.json.push_str(height);
-            if let Some(fee) = entry.fee {
-                self.json.push_str(",\"fee\":");
-                self.json.push_str(number.format(fee));
-            }
-            self.json.push('}');
+            EntryText::of(&entry).hash(&mut self.hash).push_json(&mut self.json, self.len == 0, entry.fee);
             self.len += 1;
         }
     }
 
-    /// The status of the entries written: `None` when there are none.
-    pub(crate) fn status(&self) -> Option<[u8; 32]> {
-        (self.len > 0).then(|| self.hash.clone().finalize().into())
+    /// The status of the entries written and then `more`: `None` when there are none.
+    pub(crate) fn status_with(&self, more: &[HistoryEntry]) -> Option<[u8; 32]> {
+        if self.len + more.len() == 0 {
+            return None;
+        }
+        let mut hash = self.hash.clone();
+        for entry in more {
+            EntryText::of(entry).hash(&mut hash);
+        }
+        Some(hash.finalize().into())
     }
 
-    /// The JSON array of the entries written.
-    pub(crate) fn json_array(&self) -> String {
-        let mut out = String::with_capacity(self.json.len() + 2);
+    /// The JSON array of the entries written and then `more`, in one string (the entries
+    /// written are not copied twice: a busy script's are megabytes).
+    pub(crate) fn json_array_with(&self, more: &[HistoryEntry]) -> String {
+        let mut out = String::with_capacity(self.json.len() + more.len() * (JSON_ENTRY_BYTES + 24) + 2);
         out.push('[');
         out.push_str(&self.json);
+        for (n, entry) in more.iter().enumerate() {
+            EntryText::of(entry).push_json(&mut out, self.len + n == 0, entry.fee);
+        }
         out.push(']');
         out
+    }
+}
+
+/// An entry's txid and height as the protocol writes them.
+struct EntryText {
+    hex: String,
+    height: itoa::Buffer,
+    value: i64,
+}
+
+impl EntryText {
+    fn of(entry: &HistoryEntry) -> EntryText {
+        let mut hex = String::with_capacity(64);
+        push_hex_rev(&mut hex, &entry.txid.0);
+        EntryText { hex, height: itoa::Buffer::new(), value: entry.height }
+    }
+
+    /// `txid:height:`, as the status hashes it.
+    fn hash(mut self, hash: &mut Sha256) -> EntryText {
+        hash.update(self.hex.as_bytes());
+        hash.update(b":");
+        hash.update(self.height.format(self.value).as_bytes());
+        hash.update(b":");
+        self
+    }
+
+    /// The JSON object, after a comma unless it is the first.
+    fn push_json(mut self, out: &mut String, first: bool, fee: Option<u64>) {
+        if !first {
+            out.push(',');
+        }
+        out.push_str("{\"tx_hash\":\"");
+        out.push_str(&self.hex);
+        out.push_str("\",\"height\":");
+        out.push_str(self.height.format(self.value));
+        if let Some(fee) = fee {
+            out.push_str(",\"fee\":");
+            out.push_str(itoa::Buffer::new().format(fee));
+        }
+        out.push('}');
     }
 }
 
@@ -170,23 +201,19 @@ impl History {
         self.confirmed.txs().len() + self.mempool.len()
     }
 
-    /// The whole history written, with the mempool's entries appended to the confirmed ones.
-    fn written(&self) -> Arc<Written> {
-        let mut written = self.confirmed.written();
-        if !self.mempool.is_empty() {
-            Arc::make_mut(&mut written).extend(self.mempool.iter().map(HistoryEntry::pending));
-        }
-        written
+    fn pending(&self) -> Vec<HistoryEntry> {
+        self.mempool.iter().map(HistoryEntry::pending).collect()
     }
 
-    /// The history as a JSON array.
+    /// The history as a JSON array: the confirmed part's text (kept for a busy script), then
+    /// the mempool's entries.
     pub(crate) fn json(&self) -> String {
-        self.written().json_array()
+        self.confirmed.written().json_array_with(&self.pending())
     }
 
     /// The status: `sha256("txid:height:" ...)` over the history, or `None` when it is empty.
     pub(crate) fn status(&self) -> Option<[u8; 32]> {
-        self.written().status()
+        self.confirmed.written().status_with(&self.pending())
     }
 }
 
@@ -228,14 +255,16 @@ mod tests {
         whole.extend(confirmed.iter().map(HistoryEntry::confirmed).chain(mempool.iter().copied()));
         let mut kept = Written::of(&confirmed[..1]);
         kept.push_confirmed(&confirmed[1..]);
-        let mut laid = kept.clone();
-        laid.extend(mempool.iter().copied());
-        for w in [&whole, &laid] {
+        let written = [
+            (whole.status_with(&[]), whole.json_array_with(&[])),
+            (kept.status_with(&mempool), kept.json_array_with(&mempool)),
+        ];
+        for (status, json) in written {
             assert_eq!(
-                hex::encode(w.status().unwrap()),
+                hex::encode(status.unwrap()),
                 "78e96c6562cafa71c115503b9411fdfdc595a45031e2ab76ff75162fe1b0590d"
             );
-            let json: serde_json::Value = serde_json::from_str(&w.json_array()).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&json).unwrap();
             assert_eq!(json.as_array().unwrap().len(), 6);
             assert_eq!(json[0], serde_json::json!({"tx_hash": confirmed[0].txid.to_hex(), "height": 2472}));
             assert_eq!(
@@ -243,9 +272,14 @@ mod tests {
                 serde_json::json!({"tx_hash": "bb4c8ab438c13b89ca80d1d5bee25b0b6b7f55673f4d801998ba97db161d9e85", "height": -1, "fee": 200})
             );
         }
-        // The kept part is untouched by what was laid over a copy of it.
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&kept.json_array()).unwrap().as_array().unwrap().len(), 3);
-        assert_eq!(Written::default().status(), None);
-        assert_eq!(Written::default().json_array(), "[]");
+        // The kept part is untouched by what was laid over it.
+        let alone: serde_json::Value = serde_json::from_str(&kept.json_array_with(&[])).unwrap();
+        assert_eq!(alone.as_array().unwrap().len(), 3);
+        assert_eq!(Written::default().status_with(&[]), None);
+        assert_eq!(Written::default().json_array_with(&[]), "[]");
+        // The mempool's part alone, over an empty confirmed one.
+        let pending: serde_json::Value = serde_json::from_str(&Written::default().json_array_with(&mempool)).unwrap();
+        assert_eq!(pending.as_array().unwrap().len(), 3);
+        assert!(Written::default().status_with(&mempool).is_some());
     }
 }

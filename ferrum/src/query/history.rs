@@ -157,8 +157,8 @@ impl EntryText {
 }
 
 /// The confirmed part of a script's history on one view of the index: the summary kept for a
-/// busy script (its entries written once, on first use), or the transactions read for this
-/// request.
+/// busy script (its entries written once, on first use: [`History::json`]), or the
+/// transactions read for this request.
 pub(crate) enum Confirmed {
     Kept(Arc<ScriptSummary>),
     Read { rows: usize, txs: Vec<ConfirmedTx> },
@@ -179,14 +179,6 @@ impl Confirmed {
             Confirmed::Read { txs, .. } => txs,
         }
     }
-
-    /// The entries written: kept with the summary of a busy script.
-    fn written(&self) -> Arc<Written> {
-        match self {
-            Confirmed::Kept(s) => s.written.get_or_init(|| Arc::new(Written::of(&s.history))).clone(),
-            Confirmed::Read { txs, .. } => Arc::new(Written::of(txs)),
-        }
-    }
 }
 
 /// A script's whole history: its confirmed part and the mempool's, in protocol order.
@@ -201,19 +193,30 @@ impl History {
         self.confirmed.txs().len() + self.mempool.len()
     }
 
-    fn pending(&self) -> Vec<HistoryEntry> {
-        self.mempool.iter().map(HistoryEntry::pending).collect()
+    /// What is written already (a busy script's confirmed part, written once and kept; else
+    /// nothing) and the entries to write after it.
+    fn parts(&self) -> (Arc<Written>, Vec<HistoryEntry>) {
+        let pending = self.mempool.iter().map(HistoryEntry::pending);
+        match &self.confirmed {
+            Confirmed::Kept(s) => {
+                (s.written.get_or_init(|| Arc::new(Written::of(&s.history))).clone(), pending.collect())
+            }
+            Confirmed::Read { txs, .. } => {
+                (Arc::default(), txs.iter().map(HistoryEntry::confirmed).chain(pending).collect())
+            }
+        }
     }
 
-    /// The history as a JSON array: the confirmed part's text (kept for a busy script), then
-    /// the mempool's entries.
+    /// The history as a JSON array, in one string.
     pub(crate) fn json(&self) -> String {
-        self.confirmed.written().json_array_with(&self.pending())
+        let (written, more) = self.parts();
+        written.json_array_with(&more)
     }
 
     /// The status: `sha256("txid:height:" ...)` over the history, or `None` when it is empty.
     pub(crate) fn status(&self) -> Option<[u8; 32]> {
-        self.confirmed.written().status_with(&self.pending())
+        let (written, more) = self.parts();
+        written.status_with(&more)
     }
 }
 

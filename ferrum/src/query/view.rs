@@ -105,20 +105,28 @@ impl Query {
     /// Runs `f` on a consistent view, again if blocks were undone meanwhile.
     pub(crate) fn with_view<T>(&self, mut f: impl FnMut(&View) -> Result<T, QueryError>) -> Result<T, QueryError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let generation = self.index.generation();
-            if generation % 2 == 1 {
+            let Some(view) = self.view_now() else {
                 // Blocks are being undone right now.
                 std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(6)));
                 continue;
-            }
-            let tip = self.index.tip();
-            let view = View { tx_count: tip.tx_count, generation };
+            };
             let result = f(&view)?;
-            if self.index.generation() == view.generation {
+            if self.still(&view) {
                 return Ok(result);
             }
         }
         Err(QueryError::Unstable(MAX_ATTEMPTS))
+    }
+
+    /// The view now: `None` while blocks are being undone.
+    fn view_now(&self) -> Option<View> {
+        let generation = self.index.generation();
+        generation.is_multiple_of(2).then(|| View { tx_count: self.index.tip().tx_count, generation })
+    }
+
+    /// Whether no block was undone since `view` was taken: what was read on it stands.
+    fn still(&self, view: &View) -> bool {
+        self.index.generation() == view.generation
     }
 
     /// History, unspent outputs and balance of a script hash. `exact_prevouts` gives the full
@@ -279,18 +287,14 @@ impl Query {
     /// Most scripts are a seek and a few rows, which cost less than the hop to another thread
     /// and back.
     pub(crate) fn small_history(&self, sh: &ScriptHash, max_rows: usize) -> Result<Option<Confirmed>, QueryError> {
-        let generation = self.index.generation();
-        if generation % 2 == 1 || self.cache.holds(sh) {
-            return Ok(None);
-        }
-        let view = View { tx_count: self.index.tip().tx_count, generation };
+        let Some(view) = self.view_now().filter(|_| !self.cache.holds(sh)) else { return Ok(None) };
         let store = self.index.store();
         let Some(rows) = store.script_rows_upto(sh, 0, max_rows)? else { return Ok(None) };
         if self.cache.worth_keeping(rows.len()) {
             return Ok(None);
         }
         let txs = history_entries(&rows, &view, &self.index.chain(), &store.txids())?;
-        if self.index.generation() != generation {
+        if !self.still(&view) {
             return Ok(None);
         }
         self.cache.count(false);

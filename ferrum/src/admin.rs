@@ -62,7 +62,7 @@ async fn connection(stream: TcpStream, monitor: &Arc<Monitor>) -> Result<()> {
             }
             Inbound::Message(bytes) => answer(&bytes, monitor).await,
         };
-        writer.send(&answer.to_string()).await?;
+        writer.send(&answer.to_string().into()).await?;
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::coerce::commas;
 use super::events::Event;
-use super::jsonrpc::{self, Incoming, Invalid, Response, RpcError};
+use super::jsonrpc::{self, Incoming, Invalid, Response, RpcError, Text};
 use super::methods::{self, outpoint, Context, ResultJson};
 use super::protocol::{Method, ProtocolVersion};
 use super::request::Request;
@@ -88,7 +88,7 @@ impl Session {
     }
 
     /// One request: the reply as JSON text (`None` for a notification).
-    async fn handle_request(&mut self, request: jsonrpc::Request) -> Option<String> {
+    async fn handle_request(&mut self, request: jsonrpc::Request) -> Option<Text> {
         let began = std::time::Instant::now();
         crate::cost::charge(crate::cost::REQUEST);
         tracing::trace!(session = self.state.id, method = %request.method, "request");
@@ -100,9 +100,9 @@ impl Session {
         Some(match result {
             Ok(ResultJson::Value(value)) => {
                 let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".to_string());
-                jsonrpc::result_text(&id, &text, request.v2)
+                jsonrpc::result_text(&id, text.into(), request.v2)
             }
-            Ok(ResultJson::Text(text)) => jsonrpc::result_text(&id, &text, request.v2),
+            Ok(ResultJson::Text(text)) => jsonrpc::result_text(&id, text, request.v2),
             Err(error) => jsonrpc::encode(&jsonrpc::error_value(&id, &error, request.v2)).0,
         })
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::view::{ConfirmedTx, ScriptSummary};
+use crate::electrum::jsonrpc::Text;
 use crate::mempool::Pending;
 use crate::types::{push_hex_rev, Txid};
 
@@ -102,17 +103,39 @@ impl Written {
         Some(hash.finalize().into())
     }
 
-    /// The JSON array of the entries written and then `more`, in one string (the entries
-    /// written are not copied twice: a busy script's are megabytes).
+    /// The JSON array of the entries written and then `more`, in one string.
     pub(crate) fn json_array_with(&self, more: &[HistoryEntry]) -> String {
         let mut out = String::with_capacity(self.json.len() + more.len() * (JSON_ENTRY_BYTES + 24) + 2);
         out.push('[');
         out.push_str(&self.json);
+        self.push_more(&mut out, more);
+        out
+    }
+
+    /// `more` after the entries written, and the array's end.
+    fn push_more(&self, out: &mut String, more: &[HistoryEntry]) {
         for (n, entry) in more.iter().enumerate() {
-            EntryText::of(entry).push_json(&mut out, self.len + n == 0, entry.fee);
+            EntryText::of(entry).push_json(out, self.len + n == 0, entry.fee);
         }
         out.push(']');
+    }
+
+    /// The same JSON array as [`Written::json_array_with`], sharing the entries written rather
+    /// than copying them (a busy script's are megabytes, and each answer had its own copy).
+    pub(crate) fn shared_json_array_with(self: &Arc<Written>, more: &[HistoryEntry]) -> Text {
+        let mut out = Text::from("[");
+        out.push_shared(self.clone());
+        let mut rest = String::with_capacity(more.len() * (JSON_ENTRY_BYTES + 24) + 1);
+        self.push_more(&mut rest, more);
+        out.push_string(rest);
         out
+    }
+}
+
+impl AsRef<str> for Written {
+    /// The entries' JSON, comma-separated, without the array's brackets.
+    fn as_ref(&self) -> &str {
+        &self.json
     }
 }
 
@@ -207,10 +230,13 @@ impl History {
         }
     }
 
-    /// The history as a JSON array, in one string.
-    pub(crate) fn json(&self) -> String {
+    /// The history as a JSON array: a busy script's kept part shared, not copied.
+    pub(crate) fn json(&self) -> Text {
         let (written, more) = self.parts();
-        written.json_array_with(&more)
+        match &self.confirmed {
+            Confirmed::Kept(_) => written.shared_json_array_with(&more),
+            Confirmed::Read { .. } => written.json_array_with(&more).into(),
+        }
     }
 
     /// The status: `sha256("txid:height:" ...)` over the history, or `None` when it is empty.
@@ -275,6 +301,12 @@ mod tests {
                 serde_json::json!({"tx_hash": "bb4c8ab438c13b89ca80d1d5bee25b0b6b7f55673f4d801998ba97db161d9e85", "height": -1, "fee": 200})
             );
         }
+        // Shared rather than copied, the same text; the kept entries are one piece, not copied.
+        let kept = Arc::new(kept);
+        let shared = kept.shared_json_array_with(&mempool);
+        assert_eq!(shared.to_string(), kept.json_array_with(&mempool));
+        assert!(shared.pieces().any(|p| p.as_ptr() == kept.as_ref().as_ref().as_ptr()));
+        assert_eq!(Arc::new(Written::default()).shared_json_array_with(&[]).to_string(), "[]");
         // The kept part is untouched by what was laid over it.
         let alone: serde_json::Value = serde_json::from_str(&kept.json_array_with(&[])).unwrap();
         assert_eq!(alone.as_array().unwrap().len(), 3);

@@ -20,7 +20,7 @@ use super::limits;
 use super::registry::SessionInfo;
 use super::Server;
 use crate::electrum::events::Event;
-use crate::electrum::jsonrpc::{self, Incoming, Invalid, Response, RpcError};
+use crate::electrum::jsonrpc::{self, Incoming, Invalid, Response, RpcError, Text};
 use crate::electrum::session::Session;
 use crate::electrum::state::SessionState;
 
@@ -69,7 +69,7 @@ async fn write<W: MessageWriter>(
             bytes += next.0.len();
             batch.push(next);
         }
-        let messages: Vec<&str> = batch.iter().map(|m| m.0.as_str()).collect();
+        let messages: Vec<&Text> = batch.iter().map(|m| &m.0).collect();
         let sent = tokio::time::timeout(send_timeout, writer.send_all(&messages)).await;
         drop(messages);
         batch.clear();

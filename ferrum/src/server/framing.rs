@@ -9,6 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::electrum::jsonrpc::Text;
+
 /// What the reader got.
 #[derive(Debug)]
 pub(crate) enum Inbound {
@@ -25,9 +27,9 @@ pub(crate) trait MessageReader: Send {
 pub(crate) trait MessageWriter: Send {
     /// Sends the messages in order, flushed together: answers to pipelined requests leave in
     /// one write instead of one each.
-    fn send_all(&mut self, messages: &[&str]) -> impl std::future::Future<Output = io::Result<()>> + Send;
+    fn send_all(&mut self, messages: &[&Text]) -> impl std::future::Future<Output = io::Result<()>> + Send;
 
-    fn send(&mut self, message: &str) -> impl std::future::Future<Output = io::Result<()>> + Send {
+    fn send(&mut self, message: &Text) -> impl std::future::Future<Output = io::Result<()>> + Send {
         async move { self.send_all(&[message]).await }
     }
 }
@@ -102,21 +104,24 @@ impl<W: AsyncWrite + Unpin + Send> LineWriter<W> {
     }
 }
 
-/// Messages up to this size are copied into one buffer with their neighbours; a larger one is
-/// written from where it lies (a long history's answer is megabytes).
+/// Pieces of messages up to this size are copied into one buffer with their neighbours; a
+/// larger one is written from where it lies (a long history is megabytes).
 const COPY_BELOW: usize = 64 * 1024;
 
 impl<W: AsyncWrite + Unpin + Send> MessageWriter for LineWriter<W> {
-    async fn send_all(&mut self, messages: &[&str]) -> io::Result<()> {
-        let small: usize = messages.iter().filter(|m| m.len() < COPY_BELOW).map(|m| m.len()).sum();
+    async fn send_all(&mut self, messages: &[&Text]) -> io::Result<()> {
+        let pieces = || messages.iter().flat_map(|m| m.pieces());
+        let small: usize = pieces().filter(|p| p.len() < COPY_BELOW).map(str::len).sum();
         let mut framed = Vec::with_capacity(small + messages.len());
         for message in messages {
-            if message.len() < COPY_BELOW {
-                framed.extend_from_slice(message.as_bytes());
-            } else {
-                self.inner.write_all(&framed).await?;
-                framed.clear();
-                self.inner.write_all(message.as_bytes()).await?;
+            for piece in message.pieces() {
+                if piece.len() < COPY_BELOW {
+                    framed.extend_from_slice(piece.as_bytes());
+                } else {
+                    self.inner.write_all(&framed).await?;
+                    framed.clear();
+                    self.inner.write_all(piece.as_bytes()).await?;
+                }
             }
             framed.push(b'\n');
         }
@@ -161,9 +166,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> MessageReader for WsReader<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> MessageWriter for WsWriter<S> {
-    async fn send_all(&mut self, messages: &[&str]) -> io::Result<()> {
+    async fn send_all(&mut self, messages: &[&Text]) -> io::Result<()> {
         for message in messages {
-            self.inner.feed(Message::Text((*message).into())).await.map_err(ws_error)?;
+            // A frame is one buffer: the pieces are joined.
+            self.inner.feed(Message::Text(message.to_string().into())).await.map_err(ws_error)?;
         }
         self.inner.flush().await.map_err(ws_error)
     }
@@ -189,16 +195,23 @@ mod tests {
     async fn messages_sent_together_are_framed_in_order() {
         let mut out = Vec::new();
         let mut w = LineWriter::new(&mut out);
-        w.send_all(&["{\"a\":1}", "{\"b\":2}"]).await.unwrap();
-        w.send("{\"c\":3}").await.unwrap();
+        w.send_all(&[&"{\"a\":1}".into(), &"{\"b\":2}".into()]).await.unwrap();
+        w.send(&"{\"c\":3}".into()).await.unwrap();
         assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
-        // A large message between small ones is written in place, in order.
+        // A large message between small ones is written in place, in order; so is a large
+        // piece in the middle of a message.
         let large = format!("[{}]", "1,".repeat(COPY_BELOW) + "1");
         let mut out = Vec::new();
-        LineWriter::new(&mut out).send_all(&["x", &large, "y"]).await.unwrap();
+        LineWriter::new(&mut out).send_all(&[&"x".into(), &large.clone().into(), &"y".into()]).await.unwrap();
         assert_eq!(out, format!("x\n{large}\ny\n").into_bytes());
+        let mut pieces = Text::from("{\"a\":");
+        pieces.push_shared(std::sync::Arc::new(large.clone()));
+        pieces.push_str("}");
         let mut out = Vec::new();
-        LineWriter::new(&mut out).send(&large).await.unwrap();
+        LineWriter::new(&mut out).send_all(&[&"x".into(), &pieces, &pieces]).await.unwrap();
+        assert_eq!(out, format!("x\n{{\"a\":{large}}}\n{{\"a\":{large}}}\n").into_bytes());
+        let mut out = Vec::new();
+        LineWriter::new(&mut out).send(&large.clone().into()).await.unwrap();
         assert_eq!(out, format!("{large}\n").into_bytes());
         let out = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n".to_vec();
         // Read back through the reader, fed a byte at a time and all at once.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::jsonrpc::RpcError;
+use super::jsonrpc::{RpcError, Text};
 use super::request::Request;
 use super::state::SessionState;
 use super::Electrum;
@@ -29,7 +29,7 @@ pub(crate) struct Context<'a> {
 #[derive(Debug)]
 pub(crate) enum ResultJson {
     Value(Value),
-    Text(String),
+    Text(Text),
 }
 
 /// Answers one request.
@@ -54,10 +54,9 @@ pub(crate) async fn answer(cx: Context<'_>, request: Request) -> Result<ResultJs
         Request::ScriptpubkeyGetBalance(sh) => scripthash::get_balance(e, sh).await?,
         Request::ScriptpubkeyGetHistory(sh) => {
             return scripthash::get_history(e, sh).await.map(|h| {
-                let mut text = String::with_capacity(h.len() + 12);
-                text.push_str("{\"history\":");
-                text.push_str(&h);
-                text.push('}');
+                let mut text = Text::from("{\"history\":");
+                text.push_text(h);
+                text.push_str("}");
                 ResultJson::Text(text)
             })
         }

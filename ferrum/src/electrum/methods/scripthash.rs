@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::electrum::jsonrpc::RpcError;
+use crate::electrum::jsonrpc::{RpcError, Text};
 use crate::electrum::state::SessionState;
 use crate::electrum::status::status_json;
 use crate::electrum::Electrum;
@@ -12,7 +12,7 @@ use crate::types::ScriptHash;
 
 /// `get_history`, written as JSON text (a long history's value tree costs more than the answer;
 /// a busy script's confirmed part is written once and kept).
-pub(super) async fn get_history(e: &Electrum, sh: ScriptHash) -> Result<String, RpcError> {
+pub(super) async fn get_history(e: &Electrum, sh: ScriptHash) -> Result<Text, RpcError> {
     Ok(e.history(sh).await?.json())
 }
 

@@ -225,13 +225,18 @@ impl Text {
         }
     }
 
-    /// Appends `s`: moved in as a piece of its own if it is large, else copied.
+    /// Appends `s`: moved in as a piece of its own, unless it is small and follows small text
+    /// (then copied, to keep pieces few).
     pub fn push_string(&mut self, s: String) {
-        if s.len() < LARGE {
-            self.push_str(&s);
-        } else {
-            self.len += s.len();
-            self.pieces.push(Piece::Large(s));
+        if s.is_empty() {
+            return;
+        }
+        match self.pieces.last() {
+            Some(Piece::Small(_)) if s.len() < LARGE => self.push_str(&s),
+            _ => {
+                self.len += s.len();
+                self.pieces.push(if s.len() < LARGE { Piece::Small(s) } else { Piece::Large(s) });
+            }
         }
     }
 
@@ -368,8 +373,17 @@ pub fn result_text(id: &Value, result: Text, v2: bool) -> Text {
     let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_string());
     let (head, middle) =
         if v2 { ("{\"jsonrpc\":\"2.0\",\"result\":", ",\"id\":") } else { ("{\"result\":", ",\"error\":null,\"id\":") };
-    let mut out = Text::new();
-    out.push_str(head);
+    if result.pieces.iter().all(|p| matches!(p, Piece::Small(_))) {
+        // Most answers: one string of the right size.
+        let mut out = String::with_capacity(head.len() + result.len() + middle.len() + id.len() + 1);
+        out.push_str(head);
+        result.pieces().for_each(|p| out.push_str(p));
+        out.push_str(middle);
+        out.push_str(&id);
+        out.push('}');
+        return Text::from(out);
+    }
+    let mut out = Text::from(head);
     out.push_text(result);
     out.push_str(middle);
     out.push_str(&id);
@@ -520,6 +534,12 @@ mod tests {
         assert_eq!(reply.len(), reply.to_string().len());
         // Small text is gathered: head, shared body, tail.
         assert_eq!(reply.pieces().count(), 3);
+        // A small answer is one piece, its string moved in.
+        let small = String::from("[1,2]");
+        let at = small.as_ptr();
+        let small = Text::from(small);
+        assert_eq!(small.pieces().map(str::as_ptr).collect::<Vec<_>>(), vec![at]);
+        assert_eq!(result_text(&json!(1), small, true).pieces().count(), 1);
         assert!(body.pieces().any(|p| p.as_ptr() == large_at));
         assert_eq!(body.len(), LARGE + 8);
         let whole = Text::from(body.to_string());

@@ -150,46 +150,98 @@ impl Chunk {
     }
 
     /// Finds the coin each input spends: created earlier in this block, earlier in this chunk,
-    /// or before the chunk (one sorted batch of reads per block).
+    /// in the previous chunk, or before (one sorted batch of reads per block for the inputs
+    /// the maps do not have). Each input is taken from the first map that has it, in one pass.
     fn resolve(&mut self, store: &Reader, data: &mut BlockData) -> Result<(), IndexError> {
-        let mut local: HashMap<Key, Coin> = data
-            .outputs
-            .iter()
-            .filter_map(|o| Some((key_of(data.txids.get(o.tx as usize)?, o.vout), o.coin)))
-            .collect();
-        let keys: Vec<Key> = data.inputs.iter().map(|i| rows::utxo_key(&i.prev_txid, i.prev_vout)).collect();
+        let mut local: HashMap<Key, Coin> = HashMap::with_capacity_and_hasher(data.outputs.len(), Default::default());
+        local
+            .extend(data.outputs.iter().filter_map(|o| Some((key_of(data.txids.get(o.tx as usize)?, o.vout), o.coin))));
         let inherited = self.inherited.as_deref();
-        let earlier = |k: &Key| self.created.contains_key(k) || inherited.is_some_and(|m| m.contains_key(k));
-        let mut wanted: Vec<Key> = keys.iter().filter(|k| !local.contains_key(*k) && !earlier(k)).copied().collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let found = store.utxo_get(&wanted)?;
-        let mut stored: HashMap<Key, Coin> = wanted.into_iter().zip(found).filter_map(|(k, c)| Some((k, c?))).collect();
-        for (input, key) in data.inputs.iter_mut().zip(keys) {
-            let coin = if let Some(c) = local.remove(&key) {
-                c
+        // The inputs left for the store: (their key, their position).
+        let mut wanted: Vec<(Key, usize)> = Vec::new();
+        for (n, input) in data.inputs.iter_mut().enumerate() {
+            let key = rows::utxo_key(&input.prev_txid, input.prev_vout);
+            input.coin = if let Some(c) = local.remove(&key) {
+                Some(c)
             } else if let Some(c) = self.created.remove(&key) {
-                c
+                Some(c)
             } else if let Some(c) = inherited.and_then(|m| m.get(&key)).copied() {
                 // Written by the previous chunk's commit, which lands before this one's.
                 self.spent_stored.push(key);
-                c
-            } else if let Some(c) = stored.remove(&key) {
-                self.spent_stored.push(key);
-                c
+                Some(c)
             } else {
-                return Err(missing(data.height, input));
+                wanted.push((key, n));
+                None
             };
-            input.coin = Some(coin);
         }
         self.created.extend(local);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort_unstable_by(|a, b| bytes(&a.0).cmp(bytes(&b.0)));
+        let keys: Vec<Key> = wanted.iter().map(|(k, _)| *k).collect();
+        let found = store.utxo_get(&keys)?;
+        for (i, ((key, n), coin)) in wanted.into_iter().zip(found).enumerate() {
+            // Two inputs spending one output: the second finds nothing.
+            let twice = i > 0 && keys.get(i - 1) == Some(&key);
+            let input = data.inputs.get_mut(n).ok_or_else(|| IndexError::Task("input out of range".into()))?;
+            match coin.filter(|_| !twice) {
+                Some(c) => {
+                    input.coin = Some(c);
+                    self.spent_stored.push(key);
+                }
+                None => return Err(missing(data.height, input)),
+            }
+        }
         Ok(())
     }
 
-    /// The batch to commit (with the `utxo` changes and the tip), the blocks it adds, the
-    /// script-hash prefixes it touches (when tracked) and the outputs it created (`utxo` mode:
-    /// the next chunk reads them while this commit is on its way).
-    pub(super) fn finish(mut self, mode: PrevoutMode) -> Result<Finished, IndexError> {
+    /// Closes the chunk: what the next chunk and the publication need at once (the blocks, the
+    /// prefixes touched, and in `utxo` mode the outputs it created, which the next chunk reads
+    /// while this commit is on its way), and the rows, which [`Rows::into_batch`] sorts into
+    /// the write batch on another thread. Sorted here, a chunk's rows held up the next chunk:
+    /// in a profile of utxo mode the indexer's thread was busy 89% of the time, the sort and
+    /// the batch among its work (docs/architecture.md, "A chunk's rows are sorted beside it").
+    pub(super) fn close(self, mode: PrevoutMode) -> Closed {
+        let created = Arc::new(self.created);
+        Closed {
+            rows: Rows {
+                batch: self.batch,
+                script_rows: self.script_rows,
+                txid_rows: self.txid_rows,
+                spent_stored: self.spent_stored,
+                created: (mode == PrevoutMode::Utxo).then(|| created.clone()),
+                tip: self.tip,
+            },
+            blocks: self.blocks,
+            touched: self.touched.unwrap_or_default(),
+            created,
+        }
+    }
+}
+
+/// A chunk closed: see [`Chunk::close`].
+pub(super) struct Closed {
+    pub(super) rows: Rows,
+    pub(super) blocks: NewBlocks,
+    pub(super) touched: Vec<[u8; 8]>,
+    pub(super) created: Arc<HashMap<Key, Coin>>,
+}
+
+/// A closed chunk's rows, not yet in its batch.
+pub(super) struct Rows {
+    batch: Batch,
+    script_rows: Vec<ScriptRow>,
+    txid_rows: Vec<[u8; TXID_ROW_BYTES]>,
+    spent_stored: Vec<Key>,
+    /// `utxo` mode: the outputs created and still unspent, written to the `utxo` table.
+    created: Option<Arc<HashMap<Key, Coin>>>,
+    tip: Option<Tip>,
+}
+
+impl Rows {
+    /// The batch to commit: the rows in key order, the `utxo` changes and the tip.
+    pub(super) fn into_batch(mut self) -> Result<Batch, IndexError> {
         self.script_rows.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         for (key, value, len) in &self.script_rows {
             self.batch.put_script_row(key, value.get(..usize::from(*len)).unwrap_or_default())?;
@@ -198,11 +250,11 @@ impl Chunk {
         for key in &self.txid_rows {
             self.batch.put_txid_row(key)?;
         }
-        if mode == PrevoutMode::Utxo {
+        if let Some(created) = &self.created {
             // In key order, as the rows above: keys from a map come in random order, and each
             // would be searched for from the top of the memtable (17% of utxo mode's CPU time).
             self.spent_stored.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
-            let mut created: Vec<(&Key, &Coin)> = self.created.iter().collect();
+            let mut created: Vec<(&Key, &Coin)> = created.iter().collect();
             created.sort_unstable_by(|a, b| bytes(a.0).cmp(bytes(b.0)));
             // Deletes first: an output spent here may be re-created under the same key (BIP 30).
             for key in &self.spent_stored {
@@ -215,21 +267,8 @@ impl Chunk {
         if let Some(tip) = self.tip {
             self.batch.set_tip(tip);
         }
-        Ok(Finished {
-            batch: self.batch,
-            blocks: self.blocks,
-            touched: self.touched.unwrap_or_default(),
-            created: self.created,
-        })
+        Ok(self.batch)
     }
-}
-
-/// A chunk made into a batch: see [`Chunk::finish`].
-pub(super) struct Finished {
-    pub(super) batch: Batch,
-    pub(super) blocks: NewBlocks,
-    pub(super) touched: Vec<[u8; 8]>,
-    pub(super) created: HashMap<Key, Coin>,
 }
 
 /// The script-hash prefixes a block's rows are filed under.

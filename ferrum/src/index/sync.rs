@@ -311,15 +311,23 @@ impl<S: BlockSource> Indexer<S> {
             return Ok(chunk);
         }
         let next_tx = chunk.next_tx();
-        let finished = chunk.finish(self.mode);
+        let closed = chunk.close(self.mode);
+        // The rows are sorted into the batch while the previous commit is written and the next
+        // chunk is built; the batch is committed once the previous commit has landed.
+        let rows = closed.rows;
+        let sorting = tokio::task::spawn_blocking(move || rows.into_batch());
         // Landed first, on every path: a failed chunk leaves the commits before it published.
         self.land(in_flight.take()).await?;
-        let done = finished?;
         let index = self.index.clone();
-        let batch = done.batch;
-        let commit = tokio::task::spawn_blocking(move || index.store.commit(batch, durability));
-        *in_flight = Some(InFlight { commit, blocks: done.blocks, touched: done.touched, started: Instant::now() });
-        let inherited = (!done.created.is_empty()).then(|| Arc::new(done.created));
+        let commit = tokio::spawn(async move {
+            let batch = sorting.await.map_err(|e| IndexError::Task(e.to_string()))??;
+            tokio::task::spawn_blocking(move || index.store.commit(batch, durability))
+                .await
+                .map_err(|e| IndexError::Task(e.to_string()))?
+                .map_err(IndexError::from)
+        });
+        *in_flight = Some(InFlight { commit, blocks: closed.blocks, touched: closed.touched, started: Instant::now() });
+        let inherited = (!closed.created.is_empty()).then_some(closed.created);
         Ok(Chunk::new(self.index.store.batch(next_tx), next_tx, self.index.tracking(), inherited))
     }
 
@@ -342,7 +350,7 @@ impl<S: BlockSource> Indexer<S> {
 
 /// A chunk's commit on its way to the store, and what to publish once it is there.
 struct InFlight {
-    commit: tokio::task::JoinHandle<Result<(), crate::store::StoreError>>,
+    commit: tokio::task::JoinHandle<Result<(), IndexError>>,
     blocks: NewBlocks,
     touched: Vec<[u8; 8]>,
     started: Instant,

@@ -68,24 +68,7 @@ pub(crate) fn extend(
 ) {
     for _ in 0..n {
         let height = chain.len() as u32;
-        let prev = chain.last().map_or(bitcoin::BlockHash::all_zeros(), |h| bitcoin::BlockHash::from_byte_array(h.0));
-        let coinbase = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: OutPoint::null(),
-                script_sig: ScriptBuf::from_bytes(
-                    [height.to_le_bytes().to_vec(), salt.to_le_bytes().to_vec()].concat(),
-                ),
-                sequence: Sequence::MAX,
-                witness: Witness::new(),
-            }],
-            output: vec![
-                TxOut { value: Amount::from_sat(5_000_000_000), script_pubkey: script(u64::from(height) + salt) },
-                TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::new_op_return([1u8, 2]) },
-            ],
-        };
-        let mut txs = vec![coinbase];
+        let mut txs = vec![coinbase(height, salt)];
         let mut spent: Vec<Vec<TxOut>> = vec![Vec::new()];
         // Spend two old coins (if any) and one created in this block.
         let mut created = Vec::new();
@@ -133,31 +116,58 @@ pub(crate) fn extend(
         if height > 0 {
             created.push((OutPoint::new(txs[0].compute_txid(), 0), txs[0].output[0].clone()));
         }
-        let mut block = Block {
-            header: Header {
-                version: Version::TWO,
-                prev_blockhash: prev,
-                merkle_root: TxMerkleNode::all_zeros(),
-                time: 1_600_000_000 + height,
-                bits: CompactTarget::from_consensus(0x207fffff),
-                nonce: salt as u32,
-            },
-            txdata: txs,
-        };
-        block.header.merkle_root = block.compute_merkle_root().unwrap();
         utxos.extend(created);
-        let mut spent_bytes = Vec::new();
-        write_compact_size(&mut spent_bytes, spent.len() as u64);
-        for outs in &spent {
-            write_compact_size(&mut spent_bytes, outs.len() as u64);
-            for o in outs {
-                spent_bytes.extend_from_slice(&bitcoin::consensus::serialize(o));
-            }
-        }
-        let hash = BlockHash(block.block_hash().to_byte_array());
-        src.blocks.lock().unwrap().insert(hash, (bitcoin::consensus::serialize(&block), spent_bytes));
-        chain.push(hash);
+        add_block(src, chain, txs, &spent, salt);
     }
+}
+
+/// The coinbase of a block at `height`: 50 coins to a script of the handful, and an
+/// OP_RETURN output.
+fn coinbase(height: u32, salt: u64) -> Transaction {
+    Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::from_bytes([height.to_le_bytes().to_vec(), salt.to_le_bytes().to_vec()].concat()),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![
+            TxOut { value: Amount::from_sat(5_000_000_000), script_pubkey: script(u64::from(height) + salt) },
+            TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::new_op_return([1u8, 2]) },
+        ],
+    }
+}
+
+/// Adds a block of `txs` on top of `chain` to the source, with the outputs each transaction
+/// spends (`spent`, one list per transaction, the coinbase's empty).
+fn add_block(src: &MemorySource, chain: &mut Vec<BlockHash>, txs: Vec<Transaction>, spent: &[Vec<TxOut>], salt: u64) {
+    let height = chain.len() as u32;
+    let prev = chain.last().map_or(bitcoin::BlockHash::all_zeros(), |h| bitcoin::BlockHash::from_byte_array(h.0));
+    let mut block = Block {
+        header: Header {
+            version: Version::TWO,
+            prev_blockhash: prev,
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: 1_600_000_000 + height,
+            bits: CompactTarget::from_consensus(0x207fffff),
+            nonce: salt as u32,
+        },
+        txdata: txs,
+    };
+    block.header.merkle_root = block.compute_merkle_root().unwrap();
+    let mut spent_bytes = Vec::new();
+    write_compact_size(&mut spent_bytes, spent.len() as u64);
+    for outs in spent {
+        write_compact_size(&mut spent_bytes, outs.len() as u64);
+        for o in outs {
+            spent_bytes.extend_from_slice(&bitcoin::consensus::serialize(o));
+        }
+    }
+    let hash = BlockHash(block.block_hash().to_byte_array());
+    src.blocks.lock().unwrap().insert(hash, (bitcoin::consensus::serialize(&block), spent_bytes));
+    chain.push(hash);
 }
 
 /// A main chain of `main` blocks, and a branch forking from it at height 20 with `extra`
@@ -317,6 +327,51 @@ async fn a_missing_prevout_is_an_error_not_a_wrong_index() {
     extend(&src, &mut more, &mut u, 2, 3);
     *src.best.lock().unwrap() = more;
     assert!(matches!(ix.sync().await, Err(IndexError::MissingPrevout { .. })));
+}
+
+/// Two transactions of one block spending the same output from an earlier chunk (a chain no
+/// node would accept): the second input finds nothing, and the block is not indexed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_spent_twice_in_one_block_is_an_error() {
+    let src = Arc::new(MemorySource::default());
+    let mut chain = Vec::new();
+    let mut utxos = Vec::new();
+    extend(&src, &mut chain, &mut utxos, 12, 3);
+    *src.best.lock().unwrap() = chain.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ix = indexer(dir.path(), src.clone(), PrevoutMode::Utxo, 100);
+    ix.sync().await.unwrap();
+    assert_eq!(ix.index.tip().height, Some(11));
+    let (outpoint, coin) = utxos[0].clone();
+    let spend = |n: u64| Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut { value: Amount::from_sat(1000), script_pubkey: script(n) }],
+    };
+    // Every coin of those blocks is in the store now: twice is an error; once, on a block
+    // in its place, is fine.
+    for (spends, ok) in [(2, false), (1, true)] {
+        let mut more = chain.clone();
+        let txs = std::iter::once(coinbase(12, spends)).chain((0..spends).map(spend)).collect();
+        let spent: Vec<Vec<TxOut>> =
+            std::iter::once(Vec::new()).chain((0..spends).map(|_| vec![coin.clone()])).collect();
+        add_block(&src, &mut more, txs, &spent, spends);
+        *src.best.lock().unwrap() = more;
+        let synced = ix.sync().await;
+        if ok {
+            synced.unwrap();
+            assert_eq!(ix.index.tip().height, Some(12));
+        } else {
+            assert!(matches!(synced, Err(IndexError::MissingPrevout { .. })), "{synced:?}");
+            assert_eq!(ix.index.tip().height, Some(11));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,6 +258,38 @@ pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
     Ok((ticks / hz, status_bytes(pid, "VmHWM")))
 }
 
+/// The highest value of a memory field of `/proc/PID/status` (`RssAnon`: the RSS without file
+/// pages), sampled every 200 ms until [`PeakSampler::stop`]: the kernel keeps a peak only of
+/// the RSS with file pages (`VmHWM`), which counts the pages of files a server maps.
+pub struct PeakSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    pub fn start(pid: u32, field: &'static str) -> PeakSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            loop {
+                peak = peak.max(status_bytes(pid, field));
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return peak;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        PeakSampler { stop, thread }
+    }
+
+    /// The peak, in bytes.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
 /// A memory figure of `/proc/PID/status` (`VmRSS`, `RssAnon`, `VmHWM`...) in bytes; 0 if absent.
 pub fn status_bytes(pid: u32, field: &str) -> u64 {
     proc_field(&format!("/proc/{pid}/status"), field) * 1024

@@ -13,10 +13,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use ferrum_codec::jsonrpc::Text;
 use sha2::{Digest, Sha256};
 
 use super::view::{ConfirmedTx, ScriptSummary};
-use crate::electrum::jsonrpc::Text;
 use crate::mempool::Pending;
 use crate::types::{push_hex_rev, Txid};
 

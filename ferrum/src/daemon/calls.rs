@@ -118,7 +118,7 @@ impl Daemon {
     /// first, with the tip then. It holds one of the node's RPC threads meanwhile.
     pub(crate) async fn wait_for_block(&self, hash: &BlockHash, timeout: Duration) -> Result<BlockHash, DaemonError> {
         let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
-        let reply: Value = self.rpc.call("waitforblock", json!([hash.to_hex(), millis])).await?;
+        let reply = self.rpc.call_waiting("waitforblock", json!([hash.to_hex(), millis])).await?;
         reply
             .get("hash")
             .and_then(Value::as_str)
@@ -194,6 +194,7 @@ impl Daemon {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use serde_json::json;
@@ -232,7 +233,14 @@ mod tests {
         let tip = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
         assert_eq!(tip, hash);
 
+        // The wait is not a request time: the node's latency figures leave it out.
+        let stats = daemon.rpc.stats();
+        let (requests, micros) = (stats.requests.load(Ordering::Relaxed), stats.micros.load(Ordering::Relaxed));
         let never = BlockHash([7; 32]);
         assert_eq!(daemon.wait_for_block(&never, Duration::from_millis(50)).await.unwrap(), hash);
+        assert_eq!(stats.requests.load(Ordering::Relaxed), requests + 1);
+        assert_eq!(stats.micros.load(Ordering::Relaxed), micros);
+        daemon.best_block_hash().await.unwrap();
+        assert!(stats.micros.load(Ordering::Relaxed) > micros);
     }
 }

@@ -112,6 +112,13 @@ impl Endpoint {
     }
 }
 
+/// Whether a request's time counts in [`RpcStats`]' request times.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timed {
+    Yes,
+    No,
+}
+
 /// Counters of the requests made to bitcoind, for the metrics.
 #[derive(Default, Debug)]
 pub(crate) struct RpcStats {
@@ -178,7 +185,7 @@ impl RpcClient {
 
     /// Runs `request` on the current endpoint, then on each other one while they are
     /// unreachable; remembers the one that answered.
-    async fn on_endpoints<'a, T, F, Fut>(&'a self, request: F) -> Result<T, DaemonError>
+    async fn on_endpoints<'a, T, F, Fut>(&'a self, request: F, timed: Timed) -> Result<T, DaemonError>
     where
         F: Fn(&'a Endpoint) -> Fut,
         Fut: std::future::Future<Output = Result<T, DaemonError>>,
@@ -204,17 +211,19 @@ impl RpcClient {
                 break;
             }
         }
-        let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.stats.micros.fetch_add(micros, Ordering::Relaxed);
-        self.stats.last_micros.store(micros, Ordering::Relaxed);
+        if timed == Timed::Yes {
+            let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.stats.micros.fetch_add(micros, Ordering::Relaxed);
+            self.stats.last_micros.store(micros, Ordering::Relaxed);
+        }
         if matches!(result, Err(DaemonError::Unreachable { .. } | DaemonError::Auth(_))) {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    async fn post(&self, body: &[u8]) -> Result<(u16, Vec<u8>), DaemonError> {
-        self.on_endpoints(|e| e.post(body)).await
+    async fn post(&self, body: &[u8], timed: Timed) -> Result<(u16, Vec<u8>), DaemonError> {
+        self.on_endpoints(|e| e.post(body), timed).await
     }
 
     /// Calls one method and decodes its result.
@@ -224,10 +233,20 @@ impl RpcClient {
     }
 
     pub(crate) async fn call_value(&self, method: &str, params: Value) -> Result<Value, DaemonError> {
+        self.call_value_timed(method, params, Timed::Yes).await
+    }
+
+    /// Calls a method that waits on the node's side until something happens (`waitforblock`):
+    /// its time is that wait, not the node's answer, and is kept out of the request times.
+    pub(crate) async fn call_waiting(&self, method: &str, params: Value) -> Result<Value, DaemonError> {
+        self.call_value_timed(method, params, Timed::No).await
+    }
+
+    async fn call_value_timed(&self, method: &str, params: Value, timed: Timed) -> Result<Value, DaemonError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::to_vec(&serde_json::json!({"id": id, "method": method, "params": params}))
             .map_err(|e| DaemonError::Protocol(e.to_string()))?;
-        let (status, body) = self.post(&body).await?;
+        let (status, body) = self.post(&body, timed).await?;
         let reply: Value = serde_json::from_slice(&body).map_err(|_| {
             DaemonError::Protocol(format!(
                 "{method}: HTTP {status}, not JSON: {}",
@@ -254,7 +273,7 @@ impl RpcClient {
             .map(|(i, p)| serde_json::json!({"id": first + i as u64, "method": method, "params": p}))
             .collect();
         let body = serde_json::to_vec(&requests).map_err(|e| DaemonError::Protocol(e.to_string()))?;
-        let (status, body) = self.post(&body).await?;
+        let (status, body) = self.post(&body, Timed::Yes).await?;
         let replies: Value = serde_json::from_slice(&body)
             .map_err(|_| DaemonError::Protocol(format!("{method} batch: HTTP {status}, not JSON")))?;
         let Value::Array(replies) = replies else {
@@ -284,7 +303,7 @@ impl RpcClient {
     /// GETs a REST resource. `Ok(None)` when the node answers 404 (unknown resource, or REST
     /// disabled), `Err` on a connection failure or an unexpected status.
     pub(crate) async fn rest_get(&self, path: &str) -> Result<Option<Vec<u8>>, DaemonError> {
-        let resp = self.on_endpoints(|e| e.get(path)).await?;
+        let resp = self.on_endpoints(|e| e.get(path), Timed::Yes).await?;
         match resp.status {
             200 => Ok(Some(resp.body)),
             404 => Ok(None),

@@ -161,7 +161,8 @@ impl Collector for Scraped {
             "Requests to bitcoind that failed to reach it or were refused.",
             s.node_request_failures,
         )?;
-        counter(e, "node_request_seconds", "Time spent waiting for bitcoind.", s.node_request_seconds)?;
+        let help = "Time spent waiting for bitcoind's answers (not its waits for a new block).";
+        counter(e, "node_request_seconds", help, s.node_request_seconds)?;
         counter(e, "node_failovers", "Switches to another DAEMON_URL.", s.node_failovers)?;
         let sessions = s.sessions.iter().map(|(protocol, n)| (ProtocolLabel { protocol }, *n));
         gauges(e, "sessions", "Open client sessions.", sessions)?;

@@ -273,19 +273,6 @@ impl Text {
     pub fn pieces(&self) -> impl Iterator<Item = &str> {
         self.pieces.iter().map(Piece::as_str)
     }
-
-    /// The whole text in one string: copied, unless it is one piece written or moved in.
-    pub fn into_string(mut self) -> String {
-        match self.pieces.len() {
-            0 => String::new(),
-            1 => match self.pieces.pop() {
-                Some(Piece::Small(s) | Piece::Large(s)) => s,
-                Some(Piece::Shared(s)) => (*s).as_ref().to_string(),
-                None => String::new(),
-            },
-            _ => self.to_string(),
-        }
-    }
 }
 
 impl From<String> for Text {
@@ -545,9 +532,8 @@ mod tests {
         let whole = Text::from(body.to_string());
         assert_eq!(whole, body);
         assert_ne!(Text::from("ab"), Text::from("ac"));
-        assert_eq!(body.clone().into_string(), whole.into_string());
         assert!(Text::new().is_empty());
-        assert_eq!(Text::new().into_string(), "");
+        assert_eq!(Text::new().to_string(), "");
     }
 
     #[test]

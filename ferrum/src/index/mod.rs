@@ -63,6 +63,13 @@ pub enum IndexError {
     Task(String),
 }
 
+impl From<tokio::task::JoinError> for IndexError {
+    /// A task of the indexer's that panicked or was cancelled.
+    fn from(e: tokio::task::JoinError) -> IndexError {
+        IndexError::Task(e.to_string())
+    }
+}
+
 /// What readers see of the index: its tip, and a counter that moves when blocks are undone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexTip {

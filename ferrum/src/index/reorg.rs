@@ -111,9 +111,7 @@ impl<S: BlockSource> Indexer<S> {
         let raw = self.source.block(hash).await?;
         if self.mode == PrevoutMode::Utxo {
             if let Some(coins) = self.index.store.undo(height)? {
-                let mut data = tokio::task::spawn_blocking(move || build::build(height, hash, &raw, None))
-                    .await
-                    .map_err(|e| IndexError::Task(e.to_string()))??;
+                let mut data = tokio::task::spawn_blocking(move || build::build(height, hash, &raw, None)).await??;
                 if coins.len() != data.inputs.len() {
                     return Err(IndexError::Inconsistent(format!(
                         "undo of {height} has {} entries for {} inputs",
@@ -128,9 +126,7 @@ impl<S: BlockSource> Indexer<S> {
             }
         }
         let spent = self.source.spent_outputs(hash).await?;
-        Ok(tokio::task::spawn_blocking(move || build::build(height, hash, &raw, Some(&spent)))
-            .await
-            .map_err(|e| IndexError::Task(e.to_string()))??)
+        Ok(tokio::task::spawn_blocking(move || build::build(height, hash, &raw, Some(&spent))).await??)
     }
 }
 

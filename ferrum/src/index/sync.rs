@@ -172,10 +172,7 @@ impl<S: BlockSource> Indexer<S> {
     /// Commits a batch on a blocking thread: RocksDB and the txid file sync to disk.
     pub(super) async fn commit_blocking(&self, batch: Batch, durability: Durability) -> Result<(), IndexError> {
         let index = self.index.clone();
-        tokio::task::spawn_blocking(move || index.store.commit(batch, durability))
-            .await
-            .map_err(|e| IndexError::Task(e.to_string()))?
-            .map_err(IndexError::from)
+        tokio::task::spawn_blocking(move || index.store.commit(batch, durability)).await?.map_err(IndexError::from)
     }
 
     /// Indexes blocks `start..=end` of the node's best chain, fetched and parsed concurrently,
@@ -226,8 +223,7 @@ impl<S: BlockSource> Indexer<S> {
                         (source.block(hash).await?, None)
                     };
                     tokio::task::spawn_blocking(move || build::build(height, hash, &raw, spent.as_deref()))
-                        .await
-                        .map_err(|e| IndexError::Task(e.to_string()))?
+                        .await?
                         .map_err(IndexError::from)
                 }
             })
@@ -320,11 +316,8 @@ impl<S: BlockSource> Indexer<S> {
         self.land(in_flight.take()).await?;
         let index = self.index.clone();
         let commit = tokio::spawn(async move {
-            let batch = sorting.await.map_err(|e| IndexError::Task(e.to_string()))??;
-            tokio::task::spawn_blocking(move || index.store.commit(batch, durability))
-                .await
-                .map_err(|e| IndexError::Task(e.to_string()))?
-                .map_err(IndexError::from)
+            let batch = sorting.await??;
+            tokio::task::spawn_blocking(move || index.store.commit(batch, durability)).await?.map_err(IndexError::from)
         });
         *in_flight = Some(InFlight { commit, blocks: closed.blocks, touched: closed.touched, started: Instant::now() });
         let inherited = (!closed.created.is_empty()).then_some(closed.created);
@@ -334,7 +327,7 @@ impl<S: BlockSource> Indexer<S> {
     /// Waits for a commit to be written, then publishes its blocks.
     async fn land(&mut self, in_flight: Option<InFlight>) -> Result<(), IndexError> {
         let Some(InFlight { commit, blocks, touched, started }) = in_flight else { return Ok(()) };
-        commit.await.map_err(|e| IndexError::Task(e.to_string()))??;
+        commit.await??;
         tracing::debug!(blocks = blocks.len(), commit_ms = started.elapsed().as_secs_f64() * 1e3, "committed");
         self.index.record_touched(touched);
         {

@@ -202,7 +202,7 @@ impl Chunk {
     /// the write batch on another thread. Sorted here, a chunk's rows held up the next chunk:
     /// in a profile of utxo mode the indexer's thread was busy 89% of the time, the sort and
     /// the batch among its work (docs/architecture.md, "A chunk's rows are sorted beside it").
-    pub(super) fn close(self, mode: PrevoutMode) -> Closed {
+    pub(super) fn close(self) -> Closed {
         let created = Arc::new(self.created);
         Closed {
             rows: Rows {
@@ -210,7 +210,7 @@ impl Chunk {
                 script_rows: self.script_rows,
                 txid_rows: self.txid_rows,
                 spent_stored: self.spent_stored,
-                created: (mode == PrevoutMode::Utxo).then(|| created.clone()),
+                created: created.clone(),
                 tip: self.tip,
             },
             blocks: self.blocks,
@@ -234,8 +234,9 @@ pub(super) struct Rows {
     script_rows: Vec<ScriptRow>,
     txid_rows: Vec<[u8; TXID_ROW_BYTES]>,
     spent_stored: Vec<Key>,
-    /// `utxo` mode: the outputs created and still unspent, written to the `utxo` table.
-    created: Option<Arc<HashMap<Key, Coin>>>,
+    /// The outputs created and still unspent, written to the `utxo` table (`utxo` mode; in
+    /// `spenttxouts` mode nothing resolves inputs, and it and `spent_stored` stay empty).
+    created: Arc<HashMap<Key, Coin>>,
     tip: Option<Tip>,
 }
 
@@ -250,19 +251,17 @@ impl Rows {
         for key in &self.txid_rows {
             self.batch.put_txid_row(key)?;
         }
-        if let Some(created) = &self.created {
-            // In key order, as the rows above: keys from a map come in random order, and each
-            // would be searched for from the top of the memtable (17% of utxo mode's CPU time).
-            self.spent_stored.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
-            let mut created: Vec<(&Key, &Coin)> = created.iter().collect();
-            created.sort_unstable_by(|a, b| bytes(a.0).cmp(bytes(b.0)));
-            // Deletes first: an output spent here may be re-created under the same key (BIP 30).
-            for key in &self.spent_stored {
-                self.batch.delete_utxo(bytes(key))?;
-            }
-            for (key, coin) in created {
-                self.batch.put_utxo(bytes(key), coin)?;
-            }
+        // In key order, as the rows above: keys from a map come in random order, and each
+        // would be searched for from the top of the memtable (17% of utxo mode's CPU time).
+        self.spent_stored.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
+        let mut created: Vec<(&Key, &Coin)> = self.created.iter().collect();
+        created.sort_unstable_by(|a, b| bytes(a.0).cmp(bytes(b.0)));
+        // Deletes first: an output spent here may be re-created under the same key (BIP 30).
+        for key in &self.spent_stored {
+            self.batch.delete_utxo(bytes(key))?;
+        }
+        for (key, coin) in created {
+            self.batch.put_utxo(bytes(key), coin)?;
         }
         if let Some(tip) = self.tip {
             self.batch.set_tip(tip);

@@ -307,7 +307,7 @@ impl<S: BlockSource> Indexer<S> {
             return Ok(chunk);
         }
         let next_tx = chunk.next_tx();
-        let closed = chunk.close(self.mode);
+        let closed = chunk.close();
         // The rows are sorted into the batch while the previous commit is written and the next
         // chunk is built; the batch is committed once the previous commit has landed.
         let rows = closed.rows;

@@ -253,8 +253,7 @@ impl Text {
     pub fn push_text(&mut self, t: Text) {
         for piece in t.pieces {
             match piece {
-                Piece::Small(s) => self.push_str(&s),
-                Piece::Large(s) => self.push_string(s),
+                Piece::Small(s) | Piece::Large(s) => self.push_string(s),
                 Piece::Shared(s) => self.push_shared(s),
             }
         }

@@ -329,10 +329,12 @@ async fn a_missing_prevout_is_an_error_not_a_wrong_index() {
     assert!(matches!(ix.sync().await, Err(IndexError::MissingPrevout { .. })));
 }
 
-/// Two transactions of one block spending the same output from an earlier chunk (a chain no
-/// node would accept): the second input finds nothing, and the block is not indexed.
+/// An output from an earlier chunk spent twice (a chain no node would accept): by two
+/// transactions of one block, the second input finds nothing; by two blocks of one chunk, both
+/// find it (it leaves the store with the chunk's commit), and the commit refuses the chunk. In
+/// either case nothing of it is indexed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_output_spent_twice_in_one_block_is_an_error() {
+async fn an_output_spent_twice_is_an_error() {
     let src = Arc::new(MemorySource::default());
     let mut chain = Vec::new();
     let mut utxos = Vec::new();
@@ -354,23 +356,34 @@ async fn an_output_spent_twice_in_one_block_is_an_error() {
         }],
         output: vec![TxOut { value: Amount::from_sat(1000), script_pubkey: script(n) }],
     };
-    // Every coin of those blocks is in the store now: twice is an error; once, on a block
-    // in its place, is fine.
-    for (spends, ok) in [(2, false), (1, true)] {
+    // Every coin of those blocks is in the store now. The spends of each new block (one chunk:
+    // `chunk_blocks` is 4); the last case, once, is fine.
+    for blocks in [vec![2], vec![1, 1], vec![1]] {
         let mut more = chain.clone();
-        let txs = std::iter::once(coinbase(12, spends)).chain((0..spends).map(spend)).collect();
-        let spent: Vec<Vec<TxOut>> =
-            std::iter::once(Vec::new()).chain((0..spends).map(|_| vec![coin.clone()])).collect();
-        add_block(&src, &mut more, txs, &spent, spends);
+        for (b, spends) in blocks.iter().enumerate() {
+            let salt = 100 * b as u64 + spends;
+            let height = more.len() as u32;
+            let txs = std::iter::once(coinbase(height, salt)).chain((0..*spends).map(|n| spend(salt + n))).collect();
+            let spent: Vec<Vec<TxOut>> =
+                std::iter::once(Vec::new()).chain((0..*spends).map(|_| vec![coin.clone()])).collect();
+            add_block(&src, &mut more, txs, &spent, salt);
+        }
         *src.best.lock().unwrap() = more;
         let synced = ix.sync().await;
-        if ok {
-            synced.unwrap();
-            assert_eq!(ix.index.tip().height, Some(12));
-        } else {
-            assert!(matches!(synced, Err(IndexError::MissingPrevout { .. })), "{synced:?}");
-            assert_eq!(ix.index.tip().height, Some(11));
+        match blocks[..] {
+            [2] => assert!(matches!(synced, Err(IndexError::MissingPrevout { .. })), "{synced:?}"),
+            [1, 1] => {
+                let e = synced.unwrap_err();
+                assert!(matches!(e, IndexError::Inconsistent(_)), "{e:?}");
+                let txid = outpoint.txid.to_string();
+                let said = format!("{} of the transaction whose txid ends in {}", outpoint.vout, &txid[32..]);
+                assert!(e.to_string().contains(&said), "{e}");
+            }
+            _ => synced.unwrap(),
         }
+        let indexed = if blocks == [1] { 12 } else { 11 };
+        assert_eq!(ix.index.tip().height, Some(indexed), "{blocks:?}");
+        assert_eq!(ix.index.store.tip().map(|t| t.height), Some(indexed), "{blocks:?}");
     }
 }
 

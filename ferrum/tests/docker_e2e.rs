@@ -229,6 +229,16 @@ fn btcpay_deployment_with_real_wallets() {
     docker(&["cp", &format!("{FERRUM}:/data/ferrum.crt"), copied.to_str().unwrap()]).unwrap();
     assert_eq!(std::fs::read_to_string(&copied).unwrap(), cert);
     assert_eq!(sha256_fingerprint(&copied).unwrap(), fingerprint);
+    // The README's step 3: `ferrum connect --host` prints the wallet's lines for that host,
+    // with the certificate's fingerprint and a QR code.
+    let connect = exec(FERRUM, &["ferrum", "connect", "--host", "127.0.0.1"]).unwrap();
+    for line in [
+        format!("electrum --regtest --oneserver --server 127.0.0.1:50002:s --serverfingerprint {fingerprint}"),
+        "electrum --regtest --offline setconfig auto_connect false".to_string(),
+    ] {
+        assert!(connect.contains(&line), "no {line:?} in:\n{connect}");
+    }
+    assert!(connect.contains('\u{2588}'), "no QR code in:\n{connect}");
 
     // Both wallets, on one seed, from this machine over TLS, set up as docs/wallets.md says:
     // 4.3 with `--oneserver --server HOST:50002:s`, 4.8 with its config file and the

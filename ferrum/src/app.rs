@@ -233,8 +233,7 @@ pub async fn run(config: Config, stop: StopSignal, log: Option<LogControl>) -> R
         };
         tasks.push(tokio::spawn(p2p::listen(addr, config.network, triggers)));
     }
-    let node_host = config.daemon.rpc.rpc_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
-    if let Some(addr) = info.zmq_address("pubhashblock").and_then(|a| zmq::endpoint(a, &node_host)) {
+    if let Some(addr) = info.zmq_address("pubhashblock").and_then(|a| zmq::endpoint(a, config.daemon.rpc.host())) {
         tracing::info!(%addr, "bitcoind publishes hashblock over ZMQ; subscribing");
         let trigger = trigger.clone();
         tasks.push(tokio::spawn(zmq::listen(addr, "hashblock", move |_| trigger.block(None))));

@@ -20,6 +20,7 @@ use anyhow::{anyhow, Result};
 
 use crate::config::Config;
 use crate::electrum::ReportedService;
+use crate::hostport;
 use crate::network::Network;
 use crate::server::{Protocol, Service};
 
@@ -34,11 +35,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// `host:port`, an IPv6 address in brackets.
     fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        hostport::join(&self.host, self.port)
     }
 }
 
@@ -61,11 +58,10 @@ pub(crate) struct Details {
 pub(crate) fn plain_host(host: &str) -> Option<String> {
     let host = host.trim();
     // `[v6]:port`, `[v6]`, `name:port`, `name`.
-    let bare = if let Some(rest) = host.strip_prefix('[') {
-        rest.split_once(']').map(|(v6, _)| v6)?
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
-    };
+    let (bare, port) = hostport::split(host).ok()?;
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return None;
+    }
     if bare.parse::<IpAddr>().is_ok() {
         return Some(bare.to_string());
     }
@@ -348,7 +344,9 @@ mod tests {
         assert_eq!(plain_host("192.168.1.5:80").as_deref(), Some("192.168.1.5"));
         assert_eq!(plain_host("[fd00::1]:80").as_deref(), Some("fd00::1"));
         assert_eq!(plain_host("btcpay.example.com").as_deref(), Some("btcpay.example.com"));
-        for bad in ["", "a b", "<script>", "x\"y", "-a.com", "a..b", "[::1", "evil.com/x", "é.com"] {
+        for bad in
+            ["", "a b", "<script>", "x\"y", "-a.com", "a..b", "[::1", "[::1]x", "a.com:port", "evil.com/x", "é.com"]
+        {
             assert_eq!(plain_host(bad), None, "{bad:?}");
         }
     }

@@ -19,6 +19,7 @@ mod connect;
 mod cost;
 mod daemon;
 mod electrum;
+mod hostport;
 mod index;
 mod inspect;
 mod mempool;

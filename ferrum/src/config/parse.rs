@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::electrum::ReportedService;
+use crate::hostport;
 use crate::network::Network;
 use crate::server::{Protocol, Subnet};
 
@@ -42,15 +43,7 @@ pub(super) fn bind(setting: &str, text: &str, default_port: u16) -> Result<Socke
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
     }
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| invalid(setting, format!("{text:?}: unterminated [")))?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            _ => (text, None),
-        }
-    };
+    let (host, port) = hostport::split(text).map_err(|e| invalid(setting, e))?;
     let port = match port {
         Some(p) if !p.is_empty() => {
             p.parse::<u16>().map_err(|_| invalid(setting, format!("{text:?}: bad port {p:?}")))?
@@ -92,9 +85,9 @@ pub(super) fn report_services(list: &str) -> Result<Vec<ReportedService>, Config
         .into_iter()
         .map(|(proto, rest)| {
             let protocol: Protocol = proto.parse().map_err(|e: String| invalid("REPORT_SERVICES", e))?;
-            let (host, port) = rest
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+            let (host, port) = hostport::split(&rest)
+                .ok()
+                .and_then(|(h, p)| Some((h, p?.parse::<u16>().ok()?)))
                 .ok_or_else(|| invalid("REPORT_SERVICES", format!("{rest:?} is not host:port")))?;
             if host.is_empty() {
                 return Err(invalid(
@@ -112,6 +105,7 @@ pub(super) fn report_services(list: &str) -> Result<Vec<ReportedService>, Config
 pub(super) struct DaemonUrl {
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
+    /// An IPv6 address without its brackets.
     pub(crate) host: String,
     pub(crate) port: Option<u16>,
 }
@@ -135,25 +129,12 @@ pub(super) fn daemon_url(url: &str) -> Result<DaemonUrl, String> {
         },
         None => (None, None),
     };
-    let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
-        // [ipv6]:port
-        let (h, after) = stripped.split_once(']').ok_or("unterminated [ in host")?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
-            None if after.is_empty() => None,
-            None => return Err(format!("unexpected {after:?} after host")),
-        };
-        (format!("[{h}]"), port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?)),
-            None => (hostport.to_string(), None),
-        }
-    };
+    let (host, port) = hostport::split(hostport)?;
+    let port = port.map(|p| p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))).transpose()?;
     if host.is_empty() {
         return Err("no host".into());
     }
-    Ok(DaemonUrl { user, password, host, port })
+    Ok(DaemonUrl { user, password, host: host.to_string(), port })
 }
 
 /// A list of subnets (`--session-limit-exempt`, `--proxy-from`), or `none` (or nothing) for none.
@@ -195,7 +176,8 @@ mod tests {
             daemon_url("u:p@127.0.0.1").unwrap(),
             DaemonUrl { user: Some("u".into()), password: Some("p".into()), host: "127.0.0.1".into(), port: None }
         );
-        assert_eq!(daemon_url("http://[::1]:8332").unwrap().host, "[::1]");
+        assert_eq!(daemon_url("http://[::1]:8332").unwrap().host, "::1");
+        assert_eq!(daemon_url("fd00::1").unwrap().port, None);
         assert!(daemon_url("https://x").unwrap_err().contains("https"));
         assert!(daemon_url("host:notaport").unwrap_err().contains("notaport"));
     }

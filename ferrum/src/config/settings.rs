@@ -12,6 +12,7 @@ use super::parse::{self, invalid, DaemonUrl, DEFAULT_RPC_PORT};
 use super::{home_dir, ConfigError};
 use crate::daemon::{Auth, DaemonConfig};
 use crate::electrum::{ElectrumConfig, ReportedService};
+use crate::hostport;
 use crate::index::IndexConfig;
 use crate::network::Network;
 use crate::server::tls::CertSource;
@@ -45,10 +46,7 @@ impl DaemonSettings {
             Some("none") => None,
             Some(addr) if addr.contains(':') => Some(addr.to_string()),
             Some(addr) => return Err(invalid("--daemon-p2p-addr", format!("{addr:?} is not host:port or none"))),
-            None => {
-                let host = rpc.rpc_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
-                Some(format!("{host}:{}", network.default_p2p_port()))
-            }
+            None => Some(hostport::join(rpc.host(), network.default_p2p_port())),
         };
         Ok(DaemonSettings { rpc, p2p_addr })
     }
@@ -63,7 +61,7 @@ fn rpc(opts: &Options, daemon_url: Option<&str>, network: Network) -> Result<Dae
         .enumerate()
         .map(|(i, u)| parse::daemon_url(u).map_err(|e| invalid("DAEMON_URL", format!("URL {}: {e}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
-    let url_addr = |u: &DaemonUrl| format!("{}:{}", u.host, u.port.unwrap_or(network.default_rpc_port()));
+    let url_addr = |u: &DaemonUrl| hostport::join(&u.host, u.port.unwrap_or(network.default_rpc_port()));
     let cookie_auth = || {
         let cookie = match &opts.cookie_file {
             Some(path) => path.clone(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::hostport;
 use crate::network::Network;
 use crate::types::BlockHash;
 pub use rpc::Auth;
@@ -57,6 +58,14 @@ pub struct DaemonConfig {
     /// Other addresses of the node (several `DAEMON_URL`s), tried in turn when one fails.
     pub fallbacks: Vec<(String, Auth)>,
     pub timeout: Duration,
+}
+
+impl DaemonConfig {
+    /// The node's host, from its RPC address (an IPv6 address without brackets): where its P2P
+    /// and ZMQ ports are unless they are given.
+    pub(crate) fn host(&self) -> &str {
+        hostport::split(&self.rpc_addr).map_or("127.0.0.1", |(host, _)| host)
+    }
 }
 
 /// What `getblockchaininfo` says.

@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use crate::hostport;
 use crate::sync::Backoff;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,14 +37,13 @@ pub enum ZmqError {
 /// `tcp://host:port` → `host:port`. A wildcard bind address (`0.0.0.0`, `[::]`, `*`) means
 /// "the node's own host", which `node_host` names.
 pub(crate) fn endpoint(address: &str, node_host: &str) -> Option<String> {
-    let rest = address.strip_prefix("tcp://")?;
-    let (host, port) = rest.rsplit_once(':')?;
-    port.parse::<u16>().ok()?;
+    let (host, port) = hostport::split(address.strip_prefix("tcp://")?).ok()?;
+    let port = port?.parse::<u16>().ok()?;
     let host = match host {
-        "0.0.0.0" | "[::]" | "*" => node_host,
+        "0.0.0.0" | "::" | "*" => node_host,
         h => h,
     };
-    Some(format!("{host}:{port}"))
+    Some(hostport::join(host, port))
 }
 
 fn greeting() -> [u8; 64] {
@@ -198,6 +198,8 @@ mod tests {
         assert_eq!(endpoint("tcp://0.0.0.0:28332", "bitcoind").as_deref(), Some("bitcoind:28332"));
         assert_eq!(endpoint("ipc:///tmp/x", "h"), None);
         assert_eq!(endpoint("tcp://host:port", "h"), None);
+        assert_eq!(endpoint("tcp://[::]:28332", "fd00::2").as_deref(), Some("[fd00::2]:28332"));
+        assert_eq!(endpoint("tcp://[fd00::1]:28332", "h").as_deref(), Some("[fd00::1]:28332"));
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub struct Options {
     #[arg(long, env = "FERRUM_DB_DIR", global = true, value_name = "DIR")]
     pub(crate) db_dir: Option<PathBuf>,
 
-    /// bitcoind's RPC address, host:port [default: 127.0.0.1 and the network's RPC port]
+    /// bitcoind's RPC address, host:port, an IPv6 address in brackets [default: 127.0.0.1 and the network's RPC port]
     #[arg(long, env = "FERRUM_DAEMON_RPC_ADDR", global = true, value_name = "HOST:PORT")]
     pub(crate) daemon_rpc_addr: Option<String>,
 

@@ -85,10 +85,10 @@ pub(super) fn report_services(list: &str) -> Result<Vec<ReportedService>, Config
         .into_iter()
         .map(|(proto, rest)| {
             let protocol: Protocol = proto.parse().map_err(|e: String| invalid("REPORT_SERVICES", e))?;
-            let (host, port) = hostport::split(&rest)
-                .ok()
-                .and_then(|(h, p)| Some((h, p?.parse::<u16>().ok()?)))
-                .ok_or_else(|| invalid("REPORT_SERVICES", format!("{rest:?} is not host:port")))?;
+            let (host, port) =
+                hostport::split(&rest).ok().and_then(|(h, p)| Some((h, p?.parse::<u16>().ok()?))).ok_or_else(|| {
+                    invalid("REPORT_SERVICES", format!("{rest:?} is not host:port (an IPv6 address in brackets)"))
+                })?;
             if host.is_empty() {
                 return Err(invalid(
                     "REPORT_SERVICES",
@@ -134,6 +134,10 @@ pub(super) fn daemon_url(url: &str) -> Result<DaemonUrl, String> {
     if host.is_empty() {
         return Err("no host".into());
     }
+    if !hostport.starts_with('[') && host.contains(':') {
+        // `fd00::5:8332` would be read as a host with no port, silently the wrong address.
+        return Err("an IPv6 address goes in brackets: [address]:port".into());
+    }
     Ok(DaemonUrl { user, password, host: host.to_string(), port })
 }
 
@@ -177,7 +181,8 @@ mod tests {
             DaemonUrl { user: Some("u".into()), password: Some("p".into()), host: "127.0.0.1".into(), port: None }
         );
         assert_eq!(daemon_url("http://[::1]:8332").unwrap().host, "::1");
-        assert_eq!(daemon_url("fd00::1").unwrap().port, None);
+        assert!(daemon_url("http://u:p@fd00::5:8332").unwrap_err().contains("brackets"));
+        assert_eq!(daemon_url("http://[fd00::5]").unwrap().port, None);
         assert!(daemon_url("https://x").unwrap_err().contains("https"));
         assert!(daemon_url("host:notaport").unwrap_err().contains("notaport"));
     }

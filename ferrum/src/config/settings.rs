@@ -44,11 +44,19 @@ impl DaemonSettings {
         let rpc = rpc(opts, daemon_url, network)?;
         let p2p_addr = match opts.daemon_p2p_addr.as_deref() {
             Some("none") => None,
-            Some(addr) if addr.contains(':') => Some(addr.to_string()),
-            Some(addr) => return Err(invalid("--daemon-p2p-addr", format!("{addr:?} is not host:port or none"))),
+            Some(addr) => Some(node_addr("--daemon-p2p-addr", addr)?),
             None => Some(hostport::join(rpc.host(), network.default_p2p_port())),
         };
         Ok(DaemonSettings { rpc, p2p_addr })
+    }
+}
+
+/// A node's `host:port`, checked: a port, and an IPv6 address in brackets (unbracketed, where
+/// its port begins is a guess).
+fn node_addr(setting: &str, addr: &str) -> Result<String, ConfigError> {
+    match hostport::split(addr) {
+        Ok((host, Some(port))) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(addr.to_string()),
+        _ => Err(invalid(setting, format!("{addr:?} is not host:port (an IPv6 address in brackets)"))),
     }
 }
 
@@ -77,12 +85,7 @@ fn rpc(opts: &Options, daemon_url: Option<&str>, network: Network) -> Result<Dae
         None => cookie_auth(),
     };
     let rpc_addr = match (&opts.daemon_rpc_addr, urls.first()) {
-        (Some(addr), _) => {
-            if !addr.contains(':') {
-                return Err(invalid("--daemon-rpc-addr", format!("{addr:?} is not host:port")));
-            }
-            addr.clone()
-        }
+        (Some(addr), _) => node_addr("--daemon-rpc-addr", addr)?,
         (None, Some(u)) => url_addr(u),
         (None, None) => format!("127.0.0.1:{}", network.default_rpc_port()),
     };

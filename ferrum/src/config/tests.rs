@@ -37,6 +37,18 @@ fn daemon_url_gives_address_and_credentials() {
     assert!(matches!(&c.daemon.rpc.auth, Auth::UserPass { user, password } if user == "alice" && password == "s3cret"));
     let shown = format!("{c:?}");
     assert!(!shown.contains("s3cret"), "{shown}");
+    // IPv6: in brackets, and the node's P2P address follows its host.
+    let c = Config::load(&parse(&[]), &env(&[("DAEMON_URL", "http://a:b@[fd00::5]:8332")])).unwrap();
+    assert_eq!(c.daemon.rpc.rpc_addr, "[fd00::5]:8332");
+    assert_eq!(c.daemon.p2p_addr.as_deref(), Some("[fd00::5]:8333"));
+    for (flag, addr) in
+        [("--daemon-rpc-addr", "fd00::5:8332"), ("--daemon-p2p-addr", "fd00::5"), ("--daemon-rpc-addr", "node")]
+    {
+        let e = Config::load(&parse(&[flag, addr]), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with(flag) && e.contains("brackets"), "{e}");
+    }
+    let e = Config::load(&parse(&[]), &env(&[("DAEMON_URL", "http://a:b@fd00::5:8332")])).unwrap_err().to_string();
+    assert!(e.starts_with("DAEMON_URL") && e.contains("brackets"), "{e}");
 }
 
 #[test]
@@ -103,6 +115,8 @@ fn services_from_flags_and_electrumx() {
     assert!(e.starts_with("SERVICES:"), "{e}");
     let e = Config::load(&parse(&["--tcp", "example.org:1"]), &env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("--tcp:"), "{e}");
+    let e = Config::load(&parse(&["--tcp", "[::1]x"]), &env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("--tcp:") && e.contains("after the host"), "{e}");
     let e = Config::load(&parse(&["--tcp", ":1", "--ssl", ":1"]), &env(&[])).unwrap_err().to_string();
     assert!(e.contains("twice"), "{e}");
     let e = Config::load(&parse(&[]), &env(&[("MAX_SEND", "lots")])).unwrap_err().to_string();

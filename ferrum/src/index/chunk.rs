@@ -262,8 +262,8 @@ impl Rows {
             let (prefix, mut vout) = key.split_at_checked(rows::UTXO_TXID_PREFIX).unwrap_or((key, &[]));
             let mut txid_end = prefix.to_vec();
             txid_end.reverse();
-            return Err(IndexError::Inconsistent(format!(
-                "two inputs spend one output: {} of the transaction whose txid ends in {}",
+            return Err(IndexError::SpentTwice(format!(
+                "output {} of the transaction whose txid ends in {}",
                 rows::get_leb128(&mut vout).unwrap_or_default(),
                 hex::encode(txid_end)
             )));

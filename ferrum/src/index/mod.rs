@@ -51,6 +51,8 @@ pub enum IndexError {
     NoCommonBlock,
     #[error("block {height} spends {txid}:{vout}, which the utxo table does not hold")]
     MissingPrevout { height: u32, txid: String, vout: u32 },
+    #[error("the node's blocks spend one output twice ({0}); nothing of them was indexed")]
+    SpentTwice(String),
     #[error("index is inconsistent: {0}")]
     Inconsistent(String),
     #[error(

@@ -374,9 +374,9 @@ async fn an_output_spent_twice_is_an_error() {
             [2] => assert!(matches!(synced, Err(IndexError::MissingPrevout { .. })), "{synced:?}"),
             [1, 1] => {
                 let e = synced.unwrap_err();
-                assert!(matches!(e, IndexError::Inconsistent(_)), "{e:?}");
+                assert!(matches!(e, IndexError::SpentTwice(_)), "{e:?}");
                 let txid = outpoint.txid.to_string();
-                let said = format!("{} of the transaction whose txid ends in {}", outpoint.vout, &txid[32..]);
+                let said = format!("output {} of the transaction whose txid ends in {}", outpoint.vout, &txid[32..]);
                 assert!(e.to_string().contains(&said), "{e}");
             }
             _ => synced.unwrap(),

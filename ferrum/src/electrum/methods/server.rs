@@ -7,6 +7,7 @@ use crate::electrum::jsonrpc::RpcError;
 use crate::electrum::protocol::ProtocolVersion;
 use crate::electrum::state::SessionState;
 use crate::electrum::{server_version, Electrum, ElectrumConfig};
+use crate::hostport;
 
 /// `server.version`: the first message of a session. Sets the session's version, or asks for
 /// the session to be closed after the error reply.
@@ -98,8 +99,11 @@ pub(crate) fn features_json(config: &ElectrumConfig, v1_7: bool) -> Value {
             obj.entry(key).or_insert(json!(s.port));
         }
     }
-    let services: Vec<String> =
-        config.report_services.iter().map(|s| format!("{}://{}:{}", s.protocol, s.host, s.port)).collect();
+    let services: Vec<String> = config
+        .report_services
+        .iter()
+        .map(|s| format!("{}://{}", s.protocol, hostport::join(&s.host, s.port)))
+        .collect();
     let mut features = json!({
         "hosts": hosts,
         "pruning": null,

@@ -61,12 +61,13 @@ fn tiny_preset_runs_every_step() {
 }
 
 /// The scale run, short: both modes on the same synthetic chain, every sample taken, the report
-/// written. The two modes index the same chain, so their probes find the same histories.
+/// written. The two modes index the same chain, so their probes find the same histories, and
+/// run in one process, each measured from its own start.
 #[test]
 fn scale_run_samples_both_modes() {
     let out = tempfile::tempdir().unwrap();
     let markdown = out.path().join("BENCHMARKS.md");
-    let status = Command::new(env!("CARGO_BIN_EXE_bench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(["scale", "--to", "200k", "--every", "50k", "--mode", "both", "--no-chart"])
         .arg("--dir")
         .arg(out.path().join("index"))
@@ -74,10 +75,19 @@ fn scale_run_samples_both_modes() {
         .arg(out.path())
         .arg("--markdown")
         .arg(&markdown)
-        .status()
+        .spawn()
         .unwrap();
-    assert!(status.success(), "bench scale failed: {status}");
+    // Waited for with its resource usage: the CPU time of the run and of the generators it
+    // started and waited for.
+    let mut status = 0;
+    // SAFETY: all zeros is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes the status and the struct it is given.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(waited, child.id() as libc::pid_t);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "bench scale failed: {status}");
     let mut probes = Vec::new();
+    let mut cpu_of_runs = 0.0;
     for mode in ["spenttxouts", "utxo"] {
         let path = out.path().join(format!("scale/{mode}.json"));
         let run: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -103,7 +113,13 @@ fn scale_run_samples_both_modes() {
         let history: Vec<u64> = last["probes"].as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap()).collect();
         assert!(history[0] > 1_000 && history[0] > history[1] && history[1] > history[2], "{history:?}");
         probes.push(history);
+        cpu_of_runs += last["cpu_seconds"].as_f64().unwrap() + last["generator_cpu_seconds"].as_f64().unwrap();
     }
+    // The runs' CPU times add up to no more than the processes used: the second run's does not
+    // include the first's.
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let used = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    assert!(cpu_of_runs <= used + 0.1, "the runs report {cpu_of_runs} s of CPU, the processes used {used} s");
     assert_eq!(probes[0], probes[1], "the two modes indexed different histories");
     let md = std::fs::read_to_string(&markdown).unwrap();
     for heading in

@@ -134,6 +134,9 @@ pub fn run(o: &Options) -> Result<Run> {
     let mut indexer =
         Indexer::new(index.clone(), source.clone(), o.mode, IndexConfig::default(), StopSignal::default());
 
+    // `--mode both` runs the modes one after the other in this process: each run's CPU time,
+    // bytes written and peak RSS count from its own start.
+    let base = Baseline::now()?;
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let peak_disk = Arc::new(AtomicU64::new(0));
@@ -154,7 +157,7 @@ pub fn run(o: &Options) -> Result<Run> {
                     // the cores the indexer needs: every tenth sample only.
                     let probe = samples.len() % PROBE_EVERY == PROBE_EVERY - 1;
                     let probes = if probe { probes.as_slice() } else { &[] };
-                    let s = sample(&index, &dir, started, generator_pid, probes, samples.last());
+                    let s = sample(&index, &dir, &base, started, generator_pid, probes, samples.last());
                     eprintln!(
                         "scale: {} transactions, {:.0} tx/s, RSS {} MiB (anon {} MiB), disk {} MiB, write amp {:.1}",
                         s.txs,
@@ -192,7 +195,7 @@ pub fn run(o: &Options) -> Result<Run> {
     let compaction_seconds = started.elapsed().as_secs_f64() - index_seconds;
     done.store(true, Ordering::SeqCst);
     let samples = sampler.join().map_err(|_| anyhow!("the sampler panicked"))?;
-    let last = sample(&index, &o.dir, started, generator.0.id(), &probes, samples.last());
+    let last = sample(&index, &o.dir, &base, started, generator.0.id(), &probes, samples.last());
     drop(generator);
     Ok(Run {
         seed: o.seed,
@@ -207,9 +210,26 @@ pub fn run(o: &Options) -> Result<Run> {
     })
 }
 
+/// What this process had used before a run: its CPU time and bytes written. Its peak RSS is
+/// reset (`/proc/self/clear_refs`), so the kernel's peak is the run's.
+#[derive(Clone, Copy)]
+struct Baseline {
+    cpu_seconds: f64,
+    written_bytes: u64,
+}
+
+impl Baseline {
+    fn now() -> Result<Baseline> {
+        std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak RSS")?;
+        let (cpu_seconds, _) = process_usage(std::process::id())?;
+        Ok(Baseline { cpu_seconds, written_bytes: proc_field("/proc/self/io", "write_bytes") })
+    }
+}
+
 fn sample(
     index: &Arc<Index>,
     dir: &Path,
+    base: &Baseline,
     started: Instant,
     generator: u32,
     probes: &[ScriptHash],
@@ -219,11 +239,12 @@ fn sample(
     let seconds = started.elapsed().as_secs_f64();
     let me = std::process::id();
     let (cpu, peak_rss) = process_usage(me).unwrap_or_default();
+    let cpu = cpu - base.cpu_seconds;
     let (generator_cpu, _) = process_usage(generator).unwrap_or_default();
     let usage = index.store().disk_usage().unwrap_or_default();
     let disk = dir_bytes(dir);
-    // Bytes this process had written to storage.
-    let written = proc_field("/proc/self/io", "write_bytes");
+    // Bytes this process had written to storage in this run.
+    let written = proc_field("/proc/self/io", "write_bytes").saturating_sub(base.written_bytes);
     let (prev_txs, prev_secs) = prev.map_or((0, 0.0), |p| (p.txs, p.seconds));
     Sample {
         txs: tip.tx_count,

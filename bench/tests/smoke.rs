@@ -67,6 +67,7 @@ fn tiny_preset_runs_every_step() {
 fn scale_run_samples_both_modes() {
     let out = tempfile::tempdir().unwrap();
     let markdown = out.path().join("BENCHMARKS.md");
+    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below, which also reads its resource usage")]
     let child = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(["scale", "--to", "200k", "--every", "50k", "--mode", "both", "--no-chart"])
         .arg("--dir")

@@ -28,7 +28,8 @@ pub struct IndexConfig {
     pub chunk_bytes: usize,
     /// ...or this many blocks.
     pub chunk_blocks: u32,
-    /// Memory for the outputs created in a chunk (`utxo` mode).
+    /// Memory for the outputs created in a chunk (`utxo` mode); by default half of the server's
+    /// default `--cache-mb`, as the server sets it.
     pub utxo_cache_bytes: usize,
     /// Blocks of undo data kept in `utxo` mode; deeper reorgs re-read spent outputs from the node.
     pub undo_depth: u32,
@@ -42,7 +43,7 @@ impl Default for IndexConfig {
             fetch_concurrency: 8,
             chunk_bytes: 128 << 20,
             chunk_blocks: u32::MAX,
-            utxo_cache_bytes: 256 << 20,
+            utxo_cache_bytes: 512 << 20,
             undo_depth: 200,
             bulk_threshold: 200,
         }

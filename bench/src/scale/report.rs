@@ -169,7 +169,9 @@ pub struct Projection {
 /// indexer kept busy. Two curves, as they bracket how a cost grows that is lookups in tables
 /// growing in size: a line `a + b·N` (a cost growing with the table, as when every lookup
 /// misses the caches and the misses cost more and more) and `a + b·ln N` (a cost growing with
-/// the depth of the tables' levels and indexes). The
+/// the depth of the tables' levels and indexes). The RSS's line starts where the block cache
+/// has filled (95% of its largest size in the run): a cache filling to its capacity is memory
+/// that stops growing there, and a line through it would carry its growth to mainnet. The
 /// CPU time, not the rate: on a shared machine the rate also falls with what the other process
 /// (the chain's generator here, the node on a server) takes. Disk and compaction scale with
 /// the index, at the run's final bytes per transaction.
@@ -180,6 +182,7 @@ pub fn project(run: &Value) -> Option<Projection> {
     let f = |s: &Value, k: &str| s[k].as_f64().unwrap_or(0.0);
     let mut cpu = Vec::new();
     let mut rss = Vec::new();
+    let cache_full = samples.iter().map(|s| f(s, "block_cache_bytes")).fold(0.0, f64::max) * 0.95;
     let (mut busy, mut wall) = (0.0, 0.0);
     for pair in samples.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -189,7 +192,9 @@ pub fn project(run: &Value) -> Option<Projection> {
             continue;
         }
         cpu.push((f(b, "txs"), (f(b, "cpu_seconds") - f(a, "cpu_seconds")) / n * 1e6));
-        rss.push((f(b, "txs"), f(b, "rss_anon_bytes")));
+        if f(b, "block_cache_bytes") >= cache_full {
+            rss.push((f(b, "txs"), f(b, "rss_anon_bytes")));
+        }
         busy += f(b, "cpu_seconds") - f(a, "cpu_seconds");
         wall += f(b, "seconds") - f(a, "seconds");
     }
@@ -238,7 +243,9 @@ fn projection(md: &mut String, runs: &[Value]) {
          tables as cache misses grow, or with the depth of their levels), and each curve is \
          integrated from the run's end to mainnet's size, added to the run's own CPU time and \
          spread over the cores the indexer kept busy in the run; disk and compaction time are \
-         scaled from the run's final bytes per transaction. The CPU time rather than the rate: on these 2 cores \
+         scaled from the run's final bytes per transaction. The RSS's line starts once the block \
+         cache has filled (a cache filling up to its capacity is growth that stops there), and \
+         where it falls the run's highest sample stands. The CPU time rather than the rate: on these 2 cores \
          the rate also falls with what the chain's generator takes, as it would with the node. \
          Mainnet's early blocks are smaller and its scripts more varied than the synthetic \
          chain's: read these as the shape of the costs, not a promise. Peak disk is the final \
@@ -333,6 +340,18 @@ mod tests {
         // Falling memory: the run's own highest sample stands.
         let falling = run(&[(10_000_000, 10.0, 0), (11_000_000, 10.0, 5_000), (12_000_000, 10.0, 1_000)]);
         assert_eq!(project(&falling).unwrap().rss_anon_bytes, 5_000.0);
+        // Memory growing only while the block cache fills, flat once it is full: flat.
+        let mut filling = run(&[
+            (10_000_000, 10.0, 1_000),
+            (11_000_000, 10.0, 2_000),
+            (12_000_000, 10.0, 3_000),
+            (13_000_000, 10.0, 3_000),
+            (14_000_000, 10.0, 3_000),
+        ]);
+        for (i, cache) in [1_000, 2_000, 3_000, 3_000, 3_000].into_iter().enumerate() {
+            filling["samples"][i]["block_cache_bytes"] = json!(cache);
+        }
+        assert_eq!(project(&filling).unwrap().rss_anon_bytes, 3_000.0);
         let mut md = String::new();
         projection(&mut md, &[growing]);
         assert!(md.contains("| spenttxouts | 12.0M | 11.0 → 1199.0; 11.0 → 63.9 | 10.50 |"), "{md}");

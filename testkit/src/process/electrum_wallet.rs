@@ -116,7 +116,15 @@ impl ElectrumWallet {
         let dir = tempfile::Builder::new().prefix("ferrum-electrum-").tempdir()?;
         let net_dir = dir.path().join("regtest");
         std::fs::create_dir_all(&net_dir)?;
-        std::fs::write(net_dir.join("config"), serde_json::to_vec_pretty(config)?)?;
+        // The daemon's RPC credentials, set before its first start. Unset, the daemon and each
+        // command make one and save it into the config file they share, and a command that
+        // read the file between two saves sends a password the daemon does not have: its RPC
+        // answers "Forbidden" (seen once, `load_wallet` right after `restore` in 4.8.1).
+        let mut config = config.clone();
+        config["rpcuser"] = json!("ferrum-test");
+        config["rpcpassword"] =
+            json!(dir.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+        std::fs::write(net_dir.join("config"), serde_json::to_vec_pretty(&config)?)?;
         let mut wallet = ElectrumWallet { release, exe, child: None, dir };
         wallet.spawn(flags)?;
         Ok(wallet)

@@ -417,7 +417,7 @@ fn synth_command() -> Result<()> {
 }
 
 /// `bench scale [--to N] [--every N] [--mode spenttxouts|utxo|both] [--seed N] [--dir DIR]
-/// [--results DIR] [--markdown FILE] [--no-chart]`: the index alone on a synthetic chain
+/// [--cache-mb MB] [--results DIR] [--markdown FILE] [--no-chart]`: the index alone on a synthetic chain
 /// (`scale/`).
 fn scale_command() -> Result<()> {
     let mut o = scale::Options {
@@ -426,6 +426,7 @@ fn scale_command() -> Result<()> {
         every: 1_000_000,
         mode: ferrum::PrevoutMode::Spenttxouts,
         dir: chaingen::cache_root().join("scale-index"),
+        cache_mb: ferrum::DEFAULT_CACHE_MB,
     };
     let mut modes = vec![ferrum::PrevoutMode::Spenttxouts, ferrum::PrevoutMode::Utxo];
     let mut results = root().join("bench/results");
@@ -440,6 +441,7 @@ fn scale_command() -> Result<()> {
             "--to" => o.to = parse_count(&value()?).context("--to")?,
             "--every" => o.every = parse_count(&value()?).context("--every")?,
             "--dir" => o.dir = PathBuf::from(value()?),
+            "--cache-mb" => o.cache_mb = value()?.parse().context("--cache-mb")?,
             "--results" => results = PathBuf::from(value()?),
             "--markdown" => markdown = PathBuf::from(value()?),
             "--mode" => {

@@ -53,7 +53,7 @@ pub use shutdown::StopSignal;
 
 // The pipeline, driven stage by stage by the tests, the fuzz targets and the scale benchmark.
 pub use electrum::{session::Session, state::SessionState, Electrum, ElectrumConfig};
-pub use index::{build, BlockSource, DaemonSource, Index, IndexConfig, Indexer};
+pub use index::{build, share_cache_mb, BlockSource, DaemonSource, Index, IndexConfig, Indexer, DEFAULT_CACHE_MB};
 pub use mempool::Mempool;
 pub use network::Network;
 pub use query::{Query, ScriptCacheConfig, ScriptCacheStats};

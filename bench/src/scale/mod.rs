@@ -2,7 +2,8 @@
 //! transactions or more, and how every cost grows on the way.
 //!
 //! The generator runs as a child process (`bench synth`) writing blocks to a pipe; this process
-//! runs Ferrum's indexer on them through [`SynthSource`], with Ferrum's default settings, so its
+//! runs Ferrum's indexer on them through [`SynthSource`], with Ferrum's default settings (but
+//! `--cache-mb`, which it takes), so its
 //! CPU and memory are the indexer's (and the pipe's small buffer). Every `--every` transactions
 //! (1M by default) it records: indexing rate over the interval, CPU of the indexer and of the
 //! generator, memory (RSS, and its anonymous part, which leaves out file pages such as the txid
@@ -22,7 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use ferrum::types::ScriptHash;
 use ferrum::{
-    Index, IndexConfig, Indexer, Network, PrevoutMode, Query, ScriptCacheConfig, StopSignal, Store, StoreConfig,
+    share_cache_mb, Index, IndexConfig, Indexer, Network, PrevoutMode, Query, ScriptCacheConfig, StopSignal, Store,
+    StoreConfig,
 };
 use serde::Serialize;
 
@@ -42,6 +44,8 @@ pub struct Options {
     pub mode: PrevoutMode,
     /// Where the index is made (removed first; kept after the run).
     pub dir: PathBuf,
+    /// The server's `--cache-mb`, shared as the server shares it.
+    pub cache_mb: usize,
 }
 
 /// One point of the curves.
@@ -83,6 +87,7 @@ pub struct Sample {
 pub struct Run {
     pub seed: u64,
     pub mode: &'static str,
+    pub cache_mb: usize,
     pub machine: String,
     pub samples: Vec<Sample>,
     /// Sync to the last block, and the compaction after it.
@@ -122,7 +127,9 @@ pub fn run(o: &Options) -> Result<Run> {
     let generator = Generator(child);
     let source = SynthSource::spawn(stdout, 64 << 20, o.mode == PrevoutMode::Spenttxouts);
 
-    let store = Store::open(&o.dir, Network::Regtest, &StoreConfig::default())?;
+    let (mut store_config, mut index_config) = (StoreConfig::default(), IndexConfig::default());
+    share_cache_mb(o.cache_mb, &mut store_config, &mut index_config);
+    let store = Store::open(&o.dir, Network::Regtest, &store_config)?;
     store.set_mode(o.mode)?;
     let index = Arc::new(Index::new(store)?);
     let probes: Vec<ScriptHash> = Synth::new(o.seed, Shape::mainnet())
@@ -131,8 +138,7 @@ pub fn run(o: &Options) -> Result<Run> {
         .map(|s| ScriptHash::of_script(s.as_bytes()))
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut indexer =
-        Indexer::new(index.clone(), source.clone(), o.mode, IndexConfig::default(), StopSignal::default());
+    let mut indexer = Indexer::new(index.clone(), source.clone(), o.mode, index_config, StopSignal::default());
 
     // `--mode both` runs the modes one after the other in this process: each run's CPU time,
     // bytes written and peak RSS count from its own start.
@@ -200,6 +206,7 @@ pub fn run(o: &Options) -> Result<Run> {
     Ok(Run {
         seed: o.seed,
         mode: o.mode.name(),
+        cache_mb: o.cache_mb,
         machine: crate::machine(),
         samples,
         index_seconds: round(index_seconds, 1),

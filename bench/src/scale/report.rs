@@ -44,7 +44,7 @@ pub fn section(md: &mut String, runs: &[Value], results: &Path) {
     let _ = write!(
         md,
         "## Scale: the index alone\n\n\
-         `bench scale` on {machine}: Ferrum's indexer with its default settings on a synthetic \
+         `bench scale` on {machine}: Ferrum's indexer with {settings} on a synthetic \
          mainnet-shaped chain (seed {seed}; `bench/src/synth/`), the chain's generator in a process \
          of its own. RSS is the indexer's process; \"anon\" leaves out file pages (the txid file's \
          mapping, read-only, reclaimable). Disk is the index directory; write amplification is what \
@@ -52,6 +52,11 @@ pub fn section(md: &mut String, runs: &[Value], results: &Path) {
          address's history, unspent outputs and balance (median of 3).\n\n",
         machine = first["machine"].as_str().unwrap_or("?"),
         seed = u(&first["seed"]),
+        settings = match first["cache_mb"].as_u64() {
+            Some(mb) if mb != ferrum::DEFAULT_CACHE_MB as u64 =>
+                format!("`--cache-mb {mb}`, its other settings default"),
+            _ => "its default settings".to_string(),
+        },
     );
     md.push_str(
         "| mode | transactions | sync | compaction | tx/s overall | bytes/tx | peak disk | peak RSS | peak anon | CPU s |\n\
@@ -371,5 +376,20 @@ mod tests {
             points.windows(2).map(|w| (w[1].0 - w[0].0) as f64 * w[1].1 / 1e6).sum::<f64>() + points[0].1;
         let tail = 5.0 * (m - t) + 2.0 * ((m * m.ln() - m) - (t * t.ln() - t));
         assert!(((cpu_run + tail / 1e6) / p.cores - p.sync_seconds_log).abs() < 1e-3, "{p:?}");
+    }
+
+    #[test]
+    fn the_report_names_a_cache_other_than_the_default() {
+        let mut r = run(&[(1_000_000, 10.0, 0), (2_000_000, 10.0, 0)]);
+        let text = |r: &Value| {
+            let mut md = String::new();
+            section(&mut md, std::slice::from_ref(r), Path::new("/nonexistent"));
+            md
+        };
+        assert!(text(&r).contains("Ferrum's indexer with its default settings on"), "{}", text(&r));
+        r["cache_mb"] = json!(ferrum::DEFAULT_CACHE_MB);
+        assert!(text(&r).contains("with its default settings on"), "{}", text(&r));
+        r["cache_mb"] = json!(256);
+        assert!(text(&r).contains("with `--cache-mb 256`, its other settings default on"), "{}", text(&r));
     }
 }

@@ -301,6 +301,9 @@ mod tests {
         assert_eq!(c.server.limits.max_recv, 200_000);
         assert_eq!(c.electrum.max_send, 400_000);
         assert_eq!(c.index.cache_mb, 77);
+        // Shared: half to RocksDB, half to a chunk's outputs in utxo mode.
+        assert_eq!(c.index.store.cache_mb, 38);
+        assert_eq!(c.index.indexer.utxo_cache_bytes, 38 << 20);
         assert_eq!(c.log, "warn");
         assert_eq!(c.db_dir, Path::new("/elsewhere"));
         assert_eq!(c.electrum.donation_address, "bc1qdonate");

@@ -13,7 +13,7 @@ use super::{home_dir, ConfigError};
 use crate::daemon::{Auth, DaemonConfig};
 use crate::electrum::{ElectrumConfig, ReportedService};
 use crate::hostport;
-use crate::index::IndexConfig;
+use crate::index::{share_cache_mb, IndexConfig, DEFAULT_CACHE_MB};
 use crate::network::Network;
 use crate::server::tls::CertSource;
 use crate::server::{Limits, Protocol, Service};
@@ -103,8 +103,7 @@ fn rpc(opts: &Options, daemon_url: Option<&str>, network: Network) -> Result<Dae
 }
 
 /// The index: its store on disk, and how the indexer builds it and follows the node. The memory
-/// of `cache_mb` is split in halves: `store.cache_mb` and `indexer.utxo_cache_bytes` are each
-/// half of it.
+/// of `cache_mb` is shared between `store` and `indexer` ([`share_cache_mb`]).
 #[derive(Clone, Debug)]
 pub(crate) struct IndexSettings {
     /// How spent outputs are found; `None` (`auto`): chosen from what the node serves.
@@ -132,7 +131,7 @@ impl Default for IndexSettings {
             store: StoreConfig::default(),
             indexer: IndexConfig::default(),
         };
-        settings.set_cache_mb(1024);
+        settings.set_cache_mb(DEFAULT_CACHE_MB);
         settings
     }
 }
@@ -163,8 +162,7 @@ impl IndexSettings {
 
     fn set_cache_mb(&mut self, mb: usize) {
         self.cache_mb = mb;
-        self.store.cache_mb = mb / 2;
-        self.indexer.utxo_cache_bytes = (mb / 2) << 20;
+        share_cache_mb(mb, &mut self.store, &mut self.indexer);
     }
 }
 

@@ -26,7 +26,9 @@ fn defaults_follow_the_network() {
     let c = Config::load(&parse(&["--daemon-dir", "/d"]), &env(&[])).unwrap();
     assert_eq!(c.network, Network::Mainnet);
     assert!(matches!(&c.daemon.rpc.auth, Auth::Cookie(p) if p == Path::new("/d/.cookie")));
-    // The index's own defaults (what the benchmark and the tests use) are the server's.
+    // The index's own defaults (what the benchmark and the tests use) are the server's, and
+    // are `--cache-mb`'s default shared as the server shares it.
+    assert_eq!(c.index.cache_mb, crate::index::DEFAULT_CACHE_MB);
     assert_eq!(c.index.store.cache_mb, crate::store::StoreConfig::default().cache_mb);
     assert_eq!(c.index.indexer.utxo_cache_bytes, crate::index::IndexConfig::default().utxo_cache_bytes);
     assert_eq!(c.index.indexer.chunk_bytes, crate::index::IndexConfig::default().chunk_bytes);

@@ -35,7 +35,7 @@ use crate::sync::{Locked, Shared};
 use crate::types::BlockHash;
 use build::BuildError;
 pub use source::{BlockSource, DaemonSource};
-pub use sync::{IndexConfig, Indexer};
+pub use sync::{share_cache_mb, IndexConfig, Indexer, DEFAULT_CACHE_MB};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::{BlockSource, Index, IndexError};
 use crate::daemon::DaemonError;
 use crate::shutdown::StopSignal;
-use crate::store::{Batch, Durability, PrevoutMode};
+use crate::store::{Batch, Durability, PrevoutMode, StoreConfig};
 use crate::sync::{Locked, Shared};
 use crate::types::BlockHash;
 
@@ -28,8 +28,8 @@ pub struct IndexConfig {
     pub chunk_bytes: usize,
     /// ...or this many blocks.
     pub chunk_blocks: u32,
-    /// Memory for the outputs created in a chunk (`utxo` mode); by default half of the server's
-    /// default `--cache-mb`, as the server sets it.
+    /// Memory for the outputs created in a chunk (`utxo` mode); by default its share of the
+    /// default `--cache-mb` ([`share_cache_mb`]).
     pub utxo_cache_bytes: usize,
     /// Blocks of undo data kept in `utxo` mode; deeper reorgs re-read spent outputs from the node.
     pub undo_depth: u32,
@@ -43,11 +43,21 @@ impl Default for IndexConfig {
             fetch_concurrency: 8,
             chunk_bytes: 128 << 20,
             chunk_blocks: u32::MAX,
-            utxo_cache_bytes: 512 << 20,
+            utxo_cache_bytes: (DEFAULT_CACHE_MB / 2) << 20,
             undo_depth: 200,
             bulk_threshold: 200,
         }
     }
+}
+
+/// `--cache-mb`'s default, in MiB.
+pub const DEFAULT_CACHE_MB: usize = 1024;
+
+/// How `--cache-mb` is shared, by the server and by the benchmark alike: half for RocksDB's
+/// block cache and write buffers, half for the outputs a chunk creates in utxo mode.
+pub fn share_cache_mb(mb: usize, store: &mut StoreConfig, indexer: &mut IndexConfig) {
+    store.cache_mb = mb / 2;
+    indexer.utxo_cache_bytes = (mb / 2) << 20;
 }
 
 /// The index's only writer. Every change it makes is one commit carrying the new tip; readers

@@ -417,8 +417,8 @@ fn synth_command() -> Result<()> {
 }
 
 /// `bench scale [--to N] [--every N] [--mode spenttxouts|utxo|both] [--seed N] [--dir DIR]
-/// [--cache-mb MB] [--results DIR] [--markdown FILE] [--no-chart]`: the index alone on a synthetic chain
-/// (`scale/`).
+/// [--cache-mb MB] [--results DIR] [--markdown FILE] [--no-chart]`: the index alone on a
+/// synthetic chain (`scale/`).
 fn scale_command() -> Result<()> {
     let mut o = scale::Options {
         seed: 1,

@@ -2,16 +2,15 @@
 //! transactions or more, and how every cost grows on the way.
 //!
 //! The generator runs as a child process (`bench synth`) writing blocks to a pipe; this process
-//! runs Ferrum's indexer on them through [`SynthSource`], with Ferrum's default settings (but
-//! `--cache-mb`, which it takes), so its
-//! CPU and memory are the indexer's (and the pipe's small buffer). Every `--every` transactions
-//! (1M by default) it records: indexing rate over the interval, CPU of the indexer and of the
-//! generator, memory (RSS, and its anonymous part, which leaves out file pages such as the txid
-//! file's mapping: the figure the 1 GB target is about), the index on disk (RocksDB by level and
-//! table, the txid file, pending compaction), bytes written to disk so far against the index's
-//! size (write amplification), and the latency of a full history read of fixed addresses. At
-//! the end it waits for the compaction that follows initial sync, counting it in the sync
-//! time, and records the peak disk use during it.
+//! runs Ferrum's indexer on them through [`SynthSource`], with Ferrum's default settings or the
+//! `--cache-mb` it is given, so its CPU and memory are the indexer's (and the pipe's small
+//! buffer). Every `--every` transactions (1M by default) it records: indexing rate over the
+//! interval, CPU of the indexer and of the generator, memory (RSS, and its anonymous part, which
+//! leaves out file pages such as the txid file's mapping: the figure the 1 GB target is about),
+//! the index on disk (RocksDB by level and table, the txid file, pending compaction), bytes
+//! written to disk so far against the index's size (write amplification), and the latency of a
+//! full history read of fixed addresses. At the end it waits for the compaction that follows
+//! initial sync, counting it in the sync time, and records the peak disk use during it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

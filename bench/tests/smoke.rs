@@ -62,14 +62,14 @@ fn tiny_preset_runs_every_step() {
 
 /// The scale run, short: both modes on the same synthetic chain, every sample taken, the report
 /// written. The two modes index the same chain, so their probes find the same histories, and
-/// run in one process, each measured from its own start.
+/// run in one process, each measured from its own start, with the `--cache-mb` they are given.
 #[test]
 fn scale_run_samples_both_modes() {
     let out = tempfile::tempdir().unwrap();
     let markdown = out.path().join("BENCHMARKS.md");
     #[expect(clippy::zombie_processes, reason = "reaped by wait4 below, which also reads its resource usage")]
     let child = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["scale", "--to", "200k", "--every", "50k", "--mode", "both", "--no-chart"])
+        .args(["scale", "--to", "200k", "--every", "50k", "--mode", "both", "--cache-mb", "256", "--no-chart"])
         .arg("--dir")
         .arg(out.path().join("index"))
         .arg("--results")
@@ -93,6 +93,7 @@ fn scale_run_samples_both_modes() {
         let path = out.path().join(format!("scale/{mode}.json"));
         let run: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(run["mode"], mode);
+        assert_eq!(run["cache_mb"], 256);
         let samples = run["samples"].as_array().unwrap();
         // Samples are taken as commits land: in bulk mode, a commit every 128 MB of rows.
         assert!(!samples.is_empty());
@@ -128,4 +129,5 @@ fn scale_run_samples_both_modes() {
     {
         assert!(md.contains(heading), "{heading} missing from the report");
     }
+    assert!(md.contains("Ferrum's indexer with `--cache-mb 256`"), "the report does not name the cache's size");
 }
